@@ -1,0 +1,214 @@
+import { parseRate, type JobConfig } from "../model/config.ts"
+import type { InstanceRow, JobKind } from "../model/instance.ts"
+import { TaskKind, TaskStatus } from "../model/status.ts"
+import type { TaskRow } from "../model/task.ts"
+import { startRun } from "./frequent.ts"
+import { emptyOutput, newQueues, type LiveTask, type MachineState, type RunState, type WorkerState } from "./state.ts"
+import { assign, enqueue, nameCounter, requeue } from "./tasks.ts"
+
+export interface NewInstance {
+  readonly instanceId: string
+  readonly job: string
+  readonly kind: JobKind
+  readonly config: JobConfig
+  /** JSON text of the instance's params; the root task's body. */
+  readonly params: string
+  readonly localWorkerId: string
+  readonly seed: number
+}
+
+const baseState = (init: NewInstance, startedAt: number): MachineState => {
+  const rate = init.config.dispatchRate === null ? null : parseRate(init.config.dispatchRate)
+  return {
+    instanceId: init.instanceId,
+    job: init.job,
+    kind: init.kind,
+    config: init.config,
+    params: init.params,
+    localWorkerId: init.localWorkerId,
+    startedAt,
+    seed: init.seed | 0,
+    nextSeq: 0,
+    nextRun: 0,
+    context: {},
+    contextBytes: 2,
+    tasks: new Map(),
+    runs: new Map(),
+    history: [],
+    workers: new Map(),
+    workerList: [],
+    cursor: 0,
+    ...newQueues(),
+    waitingCount: 0,
+    subInFlight: 0,
+    byName: new Map(),
+    rate,
+    tokens: rate?.count ?? 0,
+    tokensAt: startedAt,
+    nextTriggerAt: null,
+    outcome: null,
+    outcomeAcked: false,
+    released: false,
+    lastProgressAt: startedAt,
+    metaDirty: true,
+    dirty: [],
+    deleteRuns: [],
+    out: emptyOutput()
+  }
+}
+
+/** A new instance: the root task "0" is created at once; a frequent job's first trigger is due at once (R-FREQ-1). */
+export const createInstance = (init: NewInstance, now: number): MachineState => {
+  const state = baseState(init, now)
+  if (init.config.frequent === null) {
+    startRun(state, now)
+  } else {
+    state.nextRun = 1
+    state.nextTriggerAt = now
+  }
+  return state
+}
+
+/** What a store keeps of an instance, loaded to resume it. */
+export interface StoredInstance {
+  readonly instance: InstanceRow
+  /** Tasks that are not terminal, in seq order. */
+  readonly live: ReadonlyArray<TaskRow>
+  /** Terminal tasks counted by name, worker and status, to rebuild progress. */
+  readonly terminal: ReadonlyArray<{ readonly name: string; readonly worker: string | null; readonly status: number; readonly count: number }>
+}
+
+const placeholderWorker = (id: string, now: number): WorkerState => ({
+  id,
+  isLocal: false,
+  slots: 0,
+  freeSlots: 0,
+  queueLength: 0,
+  lastSeen: now,
+  available: false,
+  lost: false,
+  tasks: new Set(),
+  running: 0,
+  succeeded: 0,
+  failed: 0,
+  nextSeq: 0
+})
+
+/**
+ * Resumes an instance from its store after the tracker restarted (R-REC-1). Terminal tasks stay as they
+ * are; counters come from the instance row and are checked against the tasks (R-FIN-4). Tasks on remote
+ * workers keep them: unacknowledged ones time out by R-DISP-8, the others are confirmed by the worker's
+ * heartbeats or lost with it. Tasks on the old local worker died with the old process: they go back to
+ * Waiting on the new local worker.
+ */
+export const restoreInstance = (stored: StoredInstance, localWorkerId: string, now: number): MachineState => {
+  const row = stored.instance
+  const state = baseState(
+    { instanceId: row.id, job: row.job, kind: row.kind, config: row.config, params: row.params, localWorkerId, seed: row.seed },
+    row.startedAt
+  )
+  state.nextSeq = row.nextSeq
+  state.nextRun = row.nextRun
+  state.nextTriggerAt = row.nextTriggerAt
+  state.context = row.context
+  state.contextBytes = JSON.stringify(row.context).length
+  state.history.push(...row.history)
+  state.outcome = row.outcome
+  state.outcomeAcked = row.outcomeAcked
+  state.lastProgressAt = now
+  state.tokensAt = now
+  state.metaDirty = false
+  const timeout = row.config.instanceTimeout
+  for (const counters of row.runs) {
+    const run: RunState = {
+      n: counters.run,
+      rootId: String(counters.run),
+      startedAt: counters.startedAt,
+      timeoutAt: timeout === null ? null : counters.startedAt + timeout,
+      created: counters.created,
+      succeeded: counters.succeeded,
+      failed: counters.failed,
+      live: 0,
+      pendingMaps: 0,
+      finalCreated: counters.finalCreated,
+      rootOutcome: undefined,
+      finalOutcome: undefined,
+      done: false
+    }
+    state.runs.set(run.n, run)
+  }
+  for (const count of stored.terminal) {
+    const counter = nameCounter(state, count.name)
+    counter.total += count.count
+    counter[count.status === TaskStatus.Succeeded ? "succeeded" : "failed"] += count.count
+  }
+  const unacknowledged: LiveTask[] = []
+  for (const taskRow of stored.live) {
+    const run = state.runs.get(taskRow.run)
+    if (run === undefined) continue
+    const counter = nameCounter(state, taskRow.name)
+    counter.total++
+    const pinnedTo =
+      taskRow.kind === TaskKind.Root || taskRow.kind === TaskKind.Final
+        ? localWorkerId
+        : taskRow.kind === TaskKind.Broadcast
+          ? (taskRow.worker ?? undefined)
+          : undefined
+    const task: LiveTask = {
+      id: taskRow.id,
+      seq: taskRow.seq,
+      run,
+      name: taskRow.name,
+      kind: taskRow.kind,
+      body: taskRow.body,
+      counter,
+      status: taskRow.status,
+      worker: undefined,
+      pinnedTo,
+      attempt: taskRow.attempt,
+      failures: taskRow.failures,
+      redeliveries: taskRow.redeliveries,
+      childCount: taskRow.childCount,
+      mapCursor: 0,
+      dueAt: taskRow.dueAt,
+      lastError: taskRow.lastError,
+      result: null,
+      resultCut: false,
+      batch: undefined,
+      queued: false,
+      dirty: 0
+    }
+    counter[taskRow.status === TaskStatus.Waiting ? "waiting" : taskRow.status === TaskStatus.Dispatched ? "dispatched" : "running"]++
+    if (taskRow.status === TaskStatus.Waiting) state.waitingCount++
+    else if (task.kind === TaskKind.Sub) state.subInFlight++
+    state.tasks.set(task.id, task)
+    run.live++
+    if (taskRow.status === TaskStatus.Waiting) {
+      if (task.dueAt !== null && task.dueAt > now) state.delayed.push(task)
+      else enqueue(state, task)
+      continue
+    }
+    const workerId = taskRow.worker ?? row.localWorker
+    let worker = state.workers.get(workerId)
+    if (worker === undefined) {
+      worker = placeholderWorker(workerId, now)
+      state.workers.set(workerId, worker)
+      state.workerList.push(worker)
+    }
+    assign(task, worker)
+    if (workerId === row.localWorker) requeue(state, task, now, null)
+    else if (task.status === TaskStatus.Dispatched) unacknowledged.push(task)
+  }
+  const oldLocal = state.workers.get(row.localWorker)
+  if (oldLocal !== undefined && row.localWorker !== localWorkerId) oldLocal.lost = true
+  if (unacknowledged.length > 0) {
+    const batch = { worker: unacknowledged[0]!.worker!, seq: -1, at: now, tasks: unacknowledged, pending: unacknowledged.length }
+    for (const task of unacknowledged) task.batch = batch
+    state.sentBatches.push(batch)
+  }
+  // A restored instance has no map calls in flight: their callers got no answer and will fail or retry.
+  if (state.outcome === null && state.config.frequent !== null && state.nextTriggerAt === null && state.runs.size === 0) {
+    state.nextTriggerAt = now
+  }
+  return state
+}

@@ -1,0 +1,77 @@
+import { RejectedError } from "../model/errors.ts"
+import type { MapRequest } from "../model/messages.ts"
+import { FINAL_NAME, ROOT_NAME, TaskKind } from "../model/status.ts"
+import { utf8Length } from "./collections.ts"
+import { runningTask } from "./retry.ts"
+import type { MachineState, ReplyValue } from "./state.ts"
+import { createTask, markDirty } from "./tasks.ts"
+import { touchWorker } from "./workers.ts"
+
+/** Encoded size of a body; short strings skip the exact count, they cannot pass the limit. */
+const bodyBytes = (body: string | Uint8Array, limit: number): number =>
+  typeof body === "string" ? (body.length * 3 <= limit ? body.length : utf8Length(body)) : body.byteLength
+
+/** Checks a map call against R-MAP-3 and R-MAP-5; nothing is stored when it fails. */
+const validate = (state: MachineState, request: MapRequest): RejectedError | undefined => {
+  if (state.kind !== "map" && state.kind !== "mapReduce") {
+    return new RejectedError({ reason: "map-not-allowed", message: `a ${state.kind} job cannot map; only map and mapReduce jobs can` })
+  }
+  if (request.name === ROOT_NAME || request.name === FINAL_NAME) {
+    return new RejectedError({ reason: "reserved-name", message: `"${request.name}" is reserved for the ${request.name === ROOT_NAME ? "root" : "final"} task` })
+  }
+  if (request.name.length === 0) return new RejectedError({ reason: "bad-input", message: "a map call needs a task name" })
+  const limit = state.config.maxTaskBodyBytes
+  for (let i = 0; i < request.bodies.length; i++) {
+    const size = bodyBytes(request.bodies[i] as string | Uint8Array, limit)
+    if (size > limit) {
+      return new RejectedError({ reason: "body-too-large", message: `item ${i} is ${size} bytes; maxTaskBodyBytes is ${limit}` })
+    }
+  }
+  return undefined
+}
+
+/**
+ * A running task maps out children, all of one call or none (R-MAP-1). Child number k of the current
+ * attempt gets id "<parent>.<k>"; numbers an earlier attempt already created are skipped (R-MAP-2).
+ * Above maxWaitingTasks waiting tasks the call waits until the dispatcher drains below half (R-MAP-4).
+ */
+export const applyMap = (state: MachineState, request: MapRequest, reply: number, now: number, admitted = false): void => {
+  touchWorker(state, request.workerId, now)
+  const answer = (value: ReplyValue | RejectedError): void => {
+    state.out.replies.push({ id: reply, value })
+  }
+  if (state.outcome !== null) {
+    return answer(new RejectedError({ reason: "instance-finished", message: `instance ${state.instanceId} has finished` }))
+  }
+  const parent = runningTask(state, request.taskId, request.attempt, request.workerId)
+  if (parent instanceof RejectedError) return answer(parent)
+  const invalid = validate(state, request)
+  if (invalid !== undefined) return answer(invalid)
+  if (request.bodies.length === 0) return answer({ _tag: "Mapped", created: 0 })
+  if (!admitted && (state.waitingCount > state.config.maxWaitingTasks || state.pendingMaps.size > 0)) {
+    state.pendingMaps.push({ request, reply, run: parent.run })
+    parent.run.pendingMaps++
+    return
+  }
+  let created = 0
+  for (const body of request.bodies) {
+    const number = ++parent.mapCursor
+    if (number <= parent.childCount) continue
+    parent.childCount = number
+    createTask(state, parent.run, { id: `${parent.id}.${number}`, name: request.name, kind: TaskKind.Sub, body, pinnedTo: undefined })
+    created++
+  }
+  markDirty(state, parent)
+  answer({ _tag: "Mapped", created })
+}
+
+/** Lets suspended map calls in, in arrival order, once the waiting tasks are below half the bound. */
+export const admitPendingMaps = (state: MachineState, now: number): void => {
+  const low = state.config.maxWaitingTasks / 2
+  while (state.pendingMaps.size > 0 && (state.waitingCount < low || state.outcome !== null)) {
+    const pending = state.pendingMaps.shift()
+    if (pending === undefined) break
+    pending.run.pendingMaps--
+    applyMap(state, pending.request, pending.reply, now, true)
+  }
+}

@@ -1,0 +1,212 @@
+import type { JobConfig } from "../model/config.ts"
+import type { RejectedError } from "../model/errors.ts"
+import type { InstanceRow, JobKind, NameProgress, Outcome, Progress, RunRecord } from "../model/instance.ts"
+import type { ContextAppend, Heartbeat, MapRequest, PullRequest, ReportBatch, StopMessage, TaskBatch } from "../model/messages.ts"
+import type { TaskStatus, TaskKind } from "../model/status.ts"
+import type { TaskBody, TaskRow, TaskUpdate } from "../model/task.ts"
+import { Fifo, MinHeap } from "./collections.ts"
+
+/** A task that is not terminal yet, or became terminal in the step being built. */
+export interface LiveTask {
+  readonly id: string
+  readonly seq: number
+  readonly run: RunState
+  readonly name: string
+  readonly kind: TaskKind
+  readonly body: TaskBody
+  readonly counter: NameProgress
+  status: TaskStatus
+  worker: WorkerState | undefined
+  /** Root and final: the local worker; broadcast: its own worker. */
+  pinnedTo: string | undefined
+  attempt: number
+  failures: number
+  redeliveries: number
+  childCount: number
+  /** Children mapped by the current attempt; restarts at 0 with each attempt (R-MAP-2). */
+  mapCursor: number
+  dueAt: number | null
+  lastError: string | null
+  result: string | null
+  resultCut: boolean
+  /** The batch it was last sent in, while unacknowledged. */
+  batch: SentBatch | undefined
+  queued: boolean
+  /** 0: clean; 1: changed; 2: created in this step. */
+  dirty: 0 | 1 | 2
+}
+
+export interface WorkerState {
+  readonly id: string
+  readonly isLocal: boolean
+  slots: number
+  freeSlots: number
+  queueLength: number
+  lastSeen: number
+  /** A send failed: no new work until the next heartbeat (R-DISP-7). */
+  available: boolean
+  lost: boolean
+  /** Non-terminal tasks the tracker has placed on this worker. */
+  readonly tasks: Set<LiveTask>
+  running: number
+  succeeded: number
+  failed: number
+  nextSeq: number
+}
+
+/** Tasks sent together; kept until acknowledged or timed out (R-DISP-8). */
+export interface SentBatch {
+  readonly worker: WorkerState
+  readonly seq: number
+  readonly at: number
+  tasks: LiveTask[]
+  pending: number
+}
+
+/** One sub-instance: the whole instance for plain jobs, one trigger for frequent ones. */
+export interface RunState {
+  readonly n: number
+  readonly rootId: string
+  readonly startedAt: number
+  readonly timeoutAt: number | null
+  created: number
+  succeeded: number
+  failed: number
+  /** Tasks of this run still in memory, counted apart from the counters to check them (R-FIN-4). */
+  live: number
+  pendingMaps: number
+  finalCreated: boolean
+  rootOutcome: { ok: boolean; text: string } | undefined
+  finalOutcome: { ok: boolean; text: string } | undefined
+  done: boolean
+}
+
+export interface PendingMap {
+  readonly request: MapRequest
+  readonly reply: number
+  readonly run: RunState
+}
+
+export type MachineEvent =
+  | { readonly _tag: "Map"; readonly request: MapRequest; readonly reply: number }
+  | { readonly _tag: "Reports"; readonly batch: ReportBatch; readonly reply: number }
+  | { readonly _tag: "Heartbeat"; readonly heartbeat: Heartbeat; readonly reply: number }
+  | { readonly _tag: "Pull"; readonly request: PullRequest; readonly reply: number }
+  | { readonly _tag: "Context"; readonly request: ContextAppend; readonly reply: number }
+  | { readonly _tag: "Kill"; readonly taskId: string | null; readonly reason: string; readonly reply: number }
+  | { readonly _tag: "SendFailed"; readonly workerId: string; readonly seq: number }
+  | { readonly _tag: "StoreFailed"; readonly cause: string }
+  | { readonly _tag: "OutcomeAcked" }
+  | { readonly _tag: "Tick" }
+
+export interface ReportsReply {
+  readonly applied: number
+  readonly dropped: number
+  /** Tasks not live in memory: the tracker looks them up in the store before it answers (R-STATE-4). */
+  readonly unknown: ReadonlyArray<string>
+  readonly rejected: ReadonlyArray<{ readonly taskId: string; readonly error: RejectedError }>
+}
+
+export type ReplyValue =
+  | { readonly _tag: "Mapped"; readonly created: number }
+  | { readonly _tag: "Reports"; readonly reply: ReportsReply }
+  | { readonly _tag: "Ack" }
+  | { readonly _tag: "Pulled"; readonly batch: TaskBatch | null }
+  | { readonly _tag: "Context"; readonly accepted: boolean }
+
+export interface Reply {
+  readonly id: number
+  readonly value: ReplyValue | RejectedError
+}
+
+/** One atomic store write: everything a step changed (group commit). */
+export interface WriteBatch {
+  readonly instance: InstanceRow
+  readonly inserts: TaskRow[]
+  readonly updates: TaskUpdate[]
+  readonly deleteRuns: number[]
+  readonly deleteInstance: boolean
+}
+
+export interface StepOutput {
+  write: WriteBatch | null
+  readonly sends: Array<{ readonly workerId: string; readonly batch: TaskBatch }>
+  readonly stops: Array<{ readonly workerId: string; readonly message: StopMessage }>
+  readonly replies: Reply[]
+  /** Set in the step that decided it (R-FIN-6). */
+  outcome: Outcome | null
+  progress: Progress | null
+  readonly warnings: string[]
+  /** The earliest time at which a Tick has something to do. */
+  wakeAt: number | null
+  released: boolean
+}
+
+export interface MachineState {
+  readonly instanceId: string
+  readonly job: string
+  readonly kind: JobKind
+  readonly config: JobConfig
+  readonly params: string
+  localWorkerId: string
+  readonly startedAt: number
+  seed: number
+  nextSeq: number
+  nextRun: number
+  context: Record<string, unknown>
+  contextBytes: number
+  /** Live tasks by id; a task leaves when it becomes terminal. */
+  readonly tasks: Map<string, LiveTask>
+  readonly runs: Map<number, RunState>
+  readonly history: RunRecord[]
+  readonly workers: Map<string, WorkerState>
+  /** Workers in join order, for round-robin. */
+  readonly workerList: WorkerState[]
+  cursor: number
+  /** Unpinned tasks ready now; entries whose task left Waiting are skipped on the way out. */
+  readonly waiting: Fifo<LiveTask>
+  readonly pinned: Map<string, Fifo<LiveTask>>
+  /** Waiting tasks whose retry is not due yet. */
+  readonly delayed: MinHeap<LiveTask>
+  waitingCount: number
+  /** Pull mode: sub-tasks dispatched, received or running. */
+  subInFlight: number
+  readonly pendingMaps: Fifo<PendingMap>
+  readonly sentBatches: Fifo<SentBatch>
+  readonly byName: Map<string, NameProgress>
+  /** Token bucket of dispatchRate (R-DISP-6); null without a rate. */
+  readonly rate: { readonly count: number; readonly perMs: number } | null
+  tokens: number
+  tokensAt: number
+  nextTriggerAt: number | null
+  outcome: Outcome | null
+  outcomeAcked: boolean
+  released: boolean
+  lastProgressAt: number
+  /** The instance row changed beyond its counters (context, history, outcome). */
+  metaDirty: boolean
+  /** Tasks changed in the step being built, flushed as one write batch. */
+  dirty: LiveTask[]
+  deleteRuns: number[]
+  out: StepOutput
+}
+
+export const emptyOutput = (): StepOutput => ({
+  write: null,
+  sends: [],
+  stops: [],
+  replies: [],
+  outcome: null,
+  progress: null,
+  warnings: [],
+  wakeAt: null,
+  released: false
+})
+
+export const newQueues = () => ({
+  waiting: new Fifo<LiveTask>(),
+  pinned: new Map<string, Fifo<LiveTask>>(),
+  delayed: new MinHeap<LiveTask>((task) => task.dueAt ?? 0),
+  pendingMaps: new Fifo<PendingMap>(),
+  sentBatches: new Fifo<SentBatch>()
+})

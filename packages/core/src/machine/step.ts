@@ -1,0 +1,146 @@
+import { RejectedError } from "../model/errors.ts"
+import type { InstanceRow } from "../model/instance.ts"
+import { TaskStatus } from "../model/status.ts"
+import type { TaskRow, TaskUpdate } from "../model/task.ts"
+import { dispatch, expireBatches, nextBatchExpiry, nextToken, pull, sendFailed } from "./dispatch.ts"
+import { checkRuns, checkTimeouts, kill, nextTimeout, outcomeAcknowledged, storageFailed } from "./finalize.ts"
+import { triggerRuns } from "./frequent.ts"
+import { admitPendingMaps, applyMap } from "./mapping.ts"
+import { appendContext, pushProgress } from "./progress.ts"
+import { applyReports } from "./reports.ts"
+import { emptyOutput, type MachineEvent, type MachineState, type StepOutput } from "./state.ts"
+import { enqueue, toRow, toUpdate } from "./tasks.ts"
+import { applyHeartbeat, checkLiveness, nextLivenessCheck } from "./workers.ts"
+
+const handle = (state: MachineState, event: MachineEvent, now: number): void => {
+  const replies = state.out.replies
+  switch (event._tag) {
+    case "Map":
+      return applyMap(state, event.request, event.reply, now)
+    case "Reports":
+      replies.push({ id: event.reply, value: { _tag: "Reports", reply: applyReports(state, event.batch, now) } })
+      return
+    case "Heartbeat":
+      replies.push({ id: event.reply, value: applyHeartbeat(state, event.heartbeat, now) ?? { _tag: "Ack" } })
+      return
+    case "Pull": {
+      const batch = pull(state, event.request, now)
+      replies.push({ id: event.reply, value: batch instanceof RejectedError ? batch : { _tag: "Pulled", batch } })
+      return
+    }
+    case "Context": {
+      const accepted = appendContext(state, event.request, now)
+      replies.push({ id: event.reply, value: typeof accepted === "boolean" ? { _tag: "Context", accepted } : accepted })
+      return
+    }
+    case "Kill":
+      replies.push({ id: event.reply, value: kill(state, event.taskId, event.reason, now) ?? { _tag: "Ack" } })
+      return
+    case "SendFailed":
+      return sendFailed(state, event.workerId, event.seq, now)
+    case "StoreFailed":
+      return storageFailed(state, event.cause, now)
+    case "OutcomeAcked":
+      return outcomeAcknowledged(state)
+    case "Tick":
+      return
+  }
+}
+
+/** Retries whose backoff is over join the waiting queue. */
+const releaseDue = (state: MachineState, now: number): void => {
+  for (let task = state.delayed.peek(); task !== undefined && (task.dueAt ?? 0) <= now; task = state.delayed.peek()) {
+    state.delayed.pop()
+    if (task.status === TaskStatus.Waiting) enqueue(state, task)
+  }
+}
+
+export const instanceRow = (state: MachineState): InstanceRow => ({
+  id: state.instanceId,
+  job: state.job,
+  kind: state.kind,
+  config: state.config,
+  params: state.params,
+  localWorker: state.localWorkerId,
+  startedAt: state.startedAt,
+  seed: state.seed,
+  nextSeq: state.nextSeq,
+  nextRun: state.nextRun,
+  nextTriggerAt: state.nextTriggerAt,
+  context: state.context as InstanceRow["context"],
+  runs: [...state.runs.values()].map((run) => ({
+    run: run.n,
+    startedAt: run.startedAt,
+    created: run.created,
+    succeeded: run.succeeded,
+    failed: run.failed,
+    finalCreated: run.finalCreated
+  })),
+  history: [...state.history],
+  outcome: state.outcome,
+  outcomeAcked: state.outcomeAcked
+})
+
+/** Everything this step changed, as one write batch (group commit). */
+const flush = (state: MachineState): void => {
+  if (state.dirty.length === 0 && state.deleteRuns.length === 0 && !state.metaDirty) return
+  const inserts: TaskRow[] = []
+  const updates: TaskUpdate[] = []
+  for (const task of state.dirty) {
+    if (task.dirty === 2) inserts.push(toRow(task))
+    else updates.push(toUpdate(task))
+    task.dirty = 0
+  }
+  state.out.write = {
+    instance: instanceRow(state),
+    inserts,
+    updates,
+    deleteRuns: state.deleteRuns,
+    deleteInstance: state.released
+  }
+  state.dirty = []
+  state.deleteRuns = []
+  state.metaDirty = false
+}
+
+const earliest = (times: Array<number | null | undefined>): number | null => {
+  let at: number | null = null
+  for (const time of times) if (time !== null && time !== undefined && (at === null || time < at)) at = time
+  return at
+}
+
+/**
+ * The machine: folds a batch of events into the state at time `now` and says what to do.
+ * Deterministic: no clock, no randomness but the seed in the state, no IO. The state is updated in place.
+ */
+export const step = (state: MachineState, events: ReadonlyArray<MachineEvent>, now: number): StepOutput => {
+  state.out = emptyOutput()
+  if (state.released) return state.out
+  for (const event of events) handle(state, event, now)
+  expireBatches(state, now)
+  checkLiveness(state, now)
+  releaseDue(state, now)
+  checkTimeouts(state, now)
+  triggerRuns(state, now)
+  checkRuns(state, now)
+  dispatch(state, now)
+  if (state.pendingMaps.size > 0) {
+    admitPendingMaps(state, now)
+    dispatch(state, now)
+  }
+  pushProgress(state, now)
+  flush(state)
+  state.out.released = state.released
+  state.out.wakeAt = state.released
+    ? null
+    : earliest([
+        nextBatchExpiry(state),
+        nextLivenessCheck(state),
+        state.delayed.peek()?.dueAt,
+        nextTimeout(state),
+        state.outcome === null ? state.nextTriggerAt : null,
+        nextToken(state),
+        state.outcome === null ? state.lastProgressAt + state.config.progressInterval : null
+      ])
+  return state.out
+}
