@@ -1,0 +1,98 @@
+import { Effect } from "effect"
+import type { JobConfigOverrides } from "../model/config.ts"
+import { ConfigError } from "../model/errors.ts"
+import type { JobKind } from "../model/instance.ts"
+import type { TaskResult } from "../model/task.ts"
+
+/** A task as a processor sees it. */
+export interface TaskView {
+  readonly id: string
+  readonly name: string
+  /** The decoded body: the JSON value mapped, or the bytes. The root's body is the instance's params. */
+  readonly body: unknown
+  readonly attempt: number
+  readonly isRoot: boolean
+}
+
+export interface TaskContext {
+  readonly instanceId: string
+  readonly params: unknown
+  /** The instance context as of the batch this task came in (R-CTX-1). */
+  readonly context: Readonly<Record<string, unknown>>
+  /** Aborted when the task or its instance is killed or stopped. */
+  readonly signal: AbortSignal
+  /**
+   * Maps out child tasks named `name`: all of them are stored, or none (R-MAP-1). Resolves with the
+   * number created; a retried task that maps the same items again creates none twice (R-MAP-2), so map
+   * in a deterministic order. Suspends while the instance holds too many waiting tasks (R-MAP-4).
+   */
+  readonly map: (items: ReadonlyArray<unknown>, name: string) => Promise<number>
+  /** Adds key/values to the instance context; resolves false if the append was dropped for size. */
+  readonly appendContext: (entries: Record<string, unknown>) => Promise<boolean>
+}
+
+/** What a processor may return: a value, a promise of one, or an Effect (with no requirements). */
+export type Returned<A> = A | Promise<A> | Effect.Effect<A, unknown>
+
+export type Processor = (task: TaskView, context: TaskContext) => Returned<unknown>
+export type Reducer = (results: AsyncIterable<TaskResult>, context: TaskContext) => Returned<unknown>
+
+interface JobBase {
+  readonly name: string
+  readonly config?: JobConfigOverrides
+}
+export interface StandaloneJob extends JobBase {
+  readonly kind: "standalone"
+  readonly process: Processor
+}
+export interface MapJob extends JobBase {
+  readonly kind: "map"
+  /** Runs the root (task.isRoot) and every mapped task. */
+  readonly process: Processor
+}
+export interface MapReduceJob extends JobBase {
+  readonly kind: "mapReduce"
+  readonly process: Processor
+  /** Runs once, on the local worker, over every terminal task's result in a deterministic order (R-FIN-3). */
+  readonly reduce: Reducer
+}
+export interface BroadcastJob extends JobBase {
+  readonly kind: "broadcast"
+  /** Runs on the local worker first; its result is the body of every broadcast task (R-BC-1). */
+  readonly preProcess?: Processor
+  /** Runs once on every live worker. */
+  readonly process: Processor
+  /** Runs once all are done; by default the instance succeeds iff no task failed (R-BC-2). */
+  readonly postProcess?: Reducer
+}
+export type Job = StandaloneJob | MapJob | MapReduceJob | BroadcastJob
+
+const kinds: ReadonlyArray<JobKind> = ["standalone", "broadcast", "map", "mapReduce"]
+
+/** Checks a job definition; a bad one throws a ConfigError naming what is wrong. */
+export const defineJob = <J extends Job>(job: J): J => {
+  const fail = (message: string): never => {
+    throw new ConfigError({ reason: "invalid-job", message: `job ${JSON.stringify(job.name)}: ${message}` })
+  }
+  if (typeof job.name !== "string" || job.name.length === 0) fail("a job needs a name")
+  if (!kinds.includes(job.kind)) fail(`kind must be one of ${kinds.join(", ")}`)
+  if (typeof job.process !== "function") fail("process must be a function")
+  if (job.kind === "mapReduce" && typeof job.reduce !== "function") fail("a mapReduce job needs reduce")
+  return job
+}
+
+/** The broadcast job's default postProcess: succeeded iff no task failed, with the counts (R-BC-2). */
+export const countResults: Reducer = async (results) => {
+  let succeeded = 0
+  let failed = 0
+  for await (const result of results) {
+    if (result.ok) succeeded++
+    else failed++
+  }
+  const text = `succeeded: ${succeeded}, failed: ${failed}`
+  if (failed > 0) throw new Error(text)
+  return text
+}
+
+export const runReturned = <A>(value: Returned<A>, signal: AbortSignal | undefined): A | Promise<A> =>
+  Effect.isEffect(value) ? Effect.runPromise(value as Effect.Effect<A, unknown>, signal ? { signal } : undefined) : value

@@ -1,0 +1,254 @@
+import { Clock, Deferred, Duration, Effect, Option, Queue, Schedule, type Scope } from "effect"
+import { createInstance, restoreInstance } from "../machine/instance.ts"
+import { progressSnapshot } from "../machine/progress.ts"
+import { step } from "../machine/step.ts"
+import type { MachineEvent, MachineState, ReplyValue, ReportsReply, StepOutput } from "../machine/state.ts"
+import type { JobConfig } from "../model/config.ts"
+import { RejectedError, StoreError } from "../model/errors.ts"
+import type { JobKind, Outcome, Progress } from "../model/instance.ts"
+import type { ContextAppend, Heartbeat, MapRequest, PullRequest, ReportBatch, TaskBatch } from "../model/messages.ts"
+import { isTerminal } from "../model/status.ts"
+import { TaskStore, type StoredResult } from "../ports/task-store.ts"
+import { Transport } from "../ports/transport.ts"
+
+export type TrackerError = RejectedError | StoreError
+
+/** The tracker of one instance, as workers and the owner see it. */
+export interface Tracker {
+  readonly instanceId: string
+  readonly map: (request: MapRequest) => Effect.Effect<number, TrackerError>
+  readonly report: (batch: ReportBatch) => Effect.Effect<ReportsReply, TrackerError>
+  readonly heartbeat: (heartbeat: Heartbeat) => Effect.Effect<void, TrackerError>
+  readonly pull: (request: PullRequest) => Effect.Effect<TaskBatch | null, TrackerError>
+  readonly appendContext: (request: ContextAppend) => Effect.Effect<boolean, TrackerError>
+  /** Kill the instance (taskId null) or one task (R-FIN-7). */
+  readonly kill: (taskId: string | null, reason: string) => Effect.Effect<void, TrackerError>
+  /** A page of terminal results of a run, in seq order: what the final task reads. */
+  readonly readResults: (run: number, afterSeq: number, limit: number) => Effect.Effect<ReadonlyArray<StoredResult>, StoreError>
+  readonly progress: Effect.Effect<Progress>
+  /** Calls `listener` with every progress push (R-PROG-2); returns the unsubscribe function. */
+  readonly onProgress: (listener: (progress: Progress) => void) => () => void
+  /** Waits for the outcome. */
+  readonly outcome: Effect.Effect<Outcome>
+  /** Waits until the owner acknowledged the outcome and the tracker let go of the instance. */
+  readonly released: Effect.Effect<void>
+}
+
+export interface NewTrackerOptions {
+  readonly instanceId: string
+  readonly job: string
+  readonly kind: JobKind
+  readonly config: JobConfig
+  /** JSON text. */
+  readonly params: string
+  readonly localWorkerId: string
+  readonly seed?: number
+}
+
+/** Store writes are retried this many times before the instance fails with "storage failure" (R-RETRY-4). */
+const STORE_RETRIES = 3
+
+const hashSeed = (text: string): number => {
+  let hash = 0x811c9dc5
+  for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193)
+  return hash | 0
+}
+
+interface Envelope {
+  readonly event: MachineEvent
+}
+
+const rejected = (reason: RejectedError["reason"], message: string) => new RejectedError({ reason, message })
+
+const runTracker = (state: MachineState): Effect.Effect<Tracker, never, TaskStore | Transport | Scope.Scope> =>
+  Effect.gen(function* () {
+    const store = yield* TaskStore
+    const transport = yield* Transport
+    const inbox = yield* Queue.unbounded<Envelope>()
+    const pending = new Map<number, Deferred.Deferred<ReplyValue, TrackerError>>()
+    const listeners = new Set<(progress: Progress) => void>()
+    const outcome = Deferred.makeUnsafe<Outcome>()
+    const released = Deferred.makeUnsafe<void>()
+    let nextReply = 0
+    let closed = false
+
+    const call = (make: (reply: number) => MachineEvent): Effect.Effect<ReplyValue, TrackerError> =>
+      Effect.suspend(() => {
+        if (closed) return Effect.fail(rejected("unknown-instance", `instance ${state.instanceId} is released`))
+        const reply = nextReply++
+        const deferred = Deferred.makeUnsafe<ReplyValue, TrackerError>()
+        pending.set(reply, deferred)
+        Queue.offerUnsafe(inbox, { event: make(reply) })
+        return Deferred.await(deferred)
+      })
+
+    const answer = (id: number, value: ReplyValue | TrackerError) => {
+      const deferred = pending.get(id)
+      if (deferred === undefined) return
+      pending.delete(id)
+      Deferred.doneUnsafe(deferred, value instanceof RejectedError || value instanceof StoreError ? Effect.fail(value) : Effect.succeed(value))
+    }
+
+    /** Reported ids the machine no longer holds: terminal ones were repeats, the rest are unknown (R-STATE-4). */
+    const settleUnknown = (reply: ReportsReply): Effect.Effect<ReportsReply, StoreError> =>
+      reply.unknown.length === 0
+        ? Effect.succeed(reply)
+        : store.readTasks(state.instanceId, reply.unknown).pipe(
+            Effect.map((rows) => {
+              const terminal = new Set(rows.filter((row) => isTerminal(row.status)).map((row) => row.id))
+              const rejectedIds = reply.unknown.filter((id) => !terminal.has(id))
+              return {
+                ...reply,
+                dropped: reply.dropped + terminal.size,
+                unknown: [],
+                rejected: [
+                  ...reply.rejected,
+                  ...rejectedIds.map((taskId) => ({ taskId, error: rejected("unknown-task", `task ${taskId} is not part of ${state.instanceId}`) }))
+                ]
+              }
+            })
+          )
+
+    const deliverOutcome = (value: Outcome) =>
+      transport.deliverOutcome(state.instanceId, value).pipe(
+        Effect.retry(Schedule.exponential("50 millis").pipe(Schedule.modifyDelay((meta) => Effect.succeed(Math.min(Duration.toMillis(meta.duration), 5_000))))),
+        Effect.andThen(Queue.offer(inbox, { event: { _tag: "OutcomeAcked" } }))
+      )
+
+    const perform = (out: StepOutput, now: number): Effect.Effect<void> =>
+      Effect.gen(function* () {
+        if (out.write !== null) {
+          const failure = yield* store.apply(out.write).pipe(
+            Effect.retry(Schedule.recurs(STORE_RETRIES)),
+            Effect.as(undefined),
+            Effect.catch((error: StoreError) => Effect.succeed(error))
+          )
+          if (failure !== undefined) {
+            for (const reply of out.replies) answer(reply.id, failure)
+            if (state.outcome !== null && out.outcome === null) return
+            // Nothing of this step reached the store: nothing of it is sent; the instance fails with the cause.
+            return yield* perform(step(state, [{ _tag: "StoreFailed", cause: failure.message }], now), now)
+          }
+        }
+        for (const reply of out.replies) {
+          const value = reply.value
+          if (value instanceof RejectedError || value._tag !== "Reports") answer(reply.id, value)
+          else {
+            const settled = yield* Effect.result(settleUnknown(value.reply))
+            answer(reply.id, settled._tag === "Success" ? { _tag: "Reports", reply: settled.success } : settled.failure)
+          }
+        }
+        for (const warning of out.warnings) yield* Effect.logWarning(warning)
+        if (out.progress !== null) for (const listener of listeners) listener(out.progress)
+        if (out.outcome !== null) {
+          Deferred.doneUnsafe(outcome, Effect.succeed(out.outcome))
+          yield* Effect.forkChild(deliverOutcome(out.outcome))
+        }
+        yield* Effect.forEach(
+          out.sends,
+          ({ workerId, batch }) =>
+            transport.send(workerId, batch).pipe(
+              Effect.catch(() => Queue.offer(inbox, { event: { _tag: "SendFailed", workerId, seq: batch.seq } }))
+            ),
+          { concurrency: "unbounded", discard: true }
+        )
+        yield* Effect.forEach(out.stops, ({ workerId, message }) => Effect.ignore(transport.stop(workerId, message)), {
+          concurrency: "unbounded",
+          discard: true
+        })
+      })
+
+    /** Everything waiting in the inbox, or nothing once `wakeAt` has come (a tick). */
+    const nextEvents = (wakeAt: number | null): Effect.Effect<ReadonlyArray<Envelope>> =>
+      Effect.gen(function* () {
+        if (wakeAt === null) return yield* Queue.takeAll(inbox)
+        const wait = wakeAt - (yield* Clock.currentTimeMillis)
+        if (wait <= 0) return yield* Queue.clear(inbox)
+        const taken = yield* Queue.takeAll(inbox).pipe(Effect.timeoutOption(wait))
+        return Option.getOrElse(taken, () => [])
+      })
+
+    const loop = Effect.gen(function* () {
+      let envelopes: ReadonlyArray<Envelope> = []
+      for (;;) {
+        const now = yield* Clock.currentTimeMillis
+        const events: MachineEvent[] = new Array(envelopes.length)
+        for (let i = 0; i < envelopes.length; i++) events[i] = (envelopes[i] as Envelope).event
+        const out = step(state, events, now)
+        yield* perform(out, now)
+        if (state.released) break
+        envelopes = yield* nextEvents(out.wakeAt)
+      }
+      closed = true
+      for (const id of [...pending.keys()]) answer(id, rejected("unknown-instance", `instance ${state.instanceId} is released`))
+      Deferred.doneUnsafe(released, Effect.void)
+    })
+
+    yield* Effect.forkScoped(loop)
+
+    const expect = <A>(tag: ReplyValue["_tag"], pick: (value: ReplyValue) => A) => (value: ReplyValue) =>
+      value._tag === tag ? Effect.succeed(pick(value)) : Effect.die(new Error(`tracker answered ${value._tag} to a ${tag} call`))
+
+    const tracker: Tracker = {
+      instanceId: state.instanceId,
+      map: (request) =>
+        call((reply) => ({ _tag: "Map", request, reply })).pipe(
+          Effect.flatMap(expect("Mapped", (value) => (value._tag === "Mapped" ? value.created : 0)))
+        ),
+      report: (batch) =>
+        call((reply) => ({ _tag: "Reports", batch, reply })).pipe(
+          Effect.flatMap(expect("Reports", (value) => (value as Extract<ReplyValue, { _tag: "Reports" }>).reply))
+        ),
+      heartbeat: (heartbeat) => call((reply) => ({ _tag: "Heartbeat", heartbeat, reply })).pipe(Effect.asVoid),
+      pull: (request) =>
+        call((reply) => ({ _tag: "Pull", request, reply })).pipe(
+          Effect.flatMap(expect("Pulled", (value) => (value as Extract<ReplyValue, { _tag: "Pulled" }>).batch))
+        ),
+      appendContext: (request) =>
+        call((reply) => ({ _tag: "Context", request, reply })).pipe(
+          Effect.flatMap(expect("Context", (value) => (value as Extract<ReplyValue, { _tag: "Context" }>).accepted))
+        ),
+      kill: (taskId, reason) => call((reply) => ({ _tag: "Kill", taskId, reason, reply })).pipe(Effect.asVoid),
+      readResults: (run, afterSeq, limit) => store.readResults(state.instanceId, run, afterSeq, limit),
+      progress: Effect.suspend(() => Clock.currentTimeMillis.pipe(Effect.map((now) => progressSnapshot(state, now)))),
+      onProgress: (listener) => {
+        listeners.add(listener)
+        return () => listeners.delete(listener)
+      },
+      outcome: Deferred.await(outcome),
+      released: Deferred.await(released)
+    }
+    return tracker
+  })
+
+/** Starts the tracker of a new instance; its first write stores the instance and its root task. */
+export const startTracker = (options: NewTrackerOptions): Effect.Effect<Tracker, never, TaskStore | Transport | Scope.Scope> =>
+  Effect.gen(function* () {
+    const now = yield* Clock.currentTimeMillis
+    const state = createInstance(
+      {
+        instanceId: options.instanceId,
+        job: options.job,
+        kind: options.kind,
+        config: options.config,
+        params: options.params,
+        localWorkerId: options.localWorkerId,
+        seed: options.seed ?? hashSeed(options.instanceId)
+      },
+      now
+    )
+    return yield* runTracker(state)
+  })
+
+/** Resumes a stored instance after a restart (R-REC-1). */
+export const resumeTracker = (
+  instanceId: string,
+  localWorkerId: string
+): Effect.Effect<Tracker, RejectedError | StoreError, TaskStore | Transport | Scope.Scope> =>
+  Effect.gen(function* () {
+    const store = yield* TaskStore
+    const stored = yield* store.load(instanceId)
+    if (stored === undefined) return yield* rejected("unknown-instance", `no instance ${instanceId} is stored`)
+    const now = yield* Clock.currentTimeMillis
+    return yield* runTracker(restoreInstance(stored, localWorkerId, now))
+  })
