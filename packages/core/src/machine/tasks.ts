@@ -175,7 +175,6 @@ export const finish = (
 
 export const toRow = (task: LiveTask): TaskRow => ({
   ...toUpdate(task),
-  seq: task.seq,
   run: task.run.n,
   name: task.name,
   kind: task.kind,
@@ -184,6 +183,7 @@ export const toRow = (task: LiveTask): TaskRow => ({
 
 export const toUpdate = (task: LiveTask): TaskUpdate => ({
   id: task.id,
+  seq: task.seq,
   status: task.status,
   worker: task.worker?.id ?? null,
   attempt: task.attempt,

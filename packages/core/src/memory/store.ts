@@ -23,59 +23,67 @@ const notFound = (message: string) => new StoreError({ reason: "not-found", mess
 export const makeMemoryStore = (): TaskStoreShape & { readonly instances: Map<string, StoredTasks> } => {
   const instances = new Map<string, StoredTasks>()
 
-  const check = (batch: WriteBatch): StoreError | undefined => {
-    const stored = instances.get(batch.instance.id)
-    const seen = new Set<string>()
-    for (const row of batch.inserts) {
-      if (stored?.byId.has(row.id) || seen.has(row.id)) {
-        return new StoreError({ reason: "conflict", message: `task ${row.id} of ${batch.instance.id} exists already` })
-      }
-      seen.add(row.id)
-    }
-    for (const update of batch.updates) {
-      if (!stored?.byId.has(update.id) && !seen.has(update.id)) {
-        return notFound(`task ${update.id} of ${batch.instance.id} is not stored`)
-      }
-    }
-    return undefined
-  }
-
-  const apply = (batch: WriteBatch): void => {
+  /** Applies a batch in one pass; on the first bad row it undoes what it did, so a failed batch changes nothing. */
+  const apply = (batch: WriteBatch): StoreError | undefined => {
     const id = batch.instance.id
     if (batch.deleteInstance) {
       instances.delete(id)
-      return
+      return undefined
     }
-    let stored = instances.get(id)
-    if (stored === undefined) {
-      stored = { instance: batch.instance, bySeq: [], byId: new Map() }
-      instances.set(id, stored)
+    const existing = instances.get(id)
+    const stored = existing ?? { instance: batch.instance, bySeq: [], byId: new Map<string, TaskRow>() }
+    const { byId, bySeq } = stored
+    let inserted = 0
+    const undo = (error: StoreError) => {
+      for (let i = 0; i < inserted; i++) {
+        const row = batch.inserts[i] as TaskRow
+        byId.delete(row.id)
+        bySeq[row.seq] = undefined
+      }
+      return error
     }
-    stored.instance = batch.instance
+    // Rows are adopted, not copied: the machine builds fresh row objects for every batch and never touches them again.
     for (const row of batch.inserts) {
-      const copy = { ...row }
-      stored.bySeq[row.seq] = copy
-      stored.byId.set(row.id, copy)
+      if (byId.has(row.id)) return undo(new StoreError({ reason: "conflict", message: `task ${row.id} of ${id} exists already` }))
+      byId.set(row.id, row)
+      bySeq[row.seq] = row
+      inserted++
     }
-    for (const update of batch.updates) Object.assign(stored.byId.get(update.id) as TaskRow, update)
+    for (const update of batch.updates) {
+      if (bySeq[update.seq]?.id !== update.id) return undo(notFound(`task ${update.id} (seq ${update.seq}) of ${id} is not stored`))
+    }
+    for (const update of batch.updates) {
+      const row = bySeq[update.seq] as { -readonly [K in keyof TaskRow]: TaskRow[K] }
+      row.status = update.status
+      row.worker = update.worker
+      row.attempt = update.attempt
+      row.failures = update.failures
+      row.redeliveries = update.redeliveries
+      row.childCount = update.childCount
+      row.dueAt = update.dueAt
+      row.result = update.result
+      row.resultCut = update.resultCut
+      row.lastError = update.lastError
+    }
     if (batch.deleteRuns.length > 0) {
       const runs = new Set(batch.deleteRuns)
-      for (const [taskId, row] of stored.byId) {
+      for (const [taskId, row] of byId) {
         if (!runs.has(row.run)) continue
-        stored.byId.delete(taskId)
-        stored.bySeq[row.seq] = undefined
+        byId.delete(taskId)
+        bySeq[row.seq] = undefined
       }
     }
+    stored.instance = batch.instance
+    if (existing === undefined) instances.set(id, stored)
+    return undefined
   }
 
   return {
     instances,
     apply: (batch) =>
       Effect.suspend(() => {
-        const error = check(batch)
-        if (error !== undefined) return Effect.fail(error)
-        apply(batch)
-        return Effect.void
+        const error = apply(batch)
+        return error === undefined ? Effect.void : Effect.fail(error)
       }),
     readTasks: (instanceId, ids) =>
       Effect.sync(() => {

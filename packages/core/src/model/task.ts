@@ -30,8 +30,8 @@ export const TaskRow = Schema.Struct({
 })
 export type TaskRow = typeof TaskRow.Type
 
-/** Everything about a stored task that can change after it was created. */
-export const TaskUpdate = TaskRow.mapFields(({ seq: _s, run: _r, name: _n, kind: _k, body: _b, ...rest }) => rest)
+/** Everything about a stored task that can change after it was created, with its id and seq to find it by. */
+export const TaskUpdate = TaskRow.mapFields(({ run: _r, name: _n, kind: _k, body: _b, ...rest }) => rest)
 export type TaskUpdate = typeof TaskUpdate.Type
 
 /** What reduce and postProcess see of a terminal task (R-FIN-3). */

@@ -58,7 +58,11 @@ interface Item {
   readonly task: DispatchedTask
   cancelled: boolean
   controller: AbortController | undefined
-  mapChain: Promise<unknown>
+  mapChain: Promise<unknown> | undefined
+  started: boolean
+  /** Its receipt was reported: a later start is reported as Running. */
+  acked: boolean
+  done: boolean
 }
 
 const RESULT_PAGE = 1_000
@@ -84,6 +88,56 @@ const processorFor = (job: Job, task: DispatchedTask): { process: Processor } | 
   }
   if (task.kind === TaskKind.Root && job.kind === "broadcast") return { process: job.preProcess ?? (() => null) }
   return { process: job.process }
+}
+
+/** A processor's view of its instance; one small object per task, its methods on the prototype. */
+class ItemContext implements TaskContext {
+  readonly #item: Item
+  readonly #workerId: string
+  constructor(item: Item, workerId: string) {
+    this.#item = item
+    this.#workerId = workerId
+  }
+  get instanceId() {
+    return this.#item.instance.id
+  }
+  get params() {
+    return this.#item.instance.params
+  }
+  get context() {
+    return this.#item.instance.context
+  }
+  get signal() {
+    this.#item.controller ??= new AbortController()
+    return this.#item.controller.signal
+  }
+  map(items: ReadonlyArray<unknown>, name: string): Promise<number> {
+    const item = this.#item
+    const request: MapRequest = {
+      instanceId: item.instance.id,
+      workerId: this.#workerId,
+      taskId: item.task.id,
+      attempt: item.task.attempt,
+      name,
+      bodies: items.map(encodeBody)
+    }
+    // One task's map calls reach the tracker in the order they were made (R-MAP-2).
+    const call = (item.mapChain ?? Promise.resolve()).then(() => callTracker(item.instance.link.map(request)))
+    item.mapChain = call.catch(() => undefined)
+    return call
+  }
+  appendContext(entries: Record<string, unknown>): Promise<boolean> {
+    const item = this.#item
+    return callTracker(
+      item.instance.link.appendContext({
+        instanceId: item.instance.id,
+        workerId: this.#workerId,
+        taskId: item.task.id,
+        attempt: item.task.attempt,
+        entries: JSON.parse(JSON.stringify(entries))
+      })
+    )
+  }
 }
 
 /**
@@ -157,6 +211,7 @@ export const startWorker = (options: WorkerOptions): Effect.Effect<WorkerHandle,
     }
 
     const finish = (item: Item, report: StatusReport): void => {
+      item.done = true
       runningItems.delete(item)
       item.instance.held--
       completed++
@@ -164,42 +219,7 @@ export const startWorker = (options: WorkerOptions): Effect.Effect<WorkerHandle,
       pump()
     }
 
-    const contextFor = (item: Item): TaskContext => {
-      const { instance, task } = item
-      return {
-        instanceId: instance.id,
-        params: instance.params,
-        context: instance.context,
-        get signal() {
-          item.controller ??= new AbortController()
-          return item.controller.signal
-        },
-        map: (items, name) => {
-          const request: MapRequest = {
-            instanceId: instance.id,
-            workerId: options.id,
-            taskId: task.id,
-            attempt: task.attempt,
-            name,
-            bodies: items.map(encodeBody)
-          }
-          // One task's map calls reach the tracker in the order they were made (R-MAP-2).
-          const call = item.mapChain.then(() => callTracker(instance.link.map(request)))
-          item.mapChain = call.catch(() => undefined)
-          return call
-        },
-        appendContext: (entries) =>
-          callTracker(
-            instance.link.appendContext({
-              instanceId: instance.id,
-              workerId: options.id,
-              taskId: task.id,
-              attempt: task.attempt,
-              entries: JSON.parse(JSON.stringify(entries))
-            })
-          )
-      }
-    }
+    const contextFor = (item: Item): TaskContext => new ItemContext(item, options.id)
 
     const resultsOf = (instance: InstanceOnWorker, run: number): AsyncIterable<TaskResult> => ({
       async *[Symbol.asyncIterator]() {
@@ -225,6 +245,8 @@ export const startWorker = (options: WorkerOptions): Effect.Effect<WorkerHandle,
     const start = (item: Item): void => {
       const { instance, task } = item
       runningItems.add(item)
+      item.started = true
+      if (item.acked) post(instance, { taskId: task.id, attempt: task.attempt, status: TaskStatus.Running })
       const succeed = (value: unknown) =>
         finish(item, { taskId: task.id, attempt: task.attempt, status: TaskStatus.Succeeded, result: JSON.stringify(value) ?? "null" })
       const fail = (error: unknown) =>
@@ -243,10 +265,8 @@ export const startWorker = (options: WorkerOptions): Effect.Effect<WorkerHandle,
         }
         if (Effect.isEffect(returned)) item.controller ??= new AbortController()
         const value = runReturned(returned, item.controller?.signal)
-        if (value instanceof Promise) {
-          post(instance, { taskId: task.id, attempt: task.attempt, status: TaskStatus.Running })
-          value.then(succeed, fail)
-        } else succeed(value)
+        if (value instanceof Promise) value.then(succeed, fail)
+        else succeed(value)
       } catch (error) {
         fail(error)
       }
@@ -281,12 +301,19 @@ export const startWorker = (options: WorkerOptions): Effect.Effect<WorkerHandle,
         instance.params = JSON.parse(batch.params)
       }
       instance.context = batch.context
+      const items: Item[] = []
       for (const task of batch.tasks) {
         instance.held++
-        queue.push({ instance, task, cancelled: false, controller: undefined, mapChain: Promise.resolve() })
-        post(instance, { taskId: task.id, attempt: task.attempt, status: TaskStatus.Received })
+        items.push({ instance, task, cancelled: false, controller: undefined, mapChain: undefined, started: false, acked: false, done: false })
       }
+      for (const item of items) queue.push(item)
       pump()
+      // Tasks that already finished reported that instead; the rest confirm receipt (R-DISP-8).
+      for (const item of items) {
+        if (item.done) continue
+        item.acked = true
+        post(instance, { taskId: item.task.id, attempt: item.task.attempt, status: item.started ? TaskStatus.Running : TaskStatus.Received })
+      }
     }
 
     const stop = (message: StopMessage): void => {
