@@ -1,0 +1,4 @@
+import { makeMemoryStore } from "./store.ts"
+import { taskStoreConformance } from "../testing/index.ts"
+
+taskStoreConformance("memory", () => makeMemoryStore())

@@ -1,0 +1,1 @@
+export { instanceRow, taskRow, taskStoreConformance, updateOf } from "./task-store-conformance.ts"
