@@ -115,8 +115,9 @@ const runTracker = (state: MachineState): Effect.Effect<Tracker, never, TaskStor
         Effect.andThen(Queue.offer(inbox, { event: { _tag: "OutcomeAcked" } }))
       )
 
-    const perform = (out: StepOutput, now: number): Effect.Effect<void> =>
+    const perform = (output: StepOutput, now: number): Effect.Effect<void> =>
       Effect.gen(function* () {
+        let out = output
         if (out.write !== null) {
           const failure = yield* store.apply(out.write).pipe(
             Effect.retry(Schedule.recurs(STORE_RETRIES)),
@@ -124,10 +125,11 @@ const runTracker = (state: MachineState): Effect.Effect<Tracker, never, TaskStor
             Effect.catch((error: StoreError) => Effect.succeed(error))
           )
           if (failure !== undefined) {
+            // Nothing of this step reached the store: its callers get the error and none of its tasks is sent.
             for (const reply of out.replies) answer(reply.id, failure)
-            if (state.outcome !== null && out.outcome === null) return
-            // Nothing of this step reached the store: nothing of it is sent; the instance fails with the cause.
-            return yield* perform(step(state, [{ _tag: "StoreFailed", cause: failure.message }], now), now)
+            if (state.outcome === null) return yield* perform(step(state, [{ _tag: "StoreFailed", cause: failure.message }], now), now)
+            // The outcome is known (the storage failure itself, or decided before): it still goes to the owner.
+            out = { ...out, sends: [], replies: [] }
           }
         }
         for (const reply of out.replies) {
