@@ -35,7 +35,7 @@ export interface RunResult {
   readonly progress: Progress
 }
 
-/** A running instance in this process. */
+/** A running instance on in-process workers. */
 export interface JobHandle {
   readonly instanceId: string
   readonly tracker: Tracker

@@ -23,6 +23,15 @@ const nextWaiting = (state: MachineState): LiveTask | undefined => {
   }
 }
 
+/** Drops stale entries at the head of the waiting queue; true if a Waiting task is next. */
+const hasWaiting = (state: MachineState): boolean => {
+  for (let task = state.waiting.peek(); task !== undefined; task = state.waiting.peek()) {
+    if (task.queued && task.status === TaskStatus.Waiting) return true
+    state.waiting.shift()
+  }
+  return false
+}
+
 /** Refills the token bucket of dispatchRate and tells how many sub-tasks may go now (R-DISP-6). */
 const allowance = (state: MachineState, now: number): number => {
   const rate = state.rate
@@ -121,7 +130,8 @@ export const dispatch = (state: MachineState, now: number): void => {
     let budget = allowance(state, now)
     const pick = state.config.routing === "least-loaded" ? pickLeastLoaded : pickRoundRobin
     let sent = 0
-    while (budget > 0 && workers.length > 0) {
+    // A worker is picked only for a task that is there, so the round-robin cursor continues where it stopped (R-DISP-3).
+    while (budget > 0 && workers.length > 0 && hasWaiting(state)) {
       const worker = pick(state, workers, perWorker)
       if (worker === undefined) break
       const task = nextWaiting(state)

@@ -135,7 +135,8 @@ export const kill = (state: MachineState, taskId: string | null, reason: string,
 /** Runs past their timeout fail; workers are told to stop (R-FIN-5, R-FREQ-3). */
 export const checkTimeouts = (state: MachineState, now: number): void => {
   for (const run of [...state.runs.values()]) {
-    if (run.timeoutAt === null || now < run.timeoutAt) continue
+    // A finished run cannot time out: no stop messages after the outcome, no wake-up in the past.
+    if (run.done || run.timeoutAt === null || now < run.timeoutAt) continue
     abortRun(state, run, "timed out", "timed out", now)
     if (state.config.frequent === null) stopAllWorkers(state, "timed out")
   }
@@ -143,7 +144,7 @@ export const checkTimeouts = (state: MachineState, now: number): void => {
 
 export const nextTimeout = (state: MachineState): number | null => {
   let at: number | null = null
-  for (const run of state.runs.values()) if (run.timeoutAt !== null && (at === null || run.timeoutAt < at)) at = run.timeoutAt
+  for (const run of state.runs.values()) if (!run.done && run.timeoutAt !== null && (at === null || run.timeoutAt < at)) at = run.timeoutAt
   return at
 }
 

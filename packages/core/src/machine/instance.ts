@@ -78,9 +78,9 @@ export interface StoredInstance {
   readonly terminal: ReadonlyArray<{ readonly name: string; readonly worker: string | null; readonly status: number; readonly count: number }>
 }
 
-const placeholderWorker = (id: string, now: number): WorkerState => ({
+const placeholderWorker = (id: string, now: number, isLocal: boolean): WorkerState => ({
   id,
-  isLocal: false,
+  isLocal,
   slots: 0,
   freeSlots: 0,
   queueLength: 0,
@@ -191,13 +191,19 @@ export const restoreInstance = (stored: StoredInstance, localWorkerId: string, n
     const workerId = taskRow.worker ?? row.localWorker
     let worker = state.workers.get(workerId)
     if (worker === undefined) {
-      worker = placeholderWorker(workerId, now)
+      // The new local worker, when it keeps its id, is never judged by heartbeats (R-WORK-4).
+      worker = placeholderWorker(workerId, now, workerId === localWorkerId)
       state.workers.set(workerId, worker)
       state.workerList.push(worker)
     }
     assign(task, worker)
-    if (workerId === row.localWorker) requeue(state, task, now, null)
-    else if (task.status === TaskStatus.Dispatched) unacknowledged.push(task)
+    // The store keeps no map cursor: a first attempt has mapped exactly childCount items, but a later attempt
+    // may be anywhere in its re-mapping, so it runs again from its first item (R-MAP-2, R-REC-1).
+    if (workerId === row.localWorker || (task.attempt > 0 && task.childCount > 0)) requeue(state, task, now, null)
+    else {
+      task.mapCursor = task.childCount
+      if (task.status === TaskStatus.Dispatched) unacknowledged.push(task)
+    }
   }
   const oldLocal = state.workers.get(row.localWorker)
   if (oldLocal !== undefined && row.localWorker !== localWorkerId) oldLocal.lost = true

@@ -45,6 +45,10 @@ export const applyMap = (state: MachineState, request: MapRequest, reply: number
   }
   const parent = runningTask(state, request.taskId, request.attempt, request.workerId)
   if (parent instanceof RejectedError) return answer(parent)
+  // The final task reads every other task's result; children it mapped would never reach reduce (R-FIN-3).
+  if (parent.kind === TaskKind.Final) {
+    return answer(new RejectedError({ reason: "map-not-allowed", message: `the ${FINAL_NAME} task ${parent.id} cannot map` }))
+  }
   const invalid = validate(state, request)
   if (invalid !== undefined) return answer(invalid)
   if (request.bodies.length === 0) return answer({ _tag: "Mapped", created: 0 })

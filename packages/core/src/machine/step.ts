@@ -126,6 +126,8 @@ export const step = (state: MachineState, events: ReadonlyArray<MachineEvent>, n
   dispatch(state, now)
   if (state.pendingMaps.size > 0) {
     admitPendingMaps(state, now)
+    // An answered map call is a state change: a run it held open may be over now (R-FIN-1).
+    checkRuns(state, now)
     dispatch(state, now)
   }
   pushProgress(state, now)
