@@ -72,8 +72,12 @@ const runTracker = (state: MachineState): Effect.Effect<Tracker, never, TaskStor
     let nextReply = 0
     let closed = false
 
-    const call = (make: (reply: number) => MachineEvent): Effect.Effect<ReplyValue, TrackerError> =>
+    /** Every message names its instance; one for another instance changes nothing here (R-STATE-4). */
+    const call = (instanceId: string, make: (reply: number) => MachineEvent): Effect.Effect<ReplyValue, TrackerError> =>
       Effect.suspend(() => {
+        if (instanceId !== state.instanceId) {
+          return Effect.fail(rejected("unknown-instance", `this tracker runs ${state.instanceId}, not ${instanceId}`))
+        }
         if (closed) return Effect.fail(rejected("unknown-instance", `instance ${state.instanceId} is released`))
         const reply = nextReply++
         const deferred = Deferred.makeUnsafe<ReplyValue, TrackerError>()
@@ -181,11 +185,16 @@ const runTracker = (state: MachineState): Effect.Effect<Tracker, never, TaskStor
         if (state.released) break
         envelopes = yield* nextEvents(out.wakeAt)
       }
-      closed = true
-      for (const id of [...pending.keys()]) answer(id, rejected("unknown-instance", `instance ${state.instanceId} is released`))
+      close("released")
       Deferred.doneUnsafe(released, Effect.void)
     })
 
+    /** No caller waits forever: on release, or when the tracker's scope closes (crash, eviction, shutdown). */
+    const close = (why: string) => {
+      closed = true
+      for (const id of [...pending.keys()]) answer(id, rejected("unknown-instance", `instance ${state.instanceId} is ${why}`))
+    }
+    yield* Effect.addFinalizer(() => Effect.sync(() => close("closed")))
     yield* Effect.forkScoped(loop)
 
     const expect = <A>(tag: ReplyValue["_tag"], pick: (value: ReplyValue) => A) => (value: ReplyValue) =>
@@ -194,23 +203,23 @@ const runTracker = (state: MachineState): Effect.Effect<Tracker, never, TaskStor
     const tracker: Tracker = {
       instanceId: state.instanceId,
       map: (request) =>
-        call((reply) => ({ _tag: "Map", request, reply })).pipe(
+        call(request.instanceId, (reply) => ({ _tag: "Map", request, reply })).pipe(
           Effect.flatMap(expect("Mapped", (value) => (value._tag === "Mapped" ? value.created : 0)))
         ),
       report: (batch) =>
-        call((reply) => ({ _tag: "Reports", batch, reply })).pipe(
+        call(batch.instanceId, (reply) => ({ _tag: "Reports", batch, reply })).pipe(
           Effect.flatMap(expect("Reports", (value) => (value as Extract<ReplyValue, { _tag: "Reports" }>).reply))
         ),
-      heartbeat: (heartbeat) => call((reply) => ({ _tag: "Heartbeat", heartbeat, reply })).pipe(Effect.asVoid),
+      heartbeat: (heartbeat) => call(heartbeat.instanceId, (reply) => ({ _tag: "Heartbeat", heartbeat, reply })).pipe(Effect.asVoid),
       pull: (request) =>
-        call((reply) => ({ _tag: "Pull", request, reply })).pipe(
+        call(request.instanceId, (reply) => ({ _tag: "Pull", request, reply })).pipe(
           Effect.flatMap(expect("Pulled", (value) => (value as Extract<ReplyValue, { _tag: "Pulled" }>).batch))
         ),
       appendContext: (request) =>
-        call((reply) => ({ _tag: "Context", request, reply })).pipe(
+        call(request.instanceId, (reply) => ({ _tag: "Context", request, reply })).pipe(
           Effect.flatMap(expect("Context", (value) => (value as Extract<ReplyValue, { _tag: "Context" }>).accepted))
         ),
-      kill: (taskId, reason) => call((reply) => ({ _tag: "Kill", taskId, reason, reply })).pipe(Effect.asVoid),
+      kill: (taskId, reason) => call(state.instanceId, (reply) => ({ _tag: "Kill", taskId, reason, reply })).pipe(Effect.asVoid),
       readResults: (run, afterSeq, limit) => store.readResults(state.instanceId, run, afterSeq, limit),
       progress: Effect.suspend(() => Clock.currentTimeMillis.pipe(Effect.map((now) => progressSnapshot(state, now)))),
       onProgress: (listener) => {
