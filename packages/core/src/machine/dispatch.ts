@@ -1,6 +1,7 @@
 import { RejectedError } from "../model/errors.ts"
 import type { DispatchedTask, PullRequest, TaskBatch } from "../model/messages.ts"
 import { TaskStatus } from "../model/status.ts"
+import { checkTimeouts } from "./finalize.ts"
 import type { LiveTask, MachineState, SentBatch, WorkerState } from "./state.ts"
 import { acknowledge, assign, finish, requeue, setStatus } from "./tasks.ts"
 import { touchWorker } from "./workers.ts"
@@ -151,6 +152,8 @@ export const pull = (state: MachineState, request: PullRequest, now: number): Ta
   if (worker === undefined || worker.lost) {
     return new RejectedError({ reason: "unknown-worker", message: `worker ${request.workerId} has not joined ${state.instanceId}` })
   }
+  // A run past its timeout ends before a task of it is handed out, as it does before a push (R-FIN-5).
+  checkTimeouts(state, now)
   if (state.outcome !== null) return null
   const room = Math.min(
     request.pageSize,
@@ -208,9 +211,13 @@ export const sendFailed = (state: MachineState, workerId: string, seq: number, n
   }
 }
 
-/** When the token bucket next holds a token, if tasks wait for one. */
+/** When the token bucket next holds a token, if tasks wait for one to be pushed. */
 export const nextToken = (state: MachineState): number | null => {
   const rate = state.rate
-  if (rate === null || state.waiting.size === 0 || state.tokens >= 1) return null
+  // Only push dispatch waits for a token: in pull mode the workers' pulls refill the bucket, and after the outcome
+  // nothing is dispatched; either way the bucket is not refilled and the time would be in the past.
+  if (rate === null || state.config.dispatchMode === "pull" || state.outcome !== null || state.waiting.size === 0 || state.tokens >= 1) {
+    return null
+  }
   return state.tokensAt + Math.ceil(((1 - state.tokens) * rate.perMs) / rate.count)
 }

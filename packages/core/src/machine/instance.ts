@@ -205,6 +205,18 @@ export const restoreInstance = (stored: StoredInstance, localWorkerId: string, n
       if (task.status === TaskStatus.Dispatched) unacknowledged.push(task)
     }
   }
+  // Per-worker progress counts terminal tasks too (R-PROG-1); a worker known only from them is lost until it heartbeats.
+  for (const count of stored.terminal) {
+    if (count.worker === null) continue
+    let worker = state.workers.get(count.worker)
+    if (worker === undefined) {
+      worker = placeholderWorker(count.worker, now, count.worker === localWorkerId)
+      worker.lost = count.worker !== localWorkerId
+      state.workers.set(worker.id, worker)
+      state.workerList.push(worker)
+    }
+    worker[count.status === TaskStatus.Succeeded ? "succeeded" : "failed"] += count.count
+  }
   const oldLocal = state.workers.get(row.localWorker)
   if (oldLocal !== undefined && row.localWorker !== localWorkerId) oldLocal.lost = true
   if (unacknowledged.length > 0) {

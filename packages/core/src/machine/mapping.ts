@@ -2,6 +2,7 @@ import { RejectedError } from "../model/errors.ts"
 import type { MapRequest } from "../model/messages.ts"
 import { FINAL_NAME, ROOT_NAME, TaskKind } from "../model/status.ts"
 import { utf8Length } from "./collections.ts"
+import { nextToken } from "./dispatch.ts"
 import { runningTask } from "./retry.ts"
 import type { MachineState, ReplyValue } from "./state.ts"
 import { createTask, markDirty } from "./tasks.ts"
@@ -69,10 +70,18 @@ export const applyMap = (state: MachineState, request: MapRequest, reply: number
   answer({ _tag: "Mapped", created })
 }
 
+/**
+ * Every task in flight is a mapper waiting for its answer (or none is left) and no dispatchRate token is due:
+ * no slot will free up and the waiting tasks would never drain, so back-pressure must give way (R-MAP-4 must
+ * not deadlock).
+ */
+const stalled = (state: MachineState): boolean =>
+  state.tasks.size - state.waitingCount <= state.pendingMaps.size && nextToken(state) === null
+
 /** Lets suspended map calls in, in arrival order, once the waiting tasks are below half the bound. */
 export const admitPendingMaps = (state: MachineState, now: number): void => {
   const low = state.config.maxWaitingTasks / 2
-  while (state.pendingMaps.size > 0 && (state.waitingCount < low || state.outcome !== null)) {
+  while (state.pendingMaps.size > 0 && (state.waitingCount < low || state.outcome !== null || stalled(state))) {
     const pending = state.pendingMaps.shift()
     if (pending === undefined) break
     pending.run.pendingMaps--

@@ -17,9 +17,9 @@ export const progressSnapshot = (state: MachineState, now: number): Progress => 
   return { instanceId: state.instanceId, at: now, byName, byWorker, outcome: state.outcome }
 }
 
-/** Pushes progress every progressInterval (R-PROG-2); the finishing step pushes it too. */
+/** Pushes progress every progressInterval (R-PROG-2); the finishing step pushes it too, and is the last to. */
 export const pushProgress = (state: MachineState, now: number): void => {
-  if (state.out.progress !== null || now - state.lastProgressAt < state.config.progressInterval) return
+  if (state.out.progress !== null || state.outcome !== null || now - state.lastProgressAt < state.config.progressInterval) return
   state.lastProgressAt = now
   state.out.progress = progressSnapshot(state, now)
 }

@@ -124,11 +124,14 @@ export const step = (state: MachineState, events: ReadonlyArray<MachineEvent>, n
   triggerRuns(state, now)
   checkRuns(state, now)
   dispatch(state, now)
-  if (state.pendingMaps.size > 0) {
+  // Admitting a map call and dispatching its children may drain the queue again: repeat while calls get in (R-MAP-4).
+  for (let pending = state.pendingMaps.size; pending > 0; ) {
     admitPendingMaps(state, now)
     // An answered map call is a state change: a run it held open may be over now (R-FIN-1).
     checkRuns(state, now)
     dispatch(state, now)
+    if (state.pendingMaps.size === pending) break
+    pending = state.pendingMaps.size
   }
   pushProgress(state, now)
   flush(state)
