@@ -1,0 +1,56 @@
+import { Schema } from "effect"
+import { JobConfigOverrides } from "../model/config.ts"
+
+/** Paths of the HTTP protocol; one place for servers and clients. */
+export const paths = {
+  instances: "/v1/instances",
+  instance: (id: string) => `/v1/instances/${encodeURIComponent(id)}`,
+  call: (id: string, call: InstanceCall) => `/v1/instances/${encodeURIComponent(id)}/${call}`,
+  workers: "/v1/workers",
+  batches: "/v1/batches",
+  stop: "/v1/stop"
+} as const
+
+export type InstanceCall = "reports" | "map" | "heartbeat" | "pull" | "context" | "kill" | "results"
+
+export const SubmitRequest = Schema.Struct({
+  job: Schema.String.check(Schema.isMinLength(1)),
+  params: Schema.optionalKey(Schema.Json),
+  config: Schema.optionalKey(JobConfigOverrides),
+  instanceId: Schema.optionalKey(Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(200)))
+})
+export type SubmitRequest = typeof SubmitRequest.Type
+
+export const KillBody = Schema.Struct({
+  taskId: Schema.NullOr(Schema.String),
+  reason: Schema.String
+})
+
+/** A worker process announcing where tasks reach it. */
+export const WorkerRegistration = Schema.Struct({
+  workerId: Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(256)),
+  url: Schema.String.check(Schema.isMinLength(1)),
+  slots: Schema.Int.check(Schema.isGreaterThan(0)),
+  jobs: Schema.Array(Schema.String)
+})
+export type WorkerRegistration = typeof WorkerRegistration.Type
+
+const Count = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
+export const ResultsQuery = Schema.Struct({
+  run: Count,
+  afterSeq: Schema.Int.check(Schema.isGreaterThanOrEqualTo(-1)),
+  limit: Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 10_000 }))
+})
+
+/** Errors travel as JSON with their tag and reason, so the client can rebuild the typed error. */
+export interface WireError {
+  readonly error: {
+    readonly tag: string
+    readonly reason: string
+    readonly message: string
+    readonly path?: string
+  }
+}
+
+/** Bodies larger than this answer 413 (R-WIRE-2). */
+export const DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024

@@ -1,0 +1,171 @@
+import { Effect, type Schema } from "effect"
+import { Hono, type Context } from "hono"
+import { bodyLimit } from "hono/body-limit"
+import { ConfigError, RejectedError, StoreError, TransportError } from "../model/errors.ts"
+import { ContextAppend, Heartbeat, MapRequest, PullRequest, ReportBatch } from "../model/messages.ts"
+import type { Tracker } from "../tracker/tracker.ts"
+import { decodeMessage, encodeJson, parseJson } from "./codec.ts"
+import { DEFAULT_MAX_BODY_BYTES, KillBody, ResultsQuery, SubmitRequest, WorkerRegistration, type WireError } from "./protocol.ts"
+
+/** What the HTTP layer needs from whoever hosts trackers: a server process, a Durable Object. */
+export interface TrackerHost {
+  /** The tracker of a live instance; unknown ones fail with RejectedError("unknown-instance"). */
+  readonly tracker: (instanceId: string) => Effect.Effect<Tracker, RejectedError>
+  readonly submit: (request: SubmitRequest) => Effect.Effect<{ readonly instanceId: string }, RejectedError | ConfigError | StoreError>
+  /** A worker says where it can be reached; answers the live instances it should join. */
+  readonly registerWorker: (registration: WorkerRegistration) => Effect.Effect<{ readonly instances: ReadonlyArray<string> }, RejectedError>
+}
+
+export interface AppOptions {
+  /** The shared secret every request must carry as `Authorization: Bearer <token>` (R-WIRE-2). */
+  readonly token: string
+  readonly maxBodyBytes?: number
+}
+
+type AnyError = RejectedError | ConfigError | StoreError | TransportError
+
+const statusOf = (error: AnyError): 400 | 404 | 409 | 502 | 503 => {
+  if (error instanceof RejectedError) {
+    return error.reason === "unknown-instance" || error.reason === "unknown-task" ? 404 : error.reason === "bad-input" ? 400 : 409
+  }
+  if (error instanceof ConfigError) return 400
+  if (error instanceof StoreError) return 503
+  return 502
+}
+
+export const wireError = (tag: string, reason: string, message: string, path?: string): WireError => ({
+  error: path === undefined ? { tag, reason, message } : { tag, reason, message, path }
+})
+
+const json = (c: Context, value: unknown, status: 200 | 202 | 400 | 401 | 404 | 409 | 413 | 502 | 503 = 200) =>
+  c.body(encodeJson(value), status, { "content-type": "application/json" })
+
+const constantTimeEqual = (a: string, b: string): boolean => {
+  let diff = a.length ^ b.length
+  for (let i = 0; i < Math.max(a.length, b.length); i++) diff |= (a.charCodeAt(i) | 0) ^ (b.charCodeAt(i) | 0)
+  return diff === 0
+}
+
+/** Auth, body limit and JSON errors shared by the tracker's and the worker's apps. */
+export const guardedApp = (options: AppOptions): Hono => {
+  const app = new Hono()
+  const expected = `Bearer ${options.token}`
+  app.use("*", async (c, next) => {
+    if (!constantTimeEqual(c.req.header("authorization") ?? "", expected)) {
+      return json(c, wireError("Unauthorized", "unauthorized", "a valid bearer token is required"), 401)
+    }
+    await next()
+  })
+  app.use(
+    "*",
+    bodyLimit({
+      maxSize: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
+      onError: (c) => json(c, wireError("TooLarge", "too-large", `bodies are limited to ${options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES} bytes`), 413)
+    })
+  )
+  app.notFound((c) => json(c, wireError("NotFound", "no-route", `no route ${c.req.method} ${c.req.path}`), 404))
+  // Whatever slips through is answered, never left to crash the process (R-WIRE-3).
+  app.onError((error, c) => json(c, wireError("BadRequest", "bad-input", error.message), 400))
+  return app
+}
+
+/** Reads and decodes a JSON body; a failure is a 400 naming the bad field (R-WIRE-1). */
+export const readMessage = async <S extends Schema.Top & { readonly DecodingServices: never }>(
+  c: Context,
+  schema: S
+): Promise<{ ok: true; value: S["Type"] } | { ok: false; response: Response }> => {
+  let parsed: unknown
+  try {
+    parsed = parseJson(await c.req.text())
+  } catch (error) {
+    return { ok: false, response: json(c, wireError("DecodeError", "bad-json", error instanceof Error ? error.message : "not JSON"), 400) }
+  }
+  const decoded = await Effect.runPromise(Effect.result(decodeMessage(schema, parsed)))
+  if (decoded._tag === "Failure") {
+    return { ok: false, response: json(c, wireError("DecodeError", "bad-field", decoded.failure.message, decoded.failure.path), 400) }
+  }
+  return { ok: true, value: decoded.success }
+}
+
+export const answer = async <A>(c: Context, effect: Effect.Effect<A, AnyError>, status: 200 | 202 = 200): Promise<Response> => {
+  const result = await Effect.runPromise(Effect.result(effect))
+  if (result._tag === "Success") return json(c, result.success ?? null, status)
+  const error = result.failure
+  return json(c, wireError(error._tag, error.reason, error.message), statusOf(error))
+}
+
+/**
+ * The tracker side of the protocol: submit, status, kill, and every worker → tracker message.
+ * Every body is decoded with the core's Schemas; a message whose instanceId differs from the URL's is refused.
+ */
+export const makeTrackerApp = (host: TrackerHost, options: AppOptions): Hono => {
+  const app = guardedApp(options)
+
+  app.post("/v1/instances", async (c) => {
+    const request = await readMessage(c, SubmitRequest)
+    return request.ok ? answer(c, host.submit(request.value)) : request.response
+  })
+
+  app.get("/v1/instances/:id", (c) =>
+    answer(
+      c,
+      host.tracker(c.req.param("id")).pipe(
+        Effect.flatMap((tracker) => tracker.progress),
+        Effect.map((progress) => ({ instanceId: progress.instanceId, progress, outcome: progress.outcome }))
+      )
+    )
+  )
+
+  const instanceCall = <S extends Schema.Top & { readonly DecodingServices: never; readonly Type: { readonly instanceId: string } }, A>(
+    call: string,
+    schema: S,
+    run: (tracker: Tracker, message: S["Type"]) => Effect.Effect<A, AnyError>
+  ) =>
+    app.post(`/v1/instances/:id/${call}`, async (c) => {
+      const message = await readMessage(c, schema)
+      if (!message.ok) return message.response
+      const id = c.req.param("id")
+      if (message.value.instanceId !== id) {
+        return json(c, wireError("DecodeError", "bad-field", `instanceId ${message.value.instanceId} does not match the URL's ${id}`, '["instanceId"]'), 400)
+      }
+      return answer(c, Effect.flatMap(host.tracker(id), (tracker) => run(tracker, message.value)))
+    })
+
+  instanceCall("reports", ReportBatch, (tracker, batch) =>
+    tracker.report(batch).pipe(
+      Effect.map((reply) => ({
+        applied: reply.applied,
+        dropped: reply.dropped,
+        rejected: reply.rejected.map(({ taskId, error }) => ({ taskId, reason: error.reason, message: error.message }))
+      }))
+    )
+  )
+  instanceCall("map", MapRequest, (tracker, request) => tracker.map(request).pipe(Effect.map((created) => ({ created }))))
+  instanceCall("heartbeat", Heartbeat, (tracker, heartbeat) => tracker.heartbeat(heartbeat).pipe(Effect.as({})))
+  instanceCall("pull", PullRequest, (tracker, request) => tracker.pull(request).pipe(Effect.map((batch) => ({ batch }))))
+  instanceCall("context", ContextAppend, (tracker, request) => tracker.appendContext(request).pipe(Effect.map((accepted) => ({ accepted }))))
+
+  app.post("/v1/instances/:id/kill", async (c) => {
+    const body = await readMessage(c, KillBody)
+    if (!body.ok) return body.response
+    return answer(c, Effect.flatMap(host.tracker(c.req.param("id")), (tracker) => tracker.kill(body.value.taskId, body.value.reason).pipe(Effect.as({}))))
+  })
+
+  app.get("/v1/instances/:id/results", async (c) => {
+    const query = { run: Number(c.req.query("run") ?? 0), afterSeq: Number(c.req.query("afterSeq") ?? -1), limit: Number(c.req.query("limit") ?? 1000) }
+    const decoded = await Effect.runPromise(Effect.result(decodeMessage(ResultsQuery, query)))
+    if (decoded._tag === "Failure") return json(c, wireError("DecodeError", "bad-field", decoded.failure.message, decoded.failure.path), 400)
+    const { run, afterSeq, limit } = decoded.success
+    return answer(
+      c,
+      Effect.flatMap(host.tracker(c.req.param("id")), (tracker) => tracker.readResults(run, afterSeq, limit)).pipe(Effect.map((results) => ({ results })))
+    )
+  })
+
+  app.post("/v1/workers", async (c) => {
+    const registration = await readMessage(c, WorkerRegistration)
+    return registration.ok ? answer(c, host.registerWorker(registration.value)) : registration.response
+  })
+
+  return app
+}
