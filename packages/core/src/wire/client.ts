@@ -37,6 +37,13 @@ const errorFrom = (status: number, body: unknown): ClientError => {
   return new TransportError({ reason: status === 401 || status === 413 ? "rejected" : "unreachable", message })
 }
 
+/** fetch's own message ("fetch failed") with the reason under it ("connect ECONNREFUSED 127.0.0.1:7070"). */
+const describeCause = (cause: unknown): string => {
+  if (!(cause instanceof Error)) return String(cause)
+  const inner = (cause as { readonly cause?: unknown }).cause
+  return inner instanceof Error && inner.message !== cause.message ? `${cause.message} (${inner.message})` : cause.message
+}
+
 export const request = (
   options: HttpClientOptions,
   method: "GET" | "POST",
@@ -55,8 +62,7 @@ export const request = (
       const text = await response.text()
       return { status: response.status, ok: response.ok, body: text.length === 0 ? null : parseJson(text) }
     },
-    catch: (cause) =>
-      new TransportError({ reason: "unreachable", message: `${method} ${options.baseUrl}${path}: ${cause instanceof Error ? cause.message : String(cause)}` })
+    catch: (cause) => new TransportError({ reason: "unreachable", message: `${method} ${options.baseUrl}${path}: ${describeCause(cause)}` })
   }).pipe(
     Effect.timeoutOrElse({
       duration: Duration.millis(options.timeoutMs ?? 30_000),

@@ -1,0 +1,67 @@
+import { Effect } from "effect"
+import { loadJobs } from "../jobs.ts"
+import { serveTracker } from "../server/serve.ts"
+import { helpOption, integer, parse, port, required, token } from "./args.ts"
+import { messageOf, runUntilSignal } from "./common.ts"
+
+export const serveHelp = `Usage: taskfold serve --port P --token T --jobs <module or folder> [options]
+
+Runs a tracker server on 127.0.0.1: instances are submitted to it by job name, worker processes
+register with it, and its own worker runs every instance's root and final task. With --db, tasks and
+outcomes live in a SQLite file and instances left in it are resumed on start.
+
+Options:
+  --port P          the port to listen on (0: any free port; the address is printed)
+  --token T         the shared secret of tracker, workers and clients (or TASKFOLD_TOKEN)
+  --jobs PATH       a job module, or a folder of them; may be repeated
+  --db FILE         a SQLite database file (default: in memory, lost on exit)
+  --local-slots N   slots of the server's own worker (default 4)
+  --max-body BYTES  larger request bodies are refused with 413 (default 16 MiB)
+  -h, --help        this text
+`
+
+export const serve = async (args: ReadonlyArray<string>): Promise<number> => {
+  const { values } = parse(
+    args,
+    {
+      ...helpOption,
+      port: { type: "string" },
+      token: { type: "string" },
+      jobs: { type: "string", multiple: true },
+      db: { type: "string" },
+      "local-slots": { type: "string" },
+      "max-body": { type: "string" }
+    },
+    0
+  )
+  if (values.help) {
+    process.stdout.write(serveHelp)
+    return 0
+  }
+  const listenPort = port(required(values.port, "--port"), "--port", 0)
+  const secret = token(values.token)
+  const jobPaths = values.jobs ?? []
+  if (jobPaths.length === 0) required(undefined, "--jobs")
+  const localSlots = integer(values["local-slots"], "--local-slots", 4)
+  const maxBodyBytes = integer(values["max-body"], "--max-body", 16 * 1024 * 1024)
+  const jobs = await loadJobs(jobPaths)
+  const log = (line: string) => process.stderr.write(`${line}\n`)
+  return runUntilSignal(
+    Effect.scoped(
+      Effect.gen(function* () {
+        const server = yield* serveTracker({
+          port: listenPort,
+          token: secret,
+          jobs,
+          localSlots,
+          maxBodyBytes,
+          log,
+          ...(values.db === undefined ? {} : { db: values.db })
+        })
+        log(`tracker listening on ${server.url} (jobs ${[...jobs.keys()].join(", ")}; store ${values.db ?? "memory"})`)
+        return yield* Effect.never
+      })
+    ),
+    messageOf
+  )
+}

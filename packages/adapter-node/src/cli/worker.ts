@@ -1,0 +1,68 @@
+import { Effect } from "effect"
+import { loadJobs } from "../jobs.ts"
+import { startWorkerProcess } from "../worker-process/worker.ts"
+import { helpOption, integer, parse, port, required, token, url } from "./args.ts"
+import { describeClientError, messageOf, runUntilSignal } from "./common.ts"
+
+export const workerHelp = `Usage: taskfold worker --tracker URL --token T --jobs <module or folder> [options]
+
+Runs a worker process: it listens on 127.0.0.1, registers with the tracker server (and renews that,
+so a restarted server finds it again), joins the server's live instances of the jobs it knows, and
+runs their tasks.
+
+Options:
+  --tracker URL    the tracker server, e.g. http://127.0.0.1:7070
+  --token T        the shared secret (or TASKFOLD_TOKEN)
+  --jobs PATH      a job module, or a folder of them; may be repeated
+  --slots N        tasks run at once (default 16)
+  --id ID          the worker's id (default: host name, process id and a random suffix)
+  --port P         the port to listen on (default 0: any free port)
+  -h, --help       this text
+`
+
+export const worker = async (args: ReadonlyArray<string>): Promise<number> => {
+  const { values } = parse(
+    args,
+    {
+      ...helpOption,
+      tracker: { type: "string" },
+      token: { type: "string" },
+      jobs: { type: "string", multiple: true },
+      slots: { type: "string" },
+      id: { type: "string" },
+      port: { type: "string" }
+    },
+    0
+  )
+  if (values.help) {
+    process.stdout.write(workerHelp)
+    return 0
+  }
+  const tracker = url(values.tracker, "--tracker")
+  const secret = token(values.token)
+  const jobPaths = values.jobs ?? []
+  if (jobPaths.length === 0) required(undefined, "--jobs")
+  const slots = integer(values.slots, "--slots", 16)
+  const listenPort = port(values.port, "--port", 0)
+  if (values.id !== undefined && (values.id.length === 0 || values.id.length > 200)) required(undefined, "--id (1 to 200 characters)")
+  const jobs = await loadJobs(jobPaths)
+  const log = (line: string) => process.stderr.write(`${line}\n`)
+  const describe = describeClientError(tracker)
+  return runUntilSignal(
+    Effect.scoped(
+      Effect.gen(function* () {
+        yield* startWorkerProcess({
+          tracker,
+          token: secret,
+          jobs,
+          slots,
+          port: listenPort,
+          log,
+          ...(values.id === undefined ? {} : { id: values.id })
+        })
+        return yield* Effect.never
+      })
+    ),
+    (error) => (error._tag === "ListenError" ? messageOf(error) : describe(error))
+  )
+}

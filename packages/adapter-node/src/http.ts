@@ -1,0 +1,42 @@
+import { createAdaptorServer } from "@hono/node-server"
+import { Effect, Schema, type Scope } from "effect"
+import type { Server } from "node:http"
+import type { AddressInfo } from "node:net"
+
+/** A server could not listen: the port is taken, or not ours to take. */
+export class ListenError extends Schema.TaggedError<ListenError>()("ListenError", {
+  message: Schema.String
+}) {}
+
+export interface Listening {
+  readonly url: string
+  readonly port: number
+}
+
+/**
+ * Serves `fetch` on 127.0.0.1 (port 0: any free port) for as long as the scope lives. Closing the scope
+ * stops listening and drops open connections, so a test or a CLI ends promptly.
+ */
+export const listen = (fetch: (request: Request) => Response | Promise<Response>, port: number): Effect.Effect<Listening, ListenError, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.callback<{ server: Server; listening: Listening }, ListenError>((resume) => {
+      const server = createAdaptorServer({ fetch, hostname: "127.0.0.1" }) as Server
+      // Keep-alive connections between tracker and workers are reused batch after batch.
+      server.keepAliveTimeout = 65_000
+      const onError = (error: NodeJS.ErrnoException) => {
+        const why = error.code === "EADDRINUSE" ? `port ${port} is in use` : error.code === "EACCES" ? `port ${port} is not allowed` : error.message
+        resume(Effect.fail(new ListenError({ message: `cannot listen on 127.0.0.1:${port}: ${why}` })))
+      }
+      server.once("error", onError)
+      server.listen(port, "127.0.0.1", () => {
+        server.off("error", onError)
+        const address = server.address() as AddressInfo
+        resume(Effect.succeed({ server, listening: { url: `http://127.0.0.1:${address.port}`, port: address.port } }))
+      })
+    }),
+    ({ server }) =>
+      Effect.callback<void>((resume) => {
+        server.close(() => resume(Effect.void))
+        server.closeAllConnections()
+      })
+  ).pipe(Effect.map(({ listening }) => listening))

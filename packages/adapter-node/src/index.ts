@@ -1,0 +1,2 @@
+export { openSqliteStore, SqliteStoreLayer, type SqliteStore } from "./sqlite/store.ts"
+export * from "./cluster.ts"

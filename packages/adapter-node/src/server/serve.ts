@@ -1,0 +1,46 @@
+import { makeMemoryStore, StoreError, type TaskStoreShape } from "@taskfold/core"
+import { DEFAULT_MAX_BODY_BYTES, makeTrackerApp } from "@taskfold/core/wire"
+import { Effect, type Scope } from "effect"
+import { listen, type ListenError } from "../http.ts"
+import { openSqliteStore } from "../sqlite/store.ts"
+import { makeTrackerServer, type TrackerServer, type TrackerServerOptions } from "./host.ts"
+import { memoryOutcomeLog, sqliteOutcomeLog } from "./outcomes.ts"
+
+export interface ServeTrackerOptions extends Omit<TrackerServerOptions, "store" | "outcomes"> {
+  /** 0 picks a free port. */
+  readonly port: number
+  /** A SQLite file for tasks and outcomes; in memory when absent. */
+  readonly db?: string
+  readonly maxBodyBytes?: number
+}
+
+export interface RunningTracker extends TrackerServer {
+  readonly url: string
+  readonly port: number
+}
+
+/** Opens the store, resumes its instances, then serves the tracker protocol on 127.0.0.1 while the scope lives. */
+export const serveTracker = (options: ServeTrackerOptions): Effect.Effect<RunningTracker, StoreError | ListenError, Scope.Scope> =>
+  Effect.gen(function* () {
+    const db = options.db
+    const store: TaskStoreShape =
+      db === undefined
+        ? makeMemoryStore()
+        : yield* Effect.acquireRelease(
+            Effect.try({ try: () => openSqliteStore(db), catch: (error) => storeError(db, error) }),
+            (opened) => Effect.sync(() => opened.close())
+          )
+    const outcomes = yield* Effect.acquireRelease(
+      Effect.try({ try: () => (db === undefined ? memoryOutcomeLog() : sqliteOutcomeLog(db)), catch: (error) => storeError(db ?? "memory", error) }),
+      (log) => Effect.sync(() => log.close())
+    )
+    const server = yield* makeTrackerServer({ ...options, store, outcomes })
+    const app = makeTrackerApp(server.host, { token: options.token, maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES })
+    const listening = yield* listen(app.fetch, options.port)
+    return { ...server, ...listening }
+  })
+
+const storeError = (path: string, error: unknown): StoreError =>
+  error instanceof StoreError
+    ? error
+    : new StoreError({ reason: "unavailable", message: `cannot open ${path}: ${error instanceof Error ? error.message : String(error)}` })

@@ -1,0 +1,129 @@
+import { spawn } from "node:child_process"
+import { createServer } from "node:net"
+import { dirname, join, resolve } from "node:path"
+import { fileURLToPath } from "node:url"
+import { Effect, Exit, Scope } from "effect"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { loadJobs, serveTracker, type RunningTracker } from "../src/index.ts"
+
+const here = dirname(fileURLToPath(import.meta.url))
+const cli = resolve(here, "../bin/taskfold.mjs")
+const fixtures = join(here, "fixtures")
+const jobs = join(fixtures, "jobs.ts")
+
+const taskfold = (...args: string[]) =>
+  new Promise<{ code: number | null; stdout: string; stderr: string }>((done) => {
+    const child = spawn(process.execPath, [cli, ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, TASKFOLD_TOKEN: "" } })
+    let stdout = ""
+    let stderr = ""
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk))
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk))
+    child.on("close", (code) => done({ code, stdout, stderr }))
+  })
+
+/** One clear line on stderr, no stack trace. */
+const oneLine = (stderr: string, pattern: RegExp) => {
+  const lines = stderr.trimEnd().split("\n")
+  expect(lines, stderr).toHaveLength(1)
+  expect(stderr).not.toMatch(/^\s+at /m)
+  expect(lines[0]).toMatch(pattern)
+}
+
+let tracker: RunningTracker
+const scope = Effect.runSync(Scope.make())
+beforeAll(async () => {
+  tracker = await Effect.runPromise(serveTracker({ port: 0, token: "t0ken", jobs: await loadJobs(jobs) }).pipe(Scope.provide(scope)))
+})
+afterAll(() => Effect.runPromise(Scope.close(scope, Exit.void)))
+
+const freePort = () =>
+  new Promise<number>((done) => {
+    const probe = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = probe.address() as { port: number }
+      probe.close(() => done(port))
+    })
+  })
+
+describe("the taskfold command", () => {
+  it("--help on each verb describes it and exits 0", async () => {
+    for (const verb of ["run", "serve", "worker", "submit", "status"]) {
+      const { code, stdout } = await taskfold(verb, "--help")
+      expect(code).toBe(0)
+      expect(stdout).toMatch(new RegExp(`^Usage: taskfold ${verb}`))
+    }
+    const top = await taskfold("--help")
+    expect(top.code).toBe(0)
+    expect(top.stdout).toContain("Commands:")
+  })
+
+  it("wrong flags, a missing argument or an unknown verb give one line and exit 2", async () => {
+    const cases: Array<[string[], RegExp]> = [
+      [["bogus"], /unknown command "bogus"/],
+      [["run", jobs, "--bogus"], /Unknown option '--bogus'/],
+      [["run"], /a job module is required/],
+      [["run", jobs, "--workers", "zero", "--job", "squares"], /--workers must be an integer/],
+      [["run", jobs, "--job", "squares", "--params", "{"], /--params is not valid JSON/],
+      [["run", jobs], /exports several jobs \((squares, broken|broken, squares)\): choose one with --job/],
+      [["serve", "--port", "0", "--token", "x"], /--jobs is required/],
+      [["serve", "--port", "70000", "--token", "x", "--jobs", jobs], /--port must be a port number/],
+      [["serve", "--port", "0", "--jobs", jobs], /--token \(or the TASKFOLD_TOKEN environment variable\) is required/],
+      [["worker", "--tracker", "nope", "--token", "x", "--jobs", jobs], /--tracker must be a URL/],
+      [["submit", "squares", "--tracker", "http://127.0.0.1:1", "--token", "x", "--config", "[1]"], /--config must be a JSON object/],
+      [["status", "--tracker", "http://127.0.0.1:1", "--token", "x"], /an instance id is required/]
+    ]
+    for (const [args, pattern] of cases) {
+      const { code, stderr } = await taskfold(...args)
+      expect(code, args.join(" ")).toBe(2)
+      oneLine(stderr, pattern)
+    }
+  })
+
+  it("a missing job, a module without jobs, an unreachable tracker or a refused request give one line and exit 1", async () => {
+    const port = await freePort()
+    const cases: Array<[string[], RegExp]> = [
+      [["run", join(fixtures, "missing.ts")], /no job module or folder at .*missing\.ts/],
+      [["run", join(fixtures, "no-jobs.ts")], /no job definition \(defineJob\) is exported/],
+      [["run", jobs, "--job", "nope"], /exports no job named "nope"/],
+      [["submit", "squares", "--tracker", `http://127.0.0.1:${port}`, "--token", "x"], /cannot reach the tracker at http:\/\/127\.0\.0\.1:\d+: .*ECONNREFUSED/],
+      [["status", "some-id", "--tracker", `http://127.0.0.1:${port}`, "--token", "x"], /cannot reach the tracker/],
+      [["worker", "--tracker", `http://127.0.0.1:${port}`, "--token", "x", "--jobs", jobs], /cannot reach the tracker/],
+      [["serve", "--port", String(tracker.port), "--token", "x", "--jobs", jobs], /port \d+ is in use/],
+      [["submit", "squares", "--tracker", tracker.url, "--token", "wrong"], /refused the request: a valid bearer token is required/],
+      [["submit", "nope", "--tracker", tracker.url, "--token", "t0ken"], /unknown job "nope"; this tracker knows ("squares", "broken"|"broken", "squares")/],
+      [["status", "nope", "--tracker", tracker.url, "--token", "t0ken"], /no live instance nope/]
+    ]
+    for (const [args, pattern] of cases) {
+      const { code, stderr } = await taskfold(...args)
+      expect(code, args.join(" ")).toBe(1)
+      oneLine(stderr, pattern)
+    }
+  })
+
+  it("run prints the outcome as one JSON line and exits 0 on success, 1 on failure", async () => {
+    const ok = await taskfold("run", jobs, "--job", "squares", "--params", '{"n":100}', "--workers", "2")
+    expect(ok.code).toBe(0)
+    expect(JSON.parse(ok.stdout)).toMatchObject({ ok: true, result: 328_350 })
+    expect(ok.stderr).toMatch(/progress: .*square 100\/100/)
+    const failed = await taskfold("run", jobs, "--job", "broken")
+    expect(failed.code).toBe(1)
+    expect(JSON.parse(failed.stdout)).toMatchObject({ ok: false, result: expect.stringContaining("broken on purpose") })
+  })
+
+  it("submit --wait against a server prints the outcome line; status answers after the instance finished", async () => {
+    const waited = await taskfold("submit", "squares", "--tracker", tracker.url, "--token", "t0ken", "--params", '{"n":20}', "--id", "cli-1", "--wait")
+    expect(waited.code).toBe(0)
+    expect(JSON.parse(waited.stdout)).toMatchObject({ instanceId: "cli-1", ok: true, result: 2_470 })
+    const shown = await taskfold("status", "cli-1", "--tracker", tracker.url, "--token", "t0ken")
+    expect(shown.code).toBe(0)
+    expect(shown.stdout).toMatch(/instance cli-1: succeeded/)
+    expect(shown.stdout).toMatch(/square\s+20\s+0\s+0\s+0\s+20\s+0/)
+    const json = await taskfold("status", "cli-1", "--tracker", tracker.url, "--token", "t0ken", "--json")
+    expect(JSON.parse(json.stdout)).toMatchObject({ instanceId: "cli-1", outcome: { ok: true, result: "2470" } })
+    const failed = await taskfold("submit", "broken", "--tracker", tracker.url, "--token", "t0ken", "--wait")
+    expect(failed.code).toBe(1)
+    expect(JSON.parse(failed.stdout)).toMatchObject({ ok: false })
+    const plain = await taskfold("submit", "squares", "--tracker", tracker.url, "--token", "t0ken")
+    expect(plain.code).toBe(0)
+    expect(plain.stdout.trim()).toMatch(/^squares-[0-9a-f-]{36}$/)
+  })
+})

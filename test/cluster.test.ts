@@ -1,0 +1,190 @@
+import { openSqliteStore } from "@taskfold/node"
+import { httpTrackerClient, type InstanceStatus } from "@taskfold/core/wire"
+import { Effect } from "effect"
+import { randomBytes } from "node:crypto"
+import { mkdirSync } from "node:fs"
+import { join } from "node:path"
+import { afterEach, describe, expect, it } from "vitest"
+import type { SumResult } from "./jobs/sum.ts"
+import { executions, jobsDir, processes, removeDir, tempDir } from "./support/cluster.ts"
+
+/**
+ * Real processes on 127.0.0.1: a tracker server (`taskfold serve`), worker processes (`taskfold worker`)
+ * and, where it matters, `taskfold submit --wait`, all started through the CLI's bin file and killed
+ * after each test.
+ */
+const procs = processes()
+const dirs: string[] = []
+afterEach(async () => {
+  await procs.killAll()
+  for (const dir of dirs.splice(0)) removeDir(dir)
+})
+
+const token = randomBytes(12).toString("hex")
+const expectedSum = (n: number): SumResult => ({ count: n, distinct: n, sum: (n * (n - 1)) / 2, failed: 0 })
+
+const startTracker = async (options: { db?: string; port?: number } = {}) => {
+  const args = ["serve", "--port", String(options.port ?? 0), "--token", token, "--jobs", jobsDir]
+  if (options.db !== undefined) args.push("--db", options.db)
+  const proc = procs.start("tracker", args)
+  const [, url = "", port = "0"] = await proc.waitFor(/tracker listening on (http:\/\/127\.0\.0\.1:(\d+))/)
+  return { proc, url, port: Number(port) }
+}
+
+const startWorker = async (tracker: string, id: string, slots = 16) => {
+  const proc = procs.start(id, ["worker", "--tracker", tracker, "--token", token, "--jobs", jobsDir, "--id", id, "--slots", String(slots)])
+  await proc.waitFor(/listening on http/)
+  return proc
+}
+
+const clientOf = (url: string) => httpTrackerClient({ baseUrl: url, token, fetch: globalThis.fetch, timeoutMs: 10_000 })
+
+const statusOf = (url: string, instanceId: string): Promise<InstanceStatus | undefined> =>
+  Effect.runPromise(clientOf(url).status(instanceId).pipe(Effect.orElseSucceed(() => undefined)))
+
+const submit = (url: string, params: unknown, instanceId: string) =>
+  Effect.runPromise(clientOf(url).submit({ job: "e2e-sum", params: params as never, instanceId }))
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** Polls the instance's status until `done` holds; returns that status. */
+const until = async (url: string, instanceId: string, done: (status: InstanceStatus) => boolean, timeoutMs = 60_000, everyMs = 100) => {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const status = await statusOf(url, instanceId)
+    if (status !== undefined && done(status)) return status
+    if (Date.now() > deadline) throw new Error(`instance ${instanceId}: condition not met in ${timeoutMs} ms; last status ${JSON.stringify(status)}`)
+    await sleep(everyMs)
+  }
+}
+
+const added = (status: InstanceStatus) => status.progress.byName["add"]?.succeeded ?? 0
+const finished = (status: InstanceStatus) => status.outcome !== null
+
+describe("a tracker server and worker processes on 127.0.0.1", () => {
+  it("a tracker and 3 worker processes run a 100,000-sub-task mapReduce to the right result", async () => {
+    const dir = tempDir("100k")
+    dirs.push(dir)
+    const tracker = await startTracker({ db: join(dir, "tasks.db") })
+    await Promise.all(["w1", "w2", "w3"].map((id) => startWorker(tracker.url, id)))
+    const n = 100_000
+    const started = performance.now()
+    const submitted = procs.start("submit", ["submit", "e2e-sum", "--tracker", tracker.url, "--token", token, "--params", JSON.stringify({ n }), "--id", "sum-100k", "--wait"])
+    expect(await submitted.exited).toBe(0)
+    const seconds = (performance.now() - started) / 1000
+    const line = JSON.parse(submitted.stdout().trim()) as { instanceId: string; ok: boolean; result: SumResult }
+    expect(line).toMatchObject({ instanceId: "sum-100k", ok: true, result: expectedSum(n) })
+    const status = await statusOf(tracker.url, "sum-100k")
+    for (const id of ["w1", "w2", "w3"]) expect(status?.progress.byWorker[id]?.succeeded ?? 0).toBeGreaterThan(0)
+    console.log(`100,000 sub-tasks over HTTP, tracker + 3 worker processes, SQLite store: ${seconds.toFixed(1)} s, ${Math.round(n / seconds)} sub-tasks/s (submit to outcome)`)
+  }, 240_000)
+
+  it("R-WORK-2 R-REC-2 kill -9 of a worker mid-run: the instance succeeds and reduce sees each task exactly once", async () => {
+    const dir = tempDir("worker-kill")
+    dirs.push(dir)
+    const tracker = await startTracker()
+    const workers = await Promise.all(["w1", "w2", "w3"].map((id) => startWorker(tracker.url, id)))
+    const n = 20_000
+    await submit(tracker.url, { n, delayMs: 2, logDir: dir }, "kill-worker")
+    const before = await until(tracker.url, "kill-worker", (status) => (status.progress.byWorker["w2"]?.succeeded ?? 0) > 500 && added(status) > n / 5)
+    expect(finished(before)).toBe(false)
+    await workers[1]?.kill("SIGKILL")
+    const after = await until(tracker.url, "kill-worker", finished, 120_000)
+    expect(after.outcome?.ok).toBe(true)
+    expect(JSON.parse(after.outcome?.result ?? "null")).toEqual(expectedSum(n))
+    // The killed worker's unfinished tasks ran again elsewhere (delivery is at-least-once), yet reduce counted each once.
+    const runs = new Map<string, number>()
+    for (const run of executions(dir)) runs.set(run.id, (runs.get(run.id) ?? 0) + 1)
+    expect(runs.size).toBe(n)
+    expect([...runs.values()].some((count) => count > 1)).toBe(true)
+  }, 180_000)
+
+  it("R-REC-1 kill -9 of the tracker mid-run, restarted on the same database: the instance resumes and succeeds, no terminal task runs again", async () => {
+    const dir = tempDir("tracker-kill")
+    dirs.push(dir)
+    const db = join(dir, "tasks.db")
+    const logDir = join(dir, "runs")
+    mkdirSync(logDir)
+    const first = await startTracker({ db })
+    await Promise.all(["w1", "w2", "w3"].map((id) => startWorker(first.url, id)))
+    const n = 20_000
+    const waiting = procs.start("submit", [
+      "submit", "e2e-sum", "--tracker", first.url, "--token", token, "--params", JSON.stringify({ n, delayMs: 2, logDir }), "--id", "kill-tracker", "--wait"
+    ])
+    await until(first.url, "kill-tracker", (status) => added(status) > n / 4)
+    await first.proc.kill("SIGKILL")
+    const killedAt = Date.now()
+
+    // What the dead tracker had stored as terminal: none of it may run again.
+    const store = openSqliteStore(db)
+    const terminal = new Set<string>()
+    try {
+      for (let afterSeq = -1; ; ) {
+        const page = await Effect.runPromise(store.readResults("kill-tracker", 0, afterSeq, 5_000))
+        for (const row of page) terminal.add(row.id)
+        if (page.length < 5_000) break
+        afterSeq = (page[page.length - 1] as { seq: number }).seq
+      }
+    } finally {
+      store.close()
+    }
+    expect(terminal.size).toBeGreaterThan(n / 4)
+    expect(terminal.size).toBeLessThan(n)
+
+    const second = await startTracker({ db, port: first.port })
+    await second.proc.waitFor(/resumed instance kill-tracker/)
+    expect(await waiting.exited).toBe(0)
+    const line = JSON.parse(waiting.stdout().trim()) as { ok: boolean; result: SumResult }
+    expect(line).toMatchObject({ ok: true, result: expectedSum(n) })
+
+    const runs = executions(logDir)
+    const again = runs.filter((run) => run.at > killedAt && terminal.has(run.id))
+    expect(again).toEqual([])
+    expect(new Set(runs.map((run) => run.id)).size).toBe(n)
+    expect(runs.some((run) => run.at > killedAt)).toBe(true)
+  }, 180_000)
+
+  it("R-WORK-5 a worker that joins mid-run gets work at once", async () => {
+    const tracker = await startTracker()
+    await startWorker(tracker.url, "first", 4)
+    const n = 3_000
+    await submit(tracker.url, { n, delayMs: 10 }, "join-late")
+    await until(tracker.url, "join-late", (status) => added(status) > 100)
+    const joiner = procs.start("late", ["worker", "--tracker", tracker.url, "--token", token, "--jobs", jobsDir, "--id", "late", "--slots", "16"])
+    await joiner.waitFor(/listening on http/)
+    const joinedAt = Date.now()
+    const busy = await until(tracker.url, "join-late", (status) => (status.progress.byWorker["late"]?.succeeded ?? 0) > 0, 10_000, 20)
+    const firstWorkAfter = Date.now() - joinedAt
+    expect(finished(busy)).toBe(false)
+    expect(firstWorkAfter).toBeLessThan(2_000)
+    const done = await until(tracker.url, "join-late", finished, 60_000)
+    expect(JSON.parse(done.outcome?.result ?? "null")).toEqual(expectedSum(n))
+    expect(done.progress.byWorker["late"]?.succeeded ?? 0).toBeGreaterThan(n / 4)
+    console.log(`a worker joining mid-run finished its first task ${firstWorkAfter} ms after registering`)
+  }, 120_000)
+
+  it("R-REC-1 `taskfold run --db` killed mid-run and run again resumes the instance: no terminal task runs again", async () => {
+    const dir = tempDir("run-resume")
+    dirs.push(dir)
+    const db = join(dir, "tasks.db")
+    const logDir = join(dir, "runs")
+    mkdirSync(logDir)
+    const n = 4_000
+    const args = ["run", join(jobsDir, "sum.ts"), "--db", db, "--workers", "2", "--slots", "8"]
+    const first = procs.start("run", [...args, "--params", JSON.stringify({ n, delayMs: 10, logDir })])
+    await first.waitFor(/add (\d{4,})\/4000/, 30_000)
+    await first.kill("SIGKILL")
+    const killedAt = Date.now()
+    const store = openSqliteStore(db)
+    const [instanceId = ""] = await Effect.runPromise(store.listInstances())
+    const terminal = new Set((await Effect.runPromise(store.readResults(instanceId, 0, -1, 10_000))).map((row) => row.id))
+    store.close()
+    expect(terminal.size).toBeLessThan(n)
+
+    const second = procs.start("run again", args)
+    expect(await second.exited).toBe(0)
+    expect(second.stderr()).toContain(`resuming instance ${instanceId}`)
+    expect(JSON.parse(second.stdout().trim())).toMatchObject({ instanceId, ok: true, result: expectedSum(n) })
+    expect(executions(logDir).filter((run) => run.at > killedAt && terminal.has(run.id))).toEqual([])
+  }, 120_000)
+})
