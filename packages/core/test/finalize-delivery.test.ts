@@ -1,7 +1,7 @@
 import { Effect } from "effect"
 import { describe, expect, it } from "vitest"
-import { defineJob, makeMemoryStore, TransportError, type Outcome, type StopMessage } from "../src/index.ts"
-import { startCluster } from "./support.ts"
+import { defineJob, makeMemoryStore, resumeTracker, TaskStore, Transport, TransportError, type Outcome, type StopMessage } from "../src/index.ts"
+import { closeScope, startCluster, waitUntil } from "./support.ts"
 
 describe("outcome delivery", () => {
   it("R-FIN-6 an outcome the owner does not take is re-sent with the same value until accepted; then workers stop, tasks are deleted, the tracker is released", () =>
@@ -68,6 +68,59 @@ describe("outcome delivery", () => {
             cluster.tracker.heartbeat({ instanceId: cluster.instanceId, workerId: "local", slots: 1, freeSlots: 1, queueLength: 0, idle: true })
           )
           expect(error).toMatchObject({ _tag: "RejectedError", reason: "unknown-instance" })
+        })
+      )
+    ))
+})
+
+describe("outcome delivery across a restart", () => {
+  it("R-FIN-6 R-REC-1 an outcome decided but not yet taken when the tracker stopped is sent again by the resumed tracker", () =>
+    Effect.runPromise(
+      Effect.scoped(
+        Effect.gen(function* () {
+          const store = makeMemoryStore()
+          const job = defineJob({
+            name: "redeliver",
+            kind: "mapReduce",
+            config: { heartbeatInterval: 30 },
+            process: async (task, ctx) => (task.isRoot ? ctx.map([1, 2, 3], "n") : task.body),
+            reduce: async (results) => {
+              let sum = 0
+              for await (const r of results) if (r.name === "n") sum += r.result as number
+              return sum
+            }
+          })
+          const refused: Outcome[] = []
+          const cluster = yield* startCluster({
+            job,
+            store,
+            transport: (base) => ({
+              ...base,
+              deliverOutcome: (_instanceId, outcome) =>
+                Effect.suspend(() => {
+                  refused.push(outcome)
+                  return Effect.fail(new TransportError({ reason: "unreachable", message: "owner away" }))
+                })
+            })
+          })
+          const decided = yield* cluster.tracker.outcome
+          yield* waitUntil(() => refused.length > 0, "a refused delivery")
+          yield* closeScope(cluster.trackerScope)
+          cluster.network.removeTracker(cluster.instanceId)
+          expect((yield* store.load(cluster.instanceId))?.instance.outcome).toEqual(decided)
+
+          const taken: Outcome[] = []
+          const resumed = yield* resumeTracker(cluster.instanceId, "local-2").pipe(
+            Effect.provideService(TaskStore, store),
+            Effect.provideService(Transport, {
+              ...cluster.transport,
+              deliverOutcome: (_instanceId, outcome) => Effect.sync(() => void taken.push(outcome))
+            })
+          )
+          yield* resumed.released.pipe(Effect.timeout("5 seconds"))
+          expect(taken).toEqual([decided])
+          expect(yield* resumed.outcome).toEqual(decided)
+          expect(yield* store.load(cluster.instanceId)).toBeUndefined()
         })
       )
     ))

@@ -32,9 +32,20 @@ export interface Tracker {
   readonly outcome: Effect.Effect<Outcome>
   /** Waits until the owner acknowledged the outcome and the tracker let go of the instance. */
   readonly released: Effect.Effect<void>
+  /** Runs a step now (a timer fired): what is due by then happens. Extra ticks change nothing. */
+  readonly tick: Effect.Effect<void>
 }
 
-export interface NewTrackerOptions {
+export interface TrackerHooks {
+  /**
+   * Takes the tracker's timer over: called after every step with the earliest time at which a tick has
+   * something to do (null: none), and the tracker sets no timer of its own. The adapter calls `tick` at or
+   * after that time (a Durable Object's alarm). Without it the tracker waits with Effect's clock.
+   */
+  readonly onWake?: (at: number | null) => void
+}
+
+export interface NewTrackerOptions extends TrackerHooks {
   readonly instanceId: string
   readonly job: string
   readonly kind: JobKind
@@ -60,7 +71,7 @@ interface Envelope {
 
 const rejected = (reason: RejectedError["reason"], message: string) => new RejectedError({ reason, message })
 
-const runTracker = (state: MachineState): Effect.Effect<Tracker, never, TaskStore | Transport | Scope.Scope> =>
+const runTracker = (state: MachineState, hooks: TrackerHooks): Effect.Effect<Tracker, never, TaskStore | Transport | Scope.Scope> =>
   Effect.gen(function* () {
     const store = yield* TaskStore
     const transport = yield* Transport
@@ -167,7 +178,8 @@ const runTracker = (state: MachineState): Effect.Effect<Tracker, never, TaskStor
     /** Everything waiting in the inbox, or nothing once `wakeAt` has come (a tick). */
     const nextEvents = (wakeAt: number | null): Effect.Effect<ReadonlyArray<Envelope>> =>
       Effect.gen(function* () {
-        if (wakeAt === null) return yield* Queue.takeAll(inbox)
+        // With onWake the adapter owns the timer, due times in the past included (its alarm fires at once).
+        if (wakeAt === null || hooks.onWake !== undefined) return yield* Queue.takeAll(inbox)
         const wait = wakeAt - (yield* Clock.currentTimeMillis)
         if (wait <= 0) return yield* Queue.clear(inbox)
         const taken = yield* Queue.takeAll(inbox).pipe(Effect.timeoutOption(wait))
@@ -183,6 +195,7 @@ const runTracker = (state: MachineState): Effect.Effect<Tracker, never, TaskStor
         const out = step(state, events, now)
         yield* perform(out, now)
         if (state.released) break
+        hooks.onWake?.(out.wakeAt)
         envelopes = yield* nextEvents(out.wakeAt)
       }
       close("released")
@@ -195,6 +208,11 @@ const runTracker = (state: MachineState): Effect.Effect<Tracker, never, TaskStor
       for (const id of [...pending.keys()]) answer(id, rejected("unknown-instance", `instance ${state.instanceId} is ${why}`))
     }
     yield* Effect.addFinalizer(() => Effect.sync(() => close("closed")))
+    // Resumed after the outcome was decided but before the owner took it: it is sent again (R-FIN-6).
+    if (state.outcome !== null) {
+      Deferred.doneUnsafe(outcome, Effect.succeed(state.outcome))
+      if (!state.outcomeAcked) yield* Effect.forkScoped(deliverOutcome(state.outcome))
+    }
     yield* Effect.forkScoped(loop)
 
     const expect = <A>(tag: ReplyValue["_tag"], pick: (value: ReplyValue) => A) => (value: ReplyValue) =>
@@ -227,7 +245,8 @@ const runTracker = (state: MachineState): Effect.Effect<Tracker, never, TaskStor
         return () => listeners.delete(listener)
       },
       outcome: Deferred.await(outcome),
-      released: Deferred.await(released)
+      released: Deferred.await(released),
+      tick: Queue.offer(inbox, { event: { _tag: "Tick" } }).pipe(Effect.asVoid)
     }
     return tracker
   })
@@ -248,18 +267,19 @@ export const startTracker = (options: NewTrackerOptions): Effect.Effect<Tracker,
       },
       now
     )
-    return yield* runTracker(state)
+    return yield* runTracker(state, options)
   })
 
 /** Resumes a stored instance after a restart (R-REC-1). */
 export const resumeTracker = (
   instanceId: string,
-  localWorkerId: string
+  localWorkerId: string,
+  hooks: TrackerHooks = {}
 ): Effect.Effect<Tracker, RejectedError | StoreError, TaskStore | Transport | Scope.Scope> =>
   Effect.gen(function* () {
     const store = yield* TaskStore
     const stored = yield* store.load(instanceId)
     if (stored === undefined) return yield* rejected("unknown-instance", `no instance ${instanceId} is stored`)
     const now = yield* Clock.currentTimeMillis
-    return yield* runTracker(restoreInstance(stored, localWorkerId, now))
+    return yield* runTracker(restoreInstance(stored, localWorkerId, now), hooks)
   })

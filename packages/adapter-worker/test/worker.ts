@@ -1,0 +1,146 @@
+/**
+ * The Worker the workerd tests run: a taskfold deployment with a few test jobs, plus hooks the tests use to
+ * watch from outside the object (this module's state is shared by the tests, the object and the lanes,
+ * which all run in one isolate here).
+ */
+import { defineJob, type Outcome } from "@taskfold/core"
+import { DurableObject } from "cloudflare:workers"
+import { makeSqlStore } from "../src/sql-store.ts"
+import { taskfold } from "../src/index.ts"
+
+export const watch = {
+  /** Runs of each task: `${instanceId} ${taskId}` → attempts seen. */
+  runs: new Map<string, number[]>(),
+  outcomes: new Map<string, Outcome>(),
+  outcomeWaiters: new Map<string, Array<(outcome: Outcome) => void>>(),
+  /** Lane starts to accept and then drop, as an invocation that dies at once would. */
+  swallowLaneStarts: 0,
+  swallowed: 0,
+  /** Resolved when a task of this key starts. */
+  startWaiters: new Map<string, Array<(at: number) => void>>()
+}
+
+const ran = (instanceId: string, taskId: string, attempt: number) => {
+  const key = `${instanceId} ${taskId}`
+  const list = watch.runs.get(key) ?? []
+  list.push(attempt)
+  watch.runs.set(key, list)
+  for (const resolve of watch.startWaiters.get(key) ?? []) resolve(Date.now())
+  watch.startWaiters.delete(key)
+}
+
+export const nextStart = (instanceId: string, taskId: string): Promise<number> =>
+  new Promise((resolve) => {
+    const key = `${instanceId} ${taskId}`
+    watch.startWaiters.set(key, [...(watch.startWaiters.get(key) ?? []), resolve])
+  })
+
+export const outcomeOf = (instanceId: string): Promise<Outcome> =>
+  new Promise((resolve) => {
+    const known = watch.outcomes.get(instanceId)
+    if (known !== undefined) return resolve(known)
+    watch.outcomeWaiters.set(instanceId, [...(watch.outcomeWaiters.get(instanceId) ?? []), resolve])
+  })
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+
+const sumReduce = async (results: AsyncIterable<{ name: string; ok: boolean; result: unknown }>) => {
+  let sum = 0
+  let count = 0
+  for await (const result of results) {
+    if (result.name !== "item") continue
+    if (!result.ok) throw new Error(`an item failed: ${String(result.result)}`)
+    sum += result.result as number
+    count++
+  }
+  return { sum, count }
+}
+
+/** Maps params.n items 1..n in one call; each doubles its item; reduce sums them. */
+const sum = defineJob({
+  name: "sum",
+  kind: "mapReduce",
+  process: async (task, ctx) => {
+    if (task.isRoot) {
+      const n = (ctx.params as { n: number }).n
+      return ctx.map(Array.from({ length: n }, (_, i) => i + 1), "item")
+    }
+    return (task.body as number) * 2
+  },
+  reduce: sumReduce
+})
+
+/** Like sum, but every run is counted and every item takes params.ms milliseconds. */
+const counted = defineJob({
+  name: "counted",
+  kind: "mapReduce",
+  process: async (task, ctx) => {
+    ran(ctx.instanceId, task.id, task.attempt)
+    if (task.isRoot) {
+      const n = (ctx.params as { n: number }).n
+      return ctx.map(Array.from({ length: n }, (_, i) => i + 1), "item")
+    }
+    await sleep((ctx.params as { ms?: number }).ms ?? 0)
+    return (task.body as number) * 2
+  },
+  reduce: async (results, ctx) => {
+    ran(ctx.instanceId, "FINAL", 0)
+    return sumReduce(results)
+  }
+})
+
+/** One item that fails on its first attempt and succeeds on the next. */
+const flaky = defineJob({
+  name: "flaky",
+  kind: "mapReduce",
+  process: async (task, ctx) => {
+    ran(ctx.instanceId, task.id, task.attempt)
+    if (task.isRoot) return ctx.map([21], "item")
+    if (task.attempt === 0) throw new Error("first attempt fails")
+    return (task.body as number) * 2
+  },
+  reduce: sumReduce
+})
+
+/** One item that never finishes on its own: it waits until it is stopped. */
+const stuck = defineJob({
+  name: "stuck",
+  kind: "mapReduce",
+  process: async (task, ctx) => {
+    ran(ctx.instanceId, task.id, task.attempt)
+    if (task.isRoot) return ctx.map([1], "item")
+    await new Promise<void>((resolve) => ctx.signal.addEventListener("abort", () => resolve(), { once: true }))
+    ran(ctx.instanceId, `${task.id} stopped`, task.attempt)
+    return 0
+  },
+  reduce: sumReduce
+})
+
+const deployment = taskfold({
+  jobs: [sum, counted, flaky, stuck],
+  pollWaitMs: 300,
+  maxBodyBytes: 2 * 1024 * 1024,
+  onOutcome: (instanceId, outcome) => {
+    watch.outcomes.set(instanceId, outcome)
+    for (const resolve of watch.outcomeWaiters.get(instanceId) ?? []) resolve(outcome)
+    watch.outcomeWaiters.delete(instanceId)
+  }
+})
+
+export class TaskfoldTracker extends deployment.Tracker {}
+
+/** Holds a bare store for the conformance suite. */
+export class StoreProbe extends DurableObject {
+  readonly store = makeSqlStore(this.ctx.storage)
+}
+
+export default {
+  fetch: (request: Request, env: Record<string, unknown>, ctx: ExecutionContext) => {
+    if (watch.swallowLaneStarts > 0 && new URL(request.url).pathname === "/lanes/run") {
+      watch.swallowLaneStarts--
+      watch.swallowed++
+      return new Response(null, { status: 202 })
+    }
+    return deployment.fetch(request, env, ctx)
+  }
+}
