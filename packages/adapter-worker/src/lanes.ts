@@ -12,96 +12,55 @@
  * lane idle again, and the idle heartbeat hands its acknowledged tasks back to the tracker (R-WORK-3).
  */
 import {
+  Heartbeat,
   RejectedError,
   startWorker,
   StopMessage,
+  TaskBatch,
   TransportError,
-  type Heartbeat,
   type Job,
-  type TaskBatch,
+  type StoreError,
   type Tracker,
   type TrackerLink
 } from "@taskfold/core"
-import { Effect, Exit, Result, Schema, Scope } from "effect"
-import { decodeTaskBatch, encodeTaskBatch, type DecodeFailure } from "./http.ts"
+import { Effect, Exit, Schema, Scope } from "effect"
 
 // ---------------------------------------------------------------------------------------------------------
-// Messages between the object and a lane's invocation.
-
-/** A batch or a stop for a lane, numbered so a lost answer loses nothing: the invocation acknowledges by number. */
-export interface LaneItem {
-  readonly seq: number
-  readonly batch?: TaskBatch
-  readonly stop?: StopMessage
-}
-
-/** Object → Worker: start an invocation of `lane` for an instance, with its first items. */
-export interface LaneStart {
-  readonly instanceId: string
-  readonly lane: string
-  readonly generation: string
-  readonly slots: number
-  readonly heartbeatInterval: number
-  readonly items: ReadonlyArray<LaneItem>
-}
-
-/** Invocation → object: what I have taken, and whether I hold nothing. */
-export interface LanePoll {
-  readonly generation: string
-  readonly ack: number
-  readonly idle: boolean
-}
-
-export interface LanePollReply {
-  readonly exit: boolean
-  readonly items: ReadonlyArray<LaneItem>
-}
-
-const encodeItem = (item: LaneItem) => ({ ...item, ...(item.batch === undefined ? {} : { batch: encodeTaskBatch(item.batch) }) })
-
-export const encodeLaneStart = (start: LaneStart) => ({ ...start, items: start.items.map(encodeItem) })
-export const encodePollReply = (reply: LanePollReply) => ({ ...reply, items: reply.items.map(encodeItem) })
+// Messages between the object and a lane's invocation, JSON through core's codec (bytes bodies as base64).
 
 const Count = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
 const Id = Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(256))
-const RawItem = Schema.Struct({ seq: Count, batch: Schema.optionalKey(Schema.Unknown), stop: Schema.optionalKey(StopMessage) })
-const RawStart = Schema.Struct({
+
+/** A batch or a stop for a lane, numbered so a lost answer loses nothing: the invocation acknowledges by number. */
+export const LaneItem = Schema.Struct({ seq: Count, batch: Schema.optionalKey(TaskBatch), stop: Schema.optionalKey(StopMessage) })
+export type LaneItem = typeof LaneItem.Type
+
+/** Object → Worker: start an invocation of `lane` for an instance, with its first items. */
+export const LaneStart = Schema.Struct({
   instanceId: Id,
   lane: Id,
   generation: Id,
   slots: Schema.Int.check(Schema.isGreaterThan(0)),
   heartbeatInterval: Schema.Int.check(Schema.isGreaterThan(0)),
-  items: Schema.Array(RawItem)
+  items: Schema.Array(LaneItem)
 })
-export const LanePollSchema = Schema.Struct({ generation: Id, ack: Schema.Int.check(Schema.isGreaterThanOrEqualTo(-1)), idle: Schema.Boolean })
-const RawPollReply = Schema.Struct({ exit: Schema.Boolean, items: Schema.Array(RawItem) })
-export const LaneHeartbeatSchema = Schema.Struct({ generation: Id, heartbeat: Schema.Unknown })
+export type LaneStart = typeof LaneStart.Type
 
-const decodeItems = (items: ReadonlyArray<typeof RawItem.Type>): Result.Result<LaneItem[], string> => {
-  const out: LaneItem[] = []
-  for (const item of items) {
-    if (item.batch === undefined) {
-      out.push({ seq: item.seq, ...(item.stop === undefined ? {} : { stop: item.stop }) })
-      continue
-    }
-    const batch = decodeTaskBatch(item.batch)
-    if (Result.isFailure(batch)) return Result.fail(`item ${item.seq}: ${(batch.failure as DecodeFailure).message}`)
-    out.push({ seq: item.seq, batch: batch.success })
-  }
-  return Result.succeed(out)
-}
+/** Invocation → object: what I have taken, and whether I hold nothing. */
+export const LanePoll = Schema.Struct({ generation: Id, ack: Schema.Int.check(Schema.isGreaterThanOrEqualTo(-1)), idle: Schema.Boolean })
+export type LanePoll = typeof LanePoll.Type
 
-export const decodeLaneStart = (value: unknown): Result.Result<LaneStart, string> => {
-  const raw = Schema.decodeUnknownResult(RawStart)(value)
-  if (Result.isFailure(raw)) return Result.fail(raw.failure.message)
-  return Result.map(decodeItems(raw.success.items), (items) => ({ ...raw.success, items }))
-}
+export const LanePollReply = Schema.Struct({ exit: Schema.Boolean, items: Schema.Array(LaneItem) })
+export type LanePollReply = typeof LanePollReply.Type
 
-const decodePollReply = (value: unknown): Result.Result<LanePollReply, string> => {
-  const raw = Schema.decodeUnknownResult(RawPollReply)(value)
-  if (Result.isFailure(raw)) return Result.fail(raw.failure.message)
-  return Result.map(decodeItems(raw.success.items), (items) => ({ exit: raw.success.exit, items }))
-}
+/** Invocation → object: its worker runtime's heartbeat, forwarded while the invocation is the lane's current one. */
+export const LaneHeartbeat = Schema.Struct({ generation: Id, heartbeat: Heartbeat })
+export type LaneHeartbeat = typeof LaneHeartbeat.Type
+
+/** Where the Worker starts lane invocations, and where an instance's object serves its lanes. */
+export const LANE_RUN_PATH = "/v1/lanes/run"
+export const lanePath = (instanceId: string, lane: string, call: "poll" | "heartbeat") =>
+  `/v1/instances/${encodeURIComponent(instanceId)}/lanes/${encodeURIComponent(lane)}/${call}`
 
 // ---------------------------------------------------------------------------------------------------------
 // The object's side.
@@ -144,7 +103,7 @@ export interface LaneSet {
   readonly stop: (workerId: string, message: StopMessage) => Effect.Effect<void, TransportError>
   readonly poll: (workerId: string, poll: LanePoll) => Promise<LanePollReply>
   /** A heartbeat of a lane's invocation, forwarded only if that invocation is the lane's current one. */
-  readonly heartbeat: (workerId: string, generation: string, heartbeat: Heartbeat) => Effect.Effect<void, RejectedError | import("@taskfold/core").StoreError>
+  readonly heartbeat: (workerId: string, generation: string, heartbeat: Heartbeat) => Effect.Effect<void, RejectedError | StoreError>
   /** Heartbeats idle lanes and gives up on silent invocations (on every alarm). */
   readonly refresh: Effect.Effect<void>
   /** `refresh`, if the last one is a heartbeatInterval old (on every request the object serves). */
@@ -153,7 +112,8 @@ export interface LaneSet {
   readonly close: () => void
 }
 
-const DONE = "done"
+/** The last line of a lane invocation's answer when it ended on its own; an answer that ends without it is a crash. */
+export const LANE_DONE = "done"
 
 /**
  * `unconfirmed`: after a restart, the lanes the store shows holding live tasks. Their invocations may have
@@ -205,7 +165,7 @@ export const makeLaneSet = (options: LaneSetOptions, unconfirmed: ReadonlySet<st
           text = (text + decoder.decode(chunk.value, { stream: true })).slice(-64)
         }
       }
-      return text.trim().endsWith(DONE)
+      return text.trim().endsWith(LANE_DONE)
     }
     void read()
       .catch(() => false)
@@ -250,7 +210,7 @@ export const makeLaneSet = (options: LaneSetOptions, unconfirmed: ReadonlySet<st
     })
 
   const enqueue = (lane: Lane, item: Omit<LaneItem, "seq">) => {
-    lane.mailbox.push({ ...item, seq: lane.nextSeq++ } as LaneItem)
+    lane.mailbox.push({ ...item, seq: lane.nextSeq++ })
     wake(lane)
   }
 
@@ -443,6 +403,3 @@ export const runLane = async (options: LaneRunOptions): Promise<void> => {
     await Effect.runPromise(Scope.close(scope, Exit.void))
   }
 }
-
-export const LANE_DONE = DONE
-export { decodePollReply }

@@ -5,55 +5,57 @@
  * fetch handler.
  */
 import {
-  ConfigError,
+  RejectedError,
   resolveConfig,
   resumeTracker,
   startTracker,
+  StoreError,
   TaskStore,
   Transport,
   TransportError,
+  type ConfigError,
   type Job,
   type JobConfig,
   type JobConfigOverrides,
   type NewTrackerOptions,
   type Outcome,
-  type RejectedError,
-  type StoreError,
+  type Progress,
   type TaskStoreShape,
   type Tracker,
   type TransportShape
 } from "@taskfold/core"
-import { DurableObject } from "cloudflare:workers"
-import { Effect, Exit, Result, Schema, Scope } from "effect"
-import { Hono, type Context } from "hono"
 import {
-  answerWith,
-  AUTHORIZATION,
-  bearer,
-  callJson,
-  DecodeFailure,
-  decoder,
-  errorJson,
-  guard,
+  answer,
+  decodeMessage,
+  encodeJson,
+  guardedApp,
   httpTrackerLink,
-  trackerRoutes,
-  type Fetch
-} from "./http.ts"
+  makeTrackerApp,
+  paths,
+  readMessage,
+  request,
+  SubmitRequest,
+  wireError,
+  type HttpClientOptions,
+  type TrackerHost
+} from "@taskfold/core/wire"
+import { DurableObject } from "cloudflare:workers"
+import { Effect, Exit, Scope } from "effect"
+import type { Context, Hono } from "hono"
 import {
-  decodeLaneStart,
-  decodePollReply,
-  encodeLaneStart,
-  encodePollReply,
   LANE_DONE,
-  LaneHeartbeatSchema,
-  LanePollSchema,
+  LANE_RUN_PATH,
+  LaneHeartbeat,
+  lanePath,
+  LanePoll,
+  LanePollReply,
+  LaneStart,
   makeLaneSet,
   runLane,
   type LaneSet
 } from "./lanes.ts"
 import { makeLocalWorker, type LocalWorker } from "./local.ts"
-import { busyWorkers, makeOutcomeTable, makeSqlStore, readInstanceRow } from "./sql-store.ts"
-import { decodeHeartbeat } from "./http.ts"
+import { busyWorkers, makeOutcomeTable, makeSqlStore, readInstanceRow, type OutcomeRecord } from "./sql-store.ts"
 
 export interface TaskfoldOptions {
   /** The jobs this deployment runs; instances name one of them. */
@@ -91,18 +93,6 @@ export const LOCAL_WORKER = "local"
 
 type Env = Record<string, unknown>
 
-const Id = Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(256))
-export const SubmitRequest = Schema.Struct({
-  job: Id,
-  params: Schema.optionalKey(Schema.Json),
-  config: Schema.optionalKey(Schema.Record(Schema.String, Schema.Unknown)),
-  instanceId: Schema.optionalKey(Id)
-})
-export type SubmitRequest = typeof SubmitRequest.Type
-const decodeSubmit = decoder(SubmitRequest)
-const decodeLanePoll = decoder(LanePollSchema)
-const decodeLaneHeartbeat = decoder(LaneHeartbeatSchema)
-
 /** Everything that lives in the object while it runs an instance. */
 interface Host {
   readonly instanceId: string
@@ -126,8 +116,35 @@ const atMost = (promise: Promise<void>, ms: number): Promise<void> => {
   })
 }
 
-const failureJson = (c: Context, status: 400 | 409, tag: string, message: string, path?: ReadonlyArray<PropertyKey>) =>
-  c.json({ error: { _tag: tag, message, ...(path === undefined ? {} : { issues: [{ path, message }] }) } }, status)
+const unknownInstance = (instanceId: string) => new RejectedError({ reason: "unknown-instance", message: `no live instance ${instanceId} here` })
+
+/** A deployment without its secret refuses every call (R-WIRE-2). */
+const noSecret = (name: string) =>
+  Response.json(wireError("Unauthorized", "unauthorized", `the deployment has no secret ${name}: every call is refused`), { status: 401 })
+
+/** A finished instance as core's routes see it: status answers its outcome and last progress; worker messages find no instance. */
+const finishedTracker = (record: OutcomeRecord): Tracker => {
+  const gone = Effect.fail(new RejectedError({ reason: "unknown-instance", message: `instance ${record.instanceId} finished` }))
+  const progress: Progress = {
+    ...(record.progress ?? { instanceId: record.instanceId, at: record.outcome.finishedAt, byName: {}, byWorker: {} }),
+    outcome: record.outcome
+  }
+  return {
+    instanceId: record.instanceId,
+    map: () => gone,
+    report: () => gone,
+    heartbeat: () => gone,
+    pull: () => gone,
+    appendContext: () => gone,
+    kill: () => gone,
+    readResults: () => Effect.succeed([]),
+    progress: Effect.succeed(progress),
+    onProgress: () => () => {},
+    outcome: Effect.succeed(record.outcome),
+    released: Effect.void,
+    tick: Effect.void
+  }
+}
 
 /** The Durable Object class and the Worker handler of a taskfold deployment. */
 export const taskfold = (options: TaskfoldOptions) => {
@@ -141,27 +158,37 @@ export const taskfold = (options: TaskfoldOptions) => {
   const names = { tracker: "TRACKER", workers: "WORKERS", secret: "TASKFOLD_SECRET", ...options.bindings }
   const jobs = new Map(options.jobs.map((job) => [job.name, job]))
   const jobOf = (name: string) => jobs.get(name)
-  const secretOf = (env: Env) => (typeof env[names.secret] === "string" ? (env[names.secret] as string) : undefined)
+  const unknownJob = (name: string) => `no job ${JSON.stringify(name)} is deployed here`
+  const secretOf = (env: Env) => {
+    const secret = env[names.secret]
+    return typeof secret === "string" && secret !== "" ? secret : undefined
+  }
   const stubOf = (env: Env, instanceId: string) => {
     const namespace = env[names.tracker] as DurableObjectNamespace | undefined
     if (namespace === undefined) throw new Error(`no Durable Object binding ${names.tracker} in env`)
     return namespace.get(namespace.idFromName(instanceId))
   }
-  const guards = guard({ secret: (c) => secretOf(c.env as Env), maxBodyBytes: settings.maxBodyBytes })
+  /** An instance's object, as core's HTTP client reaches it. */
+  const objectClient = (env: Env, instanceId: string, secret: string): HttpClientOptions => {
+    const stub = stubOf(env, instanceId)
+    return { baseUrl: "https://tracker", token: secret, fetch: (url, init) => stub.fetch(url, init) }
+  }
 
   /** The tracker of one instance. Export it under the class name your wrangler config binds. */
   class TaskfoldTracker extends DurableObject<Env> {
     readonly #store: TaskStoreShape
     readonly #outcomes: ReturnType<typeof makeOutcomeTable>
-    readonly #app: Hono<{ Bindings: Env }>
+    readonly #app: Hono | undefined
     #host: Host | undefined
-    #starting = false
+    /** The instance a submit is starting. */
+    #starting: string | undefined
 
     constructor(ctx: DurableObjectState, env: Env) {
       super(ctx, env)
       this.#store = makeSqlStore(ctx.storage)
       this.#outcomes = makeOutcomeTable(ctx.storage.sql)
-      this.#app = this.#routes()
+      const secret = secretOf(env)
+      this.#app = secret === undefined ? undefined : this.#routes(secret)
       // After an eviction or a restart, the instance resumes from SQLite before any request or alarm is let in (R-REC-1).
       void ctx.blockConcurrencyWhile(() => this.#resume())
     }
@@ -170,7 +197,7 @@ export const taskfold = (options: TaskfoldOptions) => {
       // Idle lanes heartbeat through the object while it is awake; between requests the alarm does it.
       const host = this.#host
       if (host !== undefined && !host.closed) void Effect.runPromise(host.lanes.refreshIfStale)
-      return this.#app.fetch(request, this.env)
+      return this.#app === undefined ? noSecret(names.secret) : this.#app.fetch(request)
     }
 
     /**
@@ -192,9 +219,13 @@ export const taskfold = (options: TaskfoldOptions) => {
       return this.#host === undefined ? undefined : { instanceId: this.#host.instanceId, tracker: this.#host.tracker }
     }
 
+    #live(instanceId: string): Host | undefined {
+      const host = this.#host
+      return host !== undefined && !host.closed && host.instanceId === instanceId ? host : undefined
+    }
+
     async #resume(): Promise<void> {
-      const ids = Effect.runSync(Effect.orElseSucceed(this.#store.listInstances(), () => [] as ReadonlyArray<string>))
-      const instanceId = ids[0]
+      const instanceId = this.#storedInstance()
       if (instanceId === undefined) return
       const row = readInstanceRow(this.ctx.storage.sql, instanceId)
       if (row === undefined) return
@@ -204,6 +235,10 @@ export const taskfold = (options: TaskfoldOptions) => {
       } catch (error) {
         console.error(`taskfold: could not resume ${instanceId}:`, error)
       }
+    }
+
+    #storedInstance(): string | undefined {
+      return Effect.runSync(Effect.orElseSucceed(this.#store.listInstances(), () => [] as ReadonlyArray<string>))[0]
     }
 
     #recordOutcome(instanceId: string, job: string, outcome: Outcome, host: Host | undefined): void {
@@ -269,10 +304,10 @@ export const taskfold = (options: TaskfoldOptions) => {
           tracker: () => (host.closed ? undefined : host.tracker),
           start: (start) =>
             workers().fetch(
-              new Request("https://taskfold/lanes/run", {
+              new Request(`https://taskfold${LANE_RUN_PATH}`, {
                 method: "POST",
-                headers: { [AUTHORIZATION]: bearer(secretOf(env) ?? ""), "content-type": "application/json" },
-                body: JSON.stringify(encodeLaneStart(start))
+                headers: { authorization: `Bearer ${secretOf(env) ?? ""}`, "content-type": "application/json" },
+                body: encodeJson(start)
               })
             )
         },
@@ -327,174 +362,173 @@ export const taskfold = (options: TaskfoldOptions) => {
       }
     }
 
-    #routes(): Hono<{ Bindings: Env }> {
-      const app = new Hono<{ Bindings: Env }>()
-      app.use("*", ...guards)
-      const hostOf = (instanceId: string) => {
-        const host = this.#host
-        return host !== undefined && !host.closed && host.instanceId === instanceId ? host : undefined
-      }
-
-      app.post("/instances/:id/submit", async (c) => {
-        const instanceId = c.req.param("id")
-        let json: unknown
-        try {
-          json = await c.req.json()
-        } catch {
-          return errorJson(c, new DecodeFailure([{ path: [], message: "the body is not JSON" }]))
+    /**
+     * Starts the instance the submit names (the Worker has named it: one object per instance). A repeated
+     * submit starts nothing and is answered with the same id, running or finished.
+     */
+    #submit(request: SubmitRequest): Effect.Effect<{ readonly instanceId: string }, RejectedError | ConfigError | StoreError> {
+      return Effect.suspend((): Effect.Effect<{ readonly instanceId: string }, RejectedError | ConfigError | StoreError> => {
+        const instanceId = request.instanceId
+        if (instanceId === undefined) return Effect.fail(new RejectedError({ reason: "bad-input", message: "a submit to an instance's object names the instance" }))
+        const job = jobOf(request.job)
+        if (job === undefined) return Effect.fail(new RejectedError({ reason: "bad-input", message: unknownJob(request.job) }))
+        const held = this.#host?.instanceId ?? this.#starting ?? this.#storedInstance()
+        if (held !== undefined || this.#outcomes.read(instanceId) !== undefined) {
+          return held === undefined || held === instanceId
+            ? Effect.succeed({ instanceId })
+            : Effect.fail(new RejectedError({ reason: "bad-input", message: `this object runs ${held}, not ${instanceId}` }))
         }
-        const decoded = decodeSubmit(json)
-        if (Result.isFailure(decoded)) return errorJson(c, decoded.failure)
-        const submit = decoded.success
-        if (submit.instanceId !== undefined && submit.instanceId !== instanceId) {
-          return failureJson(c, 400, "DecodeError", `instanceId ${submit.instanceId} is not ${instanceId}`, ["instanceId"])
-        }
-        const job = jobOf(submit.job)
-        if (job === undefined) return failureJson(c, 400, "DecodeError", `no job ${submit.job} is deployed here`, ["job"])
-        const stored = Effect.runSync(Effect.orElseSucceed(this.#store.listInstances(), () => [] as ReadonlyArray<string>))
-        if (this.#starting || this.#host !== undefined || stored.length > 0 || this.#outcomes.read(instanceId) !== undefined) {
-          return failureJson(c, 409, "Conflict", `instance ${instanceId} exists already`)
-        }
-        const config = await Effect.runPromise(
-          Effect.result(resolveConfig({ localWorker: "exclude", ...options.config, ...job.config, ...submit.config }))
-        )
-        if (Result.isFailure(config)) {
-          return failureJson(c, 400, "DecodeError", (config.failure as ConfigError).message, ["config"])
-        }
-        this.#starting = true
-        try {
-          this.#host = await this.#startHost(instanceId, job.name, config.success, false, (hooks) =>
-            startTracker({
-              instanceId,
-              job: job.name,
-              kind: job.kind,
-              config: config.success,
-              params: JSON.stringify(submit.params ?? null),
-              localWorkerId: LOCAL_WORKER,
-              ...hooks
+        return resolveConfig({ localWorker: "exclude", ...options.config, ...job.config, ...request.config }).pipe(
+          Effect.flatMap((config) =>
+            Effect.tryPromise({
+              try: async () => {
+                this.#starting = instanceId
+                try {
+                  this.#host = await this.#startHost(instanceId, job.name, config, false, (hooks) =>
+                    startTracker({
+                      instanceId,
+                      job: job.name,
+                      kind: job.kind,
+                      config,
+                      params: JSON.stringify(request.params ?? null),
+                      localWorkerId: LOCAL_WORKER,
+                      ...hooks
+                    })
+                  )
+                } finally {
+                  this.#starting = undefined
+                }
+                return { instanceId }
+              },
+              catch: (cause) => new StoreError({ reason: "unavailable", message: `instance ${instanceId} did not start: ${String(cause)}` })
             })
           )
-        } finally {
-          this.#starting = false
-        }
-        return c.json({ instanceId }, 201)
+        )
+      })
+    }
+
+    /** Core's tracker routes for this object's one instance, and the lanes' own two. */
+    #routes(secret: string): Hono {
+      const host: TrackerHost = {
+        tracker: (instanceId) =>
+          Effect.suspend(() => {
+            const live = this.#live(instanceId)?.tracker
+            if (live !== undefined) return Effect.succeed(live)
+            const record = this.#outcomes.read(instanceId)
+            return record === undefined ? Effect.fail(unknownInstance(instanceId)) : Effect.succeed(finishedTracker(record))
+          }),
+        submit: (request) => this.#submit(request),
+        registerWorker: () => Effect.fail(new RejectedError({ reason: "bad-input", message: "workers do not register here: sub-tasks run in lanes" }))
+      }
+      const app = makeTrackerApp(host, { token: secret, maxBodyBytes: settings.maxBodyBytes })
+
+      app.post("/v1/instances/:id/lanes/:lane/poll", async (c) => {
+        const poll = await readMessage(c, LanePoll)
+        if (!poll.ok) return poll.response
+        const live = this.#live(c.req.param("id"))
+        // No instance here (any more): the invocation may go.
+        if (live === undefined) return answer(c, Effect.succeed({ exit: true, items: [] }))
+        return answer(c, Effect.promise(() => live.lanes.poll(c.req.param("lane"), poll.value)))
       })
 
-      app.get("/instances/:id", async (c) => {
+      app.post("/v1/instances/:id/lanes/:lane/heartbeat", async (c) => {
+        const message = await readMessage(c, LaneHeartbeat)
+        if (!message.ok) return message.response
         const instanceId = c.req.param("id")
-        const host = hostOf(instanceId)
-        if (host?.tracker !== undefined) {
-          const progress = await Effect.runPromise(host.tracker.progress)
-          return c.json({ instanceId, job: host.job, state: progress.outcome === null ? "running" : "finishing", outcome: progress.outcome, progress })
-        }
-        const record = this.#outcomes.read(instanceId)
-        if (record !== undefined) {
-          return c.json({ instanceId, job: record.job, state: "finished", outcome: record.outcome, progress: record.progress })
-        }
-        return c.json({ error: { _tag: "RejectedError", reason: "unknown-instance", message: `no instance ${instanceId} here` } }, 404)
+        const live = this.#live(instanceId)
+        if (live === undefined) return answer(c, Effect.fail(unknownInstance(instanceId)))
+        return answer(c, live.lanes.heartbeat(c.req.param("lane"), message.value.generation, message.value.heartbeat).pipe(Effect.as({})))
       })
-
-      app.post("/instances/:id/lanes/:lane/poll", async (c) => {
-        const host = hostOf(c.req.param("id"))
-        if (host === undefined) return c.json(encodePollReply({ exit: true, items: [] }))
-        const poll = decodeLanePoll(await c.req.json().catch(() => undefined))
-        if (Result.isFailure(poll)) return errorJson(c, poll.failure)
-        return c.json(encodePollReply(await host.lanes.poll(c.req.param("lane"), poll.success)))
-      })
-
-      app.post("/instances/:id/lanes/:lane/heartbeat", async (c) => {
-        const instanceId = c.req.param("id")
-        const host = hostOf(instanceId)
-        const message = decodeLaneHeartbeat(await c.req.json().catch(() => undefined))
-        if (Result.isFailure(message)) return errorJson(c, message.failure)
-        const heartbeat = decodeHeartbeat(message.success.heartbeat)
-        if (Result.isFailure(heartbeat)) {
-          return errorJson(c, new DecodeFailure(heartbeat.failure.issues.map((issue) => ({ ...issue, path: ["heartbeat", ...issue.path] }))))
-        }
-        if (host === undefined) {
-          return c.json({ error: { _tag: "RejectedError", reason: "unknown-instance", message: `no live instance ${instanceId} here` } }, 404)
-        }
-        return answerWith(c, host.lanes.heartbeat(c.req.param("lane"), message.success.generation, heartbeat.success), () => ({}))
-      })
-
-      trackerRoutes(app, (instanceId) => hostOf(instanceId)?.tracker)
       return app
     }
   }
 
-  /** The Worker: the public API (forwarded to the instance's object) and the entry of lanes. */
-  const app = new Hono<{ Bindings: Env }>()
-  app.use("*", ...guards)
-
-  app.post("/instances", async (c) => {
-    let json: unknown
-    try {
-      json = await c.req.json()
-    } catch {
-      return errorJson(c, new DecodeFailure([{ path: [], message: "the body is not JSON" }]))
+  /**
+   * The Worker: core's routes, each forwarded to the instance's object (a submit names its instance first),
+   * and the entry of lanes. Built once per secret.
+   */
+  const workerApp = (secret: string): Hono => {
+    const app = guardedApp({ token: secret, maxBodyBytes: settings.maxBodyBytes })
+    /** An object that cannot be reached (reset, overloaded) is the platform's failure, not the caller's: 503. */
+    const toObject = async (c: Context, instanceId: string, request: Request): Promise<Response> => {
+      try {
+        return await stubOf(c.env as Env, instanceId).fetch(request)
+      } catch (error) {
+        const message = `the object of ${instanceId} did not answer: ${error instanceof Error ? error.message : String(error)}`
+        return c.json(wireError("TransportError", "unreachable", message), 503)
+      }
     }
-    const decoded = decodeSubmit(json)
-    if (Result.isFailure(decoded)) return errorJson(c, decoded.failure)
-    const instanceId = decoded.success.instanceId ?? `${decoded.success.job}-${crypto.randomUUID()}`
-    const headers = new Headers(c.req.raw.headers)
-    headers.set("content-type", "application/json")
-    return stubOf(c.env, instanceId).fetch(
-      new Request(`https://tracker/instances/${encodeURIComponent(instanceId)}/submit`, {
-        method: "POST",
-        headers,
-        body: JSON.stringify({ ...decoded.success, instanceId })
-      })
-    )
-  })
-  /** Hands a call to the instance's object. The body is read here (within the size limit) and sent on whole. */
-  const forward = async (c: Context<{ Bindings: Env }>) => {
-    const request = c.req.raw
-    const body = request.method === "GET" || request.method === "HEAD" ? undefined : await request.arrayBuffer()
-    return stubOf(c.env, c.req.param("id") ?? "").fetch(
-      new Request(request.url, { method: request.method, headers: request.headers, ...(body === undefined ? {} : { body }) })
-    )
-  }
-  app.get("/instances/:id", forward)
-  app.all("/instances/:id/*", forward)
 
-  app.post("/lanes/run", async (c) => {
-    const start = decodeLaneStart(await c.req.json().catch(() => undefined))
-    if (Result.isFailure(start)) return failureJson(c, 400, "DecodeError", start.failure)
-    const { instanceId, lane } = start.success
-    const stub = stubOf(c.env, instanceId)
-    const fetch: Fetch = (request) => stub.fetch(request)
-    const secret = secretOf(c.env) ?? ""
-    const base = `https://tracker/instances/${encodeURIComponent(instanceId)}/lanes/${encodeURIComponent(lane)}`
-    const encoder = new TextEncoder()
-    const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>()
-    const writer = writable.getWriter()
-    const work = runLane({
-      start: start.success,
-      jobs: jobOf,
-      link: httpTrackerLink({ fetch, baseUrl: "https://tracker", secret, instanceId }),
-      poll: (poll) =>
-        callJson({ fetch, secret }, `${base}/poll`, poll, (json) => {
-          const reply = decodePollReply(json)
-          if (Result.isFailure(reply)) throw new Error(`bad poll answer: ${reply.failure}`)
-          return reply.success
-        }),
-      heartbeat: (generation, heartbeat) => callJson({ fetch, secret }, `${base}/heartbeat`, { generation, heartbeat }, () => undefined)
-    })
-      .then(
-        () => writer.write(encoder.encode(`${LANE_DONE}\n`)),
-        (error: unknown) => writer.write(encoder.encode(`failed: ${String(error)}\n`))
+    app.post(paths.instances, async (c) => {
+      const submit = await readMessage(c, SubmitRequest)
+      if (!submit.ok) return submit.response
+      const { job } = submit.value
+      if (jobOf(job) === undefined) return c.json(wireError("DecodeError", "bad-field", unknownJob(job), '["job"]'), 400)
+      const instanceId = submit.value.instanceId ?? `${job}-${crypto.randomUUID()}`
+      return toObject(
+        c,
+        instanceId,
+        new Request(`https://tracker${paths.instances}`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${secret}`, "content-type": "application/json" },
+          body: encodeJson({ ...submit.value, instanceId })
+        })
       )
-      .finally(() => writer.close())
-      .catch(() => undefined)
-    c.executionCtx.waitUntil(work)
-    // The stream stays open while the lane runs: the object reads it to learn when the invocation ends.
-    return new Response(readable, { status: 202, headers: { "content-type": "text/plain; charset=utf-8" } })
-  })
+    })
+
+    /** Hands a call to the instance's object. The body is read here (within the size limit) and sent on whole. */
+    const forward = async (c: Context) => {
+      const request = c.req.raw
+      const body = request.method === "GET" || request.method === "HEAD" ? undefined : await request.arrayBuffer()
+      return toObject(
+        c,
+        c.req.param("id") ?? "",
+        new Request(request.url, { method: request.method, headers: request.headers, ...(body === undefined ? {} : { body }) })
+      )
+    }
+    app.get("/v1/instances/:id", forward)
+    app.all("/v1/instances/:id/*", forward)
+
+    app.post(LANE_RUN_PATH, async (c) => {
+      const start = await readMessage(c, LaneStart)
+      if (!start.ok) return start.response
+      const { instanceId, lane } = start.value
+      const client = objectClient(c.env as Env, instanceId, secret)
+      const encoder = new TextEncoder()
+      const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>()
+      const writer = writable.getWriter()
+      const work = runLane({
+        start: start.value,
+        jobs: jobOf,
+        link: httpTrackerLink(client)(instanceId),
+        poll: (poll) =>
+          request(client, "POST", lanePath(instanceId, lane, "poll"), poll).pipe(Effect.flatMap((body) => decodeMessage(LanePollReply, body))),
+        heartbeat: (generation, heartbeat) => request(client, "POST", lanePath(instanceId, lane, "heartbeat"), { generation, heartbeat })
+      })
+        .then(
+          () => writer.write(encoder.encode(`${LANE_DONE}\n`)),
+          (error: unknown) => writer.write(encoder.encode(`failed: ${String(error)}\n`))
+        )
+        .finally(() => writer.close())
+        .catch(() => undefined)
+      c.executionCtx.waitUntil(work)
+      // The stream stays open while the lane runs: the object reads it to learn when the invocation ends.
+      return new Response(readable, { status: 202, headers: { "content-type": "text/plain; charset=utf-8" } })
+    })
+    return app
+  }
+  let built: { readonly secret: string; readonly app: Hono } | undefined
+  const appFor = (secret: string): Hono => {
+    if (built?.secret !== secret) built = { secret, app: workerApp(secret) }
+    return built.app
+  }
 
   return {
     Tracker: TaskfoldTracker,
-    /** The Worker's fetch handler: `export default { fetch: app.fetch }`. */
-    fetch: (request: Request, env: Env, ctx: ExecutionContext) => app.fetch(request, env, ctx),
-    app
+    /** The Worker's fetch handler: `export default { fetch: deployment.fetch }`. */
+    fetch: (request: Request, env: Env, ctx: ExecutionContext): Response | Promise<Response> => {
+      const secret = secretOf(env)
+      return secret === undefined ? noSecret(names.secret) : appFor(secret).fetch(request, env, ctx)
+    }
   }
 }

@@ -104,7 +104,7 @@ describe("the alarm is the tracker's timer", () => {
 
     expect(await runDurableObjectAlarm(trackerOf(instanceId))).toBe(true)
     await waitUntil(async () => (await alarmOf(instanceId)) === timeoutAt, "the alarm armed again")
-    expect((await status(instanceId)).state).toBe("running")
+    expect((await status(instanceId)).outcome).toBeNull()
 
     const stopped = nextStart(instanceId, "0.1 stopped")
     const outcome = await within(outcomeOf(instanceId), 10_000, "the outcome")

@@ -1,33 +1,30 @@
-import type { Outcome, Progress } from "@taskfold/core"
+import type { JobConfigOverrides } from "@taskfold/core"
+import { httpTrackerClient, type InstanceStatus } from "@taskfold/core/wire"
 import { SELF } from "cloudflare:test"
 import { env } from "cloudflare:workers"
+import { Effect, type Schema } from "effect"
 
 export const SECRET = "test-secret"
+export const BASE = "https://taskfold.test"
 export const auth = { authorization: `Bearer ${SECRET}`, "content-type": "application/json" }
 
-export interface Status {
-  readonly instanceId: string
-  readonly job: string
-  readonly state: "running" | "finishing" | "finished"
-  readonly outcome: Outcome | null
-  readonly progress: Progress | null
-}
+/** Core's client for an instance's owner, over the Worker's fetch. */
+export const client = httpTrackerClient({ baseUrl: BASE, token: SECRET, fetch: (url, init) => SELF.fetch(url, init) })
 
 export const call = (path: string, init: RequestInit = {}) =>
-  SELF.fetch(`https://taskfold.test${path}`, { ...init, headers: { ...auth, ...(init.headers as Record<string, string> | undefined) } })
+  SELF.fetch(`${BASE}${path}`, { ...init, headers: { ...auth, ...(init.headers as Record<string, string> | undefined) } })
 
-export const submit = async (job: string, params: unknown, config: Record<string, unknown> = {}, instanceId?: string): Promise<string> => {
-  const response = await call("/instances", { method: "POST", body: JSON.stringify({ job, params, config, ...(instanceId === undefined ? {} : { instanceId }) }) })
-  const body = (await response.json()) as { instanceId: string }
-  if (response.status !== 201) throw new Error(`submit answered ${response.status}: ${JSON.stringify(body)}`)
-  return body.instanceId
-}
+export const submit = (job: string, params: unknown, config: Record<string, unknown> = {}, instanceId?: string): Promise<string> =>
+  Effect.runPromise(
+    client.submit({
+      job,
+      params: params as Schema.Json,
+      config: config as JobConfigOverrides,
+      ...(instanceId === undefined ? {} : { instanceId })
+    })
+  )
 
-export const status = async (instanceId: string): Promise<Status> => {
-  const response = await call(`/instances/${instanceId}`)
-  if (!response.ok) throw new Error(`status answered ${response.status}: ${await response.text()}`)
-  return (await response.json()) as Status
-}
+export const status = (instanceId: string): Promise<InstanceStatus> => Effect.runPromise(client.status(instanceId))
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
@@ -39,10 +36,10 @@ export const waitUntil = async (condition: () => boolean | Promise<boolean>, wha
   }
 }
 
-/** Polls the status endpoint until the instance is finished. */
-export const finished = async (instanceId: string, timeoutMs = 30_000): Promise<Status> => {
-  let last: Status | undefined
-  await waitUntil(async () => (last = await status(instanceId)).state === "finished", `${instanceId} finished`, timeoutMs)
+/** Polls the status endpoint until the instance has its outcome. */
+export const finished = async (instanceId: string, timeoutMs = 30_000): Promise<InstanceStatus> => {
+  let last: InstanceStatus | undefined
+  await waitUntil(async () => (last = await status(instanceId)).outcome !== null, `${instanceId} finished`, timeoutMs)
   return last!
 }
 

@@ -6,41 +6,53 @@
 import { defineJob, type Outcome } from "@taskfold/core"
 import { DurableObject } from "cloudflare:workers"
 import { makeSqlStore } from "../src/sql-store.ts"
-import { taskfold } from "../src/index.ts"
+import { LANE_RUN_PATH, taskfold } from "../src/index.ts"
 
 export const watch = {
-  /** Runs of each task: `${instanceId} ${taskId}` → attempts seen. */
+  /** Runs of each task: `${instanceId} ${taskId}` → attempts seen, and when each started. */
   runs: new Map<string, number[]>(),
+  startedAt: new Map<string, number[]>(),
   outcomes: new Map<string, Outcome>(),
-  outcomeWaiters: new Map<string, Array<(outcome: Outcome) => void>>(),
   /** Lane starts to accept and then drop, as an invocation that dies at once would. */
   swallowLaneStarts: 0,
-  swallowed: 0,
-  /** Resolved when a task of this key starts. */
-  startWaiters: new Map<string, Array<(at: number) => void>>()
+  swallowed: 0
 }
 
 const ran = (instanceId: string, taskId: string, attempt: number) => {
   const key = `${instanceId} ${taskId}`
-  const list = watch.runs.get(key) ?? []
-  list.push(attempt)
-  watch.runs.set(key, list)
-  for (const resolve of watch.startWaiters.get(key) ?? []) resolve(Date.now())
-  watch.startWaiters.delete(key)
+  const runs = watch.runs.get(key) ?? []
+  const times = watch.startedAt.get(key) ?? []
+  runs.push(attempt)
+  times.push(Date.now())
+  watch.runs.set(key, runs)
+  watch.startedAt.set(key, times)
 }
 
-export const nextStart = (instanceId: string, taskId: string): Promise<number> =>
-  new Promise((resolve) => {
-    const key = `${instanceId} ${taskId}`
-    watch.startWaiters.set(key, [...(watch.startWaiters.get(key) ?? []), resolve])
+/**
+ * Resolves with `found()` once it is defined, checking on the caller's own timers. A test never awaits a
+ * promise that a lane or the object resolves: workerd would resume the test inside that request, and the
+ * test's later timers and fetches would belong to it and stop when it ends (a lane's ends with its task).
+ */
+const poll = <A>(found: () => A | undefined, what: string, timeoutMs = 30_000): Promise<A> =>
+  new Promise((resolve, reject) => {
+    const until = Date.now() + timeoutMs
+    const check = () => {
+      const value = found()
+      if (value !== undefined) return resolve(value)
+      if (Date.now() > until) return reject(new Error(`gave up waiting for ${what}`))
+      setTimeout(check, 10)
+    }
+    check()
   })
 
-export const outcomeOf = (instanceId: string): Promise<Outcome> =>
-  new Promise((resolve) => {
-    const known = watch.outcomes.get(instanceId)
-    if (known !== undefined) return resolve(known)
-    watch.outcomeWaiters.set(instanceId, [...(watch.outcomeWaiters.get(instanceId) ?? []), resolve])
-  })
+/** When the next run of this task starts (after the call). */
+export const nextStart = (instanceId: string, taskId: string): Promise<number> => {
+  const key = `${instanceId} ${taskId}`
+  const seen = watch.startedAt.get(key)?.length ?? 0
+  return poll(() => watch.startedAt.get(key)?.[seen], `a start of ${key}`)
+}
+
+export const outcomeOf = (instanceId: string): Promise<Outcome> => poll(() => watch.outcomes.get(instanceId), `the outcome of ${instanceId}`)
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
@@ -122,8 +134,6 @@ const deployment = taskfold({
   maxBodyBytes: 2 * 1024 * 1024,
   onOutcome: (instanceId, outcome) => {
     watch.outcomes.set(instanceId, outcome)
-    for (const resolve of watch.outcomeWaiters.get(instanceId) ?? []) resolve(outcome)
-    watch.outcomeWaiters.delete(instanceId)
   }
 })
 
@@ -136,7 +146,7 @@ export class StoreProbe extends DurableObject {
 
 export default {
   fetch: (request: Request, env: Record<string, unknown>, ctx: ExecutionContext) => {
-    if (watch.swallowLaneStarts > 0 && new URL(request.url).pathname === "/lanes/run") {
+    if (watch.swallowLaneStarts > 0 && new URL(request.url).pathname === LANE_RUN_PATH) {
       watch.swallowLaneStarts--
       watch.swallowed++
       return new Response(null, { status: 202 })
