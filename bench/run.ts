@@ -171,6 +171,32 @@ const inProcessScenario = async (): Promise<void> => {
   } catch (error) {
     rows.push(failed("inprocess", "in-process, memory store", error))
   }
+  await waitingScenario(Math.max(...sizes.inprocess))
+}
+
+/** The same job in pull mode, so its sub-tasks stay waiting: live memory per waiting task after a full collection. */
+const waitingScenario = async (n: number): Promise<void> => {
+  const title = `in-process, ${count(n)} sub-tasks waiting`
+  log(`\n${title}: live heap + external memory per waiting task, after a full collection (median of ${runs})`)
+  try {
+    const results: ChildResult[] = []
+    for (let i = 0; i < runs; i++) {
+      const result = await runScenario("waiting", ["--n", String(n)])
+      log(`  waiting ${i + 1}/${runs}: ${count(result["bytesPerWaitingTask"] as number)} B per waiting task, peak RSS ${(result.peakRss / MiB).toFixed(0)} MiB`)
+      results.push(result)
+    }
+    rows.push({
+      id: `waiting-${n}`,
+      title,
+      status: "ok",
+      figures: [
+        figure("live bytes per waiting task", "bytesPerTask", results.map((r) => r["bytesPerWaitingTask"] as number), TARGETS.bytesPerTask),
+        figure("peak RSS", "bytes", results.map((r) => r.peakRss))
+      ]
+    })
+  } catch (error) {
+    rows.push(failed("waiting", title, error))
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------

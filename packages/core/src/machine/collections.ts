@@ -31,6 +31,47 @@ export class Fifo<T> {
   }
 }
 
+/**
+ * A Map whose entries come and go all the time (live tasks). V8 keeps a Map's discarded hash tables
+ * linked to their successors, for iterators still running over them; once one of those tables sits in
+ * the old generation, every later table and everything its entries refer to survive young collections
+ * until the next full one, and the heap fills with garbage. Moving the entries to a fresh Map every few
+ * thousand deletions cuts that chain; the copy keeps insertion order.
+ */
+export class ChurningMap<K, V> {
+  private map = new Map<K, V>()
+  private deletions = 0
+
+  get size(): number {
+    return this.map.size
+  }
+
+  get(key: K): V | undefined {
+    return this.map.get(key)
+  }
+
+  has(key: K): boolean {
+    return this.map.has(key)
+  }
+
+  set(key: K, value: V): void {
+    this.map.set(key, value)
+  }
+
+  delete(key: K): boolean {
+    if (!this.map.delete(key)) return false
+    if (++this.deletions >= 4096) {
+      this.deletions = 0
+      this.map = new Map(this.map)
+    }
+    return true
+  }
+
+  values(): IterableIterator<V> {
+    return this.map.values()
+  }
+}
+
 /** A binary min-heap ordered by a numeric key. */
 export class MinHeap<T> {
   private readonly items: T[] = []

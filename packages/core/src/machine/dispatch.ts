@@ -2,6 +2,8 @@ import { RejectedError } from "../model/errors.ts"
 import type { DispatchedTask, PullRequest, TaskBatch } from "../model/messages.ts"
 import { TaskStatus } from "../model/status.ts"
 import { checkTimeouts } from "./finalize.ts"
+import { ChildBlock, hasChild, takeChild } from "./blocks.ts"
+import { Batch, Dispatched, Send } from "./output.ts"
 import type { LiveTask, MachineState, SentBatch, WorkerState } from "./state.ts"
 import { acknowledge, assign, finish, requeue, setStatus } from "./tasks.ts"
 import { touchWorker } from "./workers.ts"
@@ -10,24 +12,30 @@ type Plan = Map<WorkerState, LiveTask[]>
 
 /** Tasks a worker may still take: its slots plus the queue allowance, less what it holds and is about to get (R-DISP-2). */
 const credit = (state: MachineState, worker: WorkerState, plan: Plan): number =>
-  worker.slots + state.config.queueAllowance - worker.tasks.size - (plan.get(worker)?.length ?? 0)
+  worker.slots + state.config.queueAllowance - worker.held - (plan.get(worker)?.length ?? 0)
 
-/** Next unpinned task that is still Waiting, or undefined. */
+/** Next unpinned task that is still Waiting, taken off the queue, or undefined. */
 const nextWaiting = (state: MachineState): LiveTask | undefined => {
-  for (;;) {
-    const task = state.waiting.shift()
-    if (task === undefined) return undefined
-    if (task.queued && task.status === TaskStatus.Waiting) {
-      task.queued = false
-      return task
+  for (let head = state.waiting.peek(); head !== undefined; head = state.waiting.peek()) {
+    if (head instanceof ChildBlock) {
+      const child = takeChild(state, head)
+      if (child !== undefined) return child
+      state.waiting.shift()
+      continue
+    }
+    state.waiting.shift()
+    if (head.queued && head.status === TaskStatus.Waiting) {
+      head.queued = false
+      return head
     }
   }
+  return undefined
 }
 
 /** Drops stale entries at the head of the waiting queue; true if a Waiting task is next. */
 const hasWaiting = (state: MachineState): boolean => {
-  for (let task = state.waiting.peek(); task !== undefined; task = state.waiting.peek()) {
-    if (task.queued && task.status === TaskStatus.Waiting) return true
+  for (let head = state.waiting.peek(); head !== undefined; head = state.waiting.peek()) {
+    if (head instanceof ChildBlock ? hasChild(state, head) : head.queued && head.status === TaskStatus.Waiting) return true
     state.waiting.shift()
   }
   return false
@@ -50,25 +58,62 @@ const eligibleWorkers = (state: MachineState): WorkerState[] => {
   return othersAlive ? usable.filter((worker) => !worker.isLocal) : usable
 }
 
-const pickRoundRobin = (state: MachineState, workers: WorkerState[], plan: Plan): WorkerState | undefined => {
-  for (let tries = 0; tries < workers.length; tries++) {
-    const worker = workers[state.cursor++ % workers.length] as WorkerState
-    if (credit(state, worker, plan) > 0) return worker
+/** Index of the next worker with room, round-robin from where the last pick stopped, or -1. */
+const pickRoundRobin = (state: MachineState, room: Int32Array): number => {
+  for (let tries = 0; tries < room.length; tries++) {
+    const at = state.cursor++ % room.length
+    if (room[at]! > 0) return at
   }
-  return undefined
+  return -1
 }
 
-const pickLeastLoaded = (state: MachineState, workers: WorkerState[], plan: Plan): WorkerState | undefined => {
-  let best: WorkerState | undefined
-  let bestCredit = 0
-  for (const worker of workers) {
-    const free = credit(state, worker, plan)
-    if (free > bestCredit) {
-      best = worker
-      bestCredit = free
+/** Index of the worker with the most room (the first of equals), or -1. */
+const pickLeastLoaded = (_state: MachineState, room: Int32Array): number => {
+  let best = -1
+  let bestRoom = 0
+  for (let at = 0; at < room.length; at++) {
+    if (room[at]! > bestRoom) {
+      best = at
+      bestRoom = room[at]!
     }
   }
   return best
+}
+
+/**
+ * Plans unpinned tasks onto the workers with credit: round-robin, continuing across rounds, or to the most
+ * free worker (R-DISP-3). A worker is picked only for a task that is there, so the cursor continues where it stopped.
+ */
+const planUnpinned = (state: MachineState, plan: Plan, now: number): void => {
+  const workers = eligibleWorkers(state)
+  let budget = allowance(state, now)
+  if (workers.length === 0) return
+  const room = Int32Array.from(workers, (worker) => credit(state, worker, plan))
+  const planned: LiveTask[][] = workers.map(() => [])
+  /** Worker indexes in the order they were first picked: the order of their batches. */
+  const order: number[] = []
+  const pick = state.config.routing === "least-loaded" ? pickLeastLoaded : pickRoundRobin
+  let sent = 0
+  while (budget > 0 && hasWaiting(state)) {
+    const at = pick(state, room)
+    if (at < 0) break
+    const task = nextWaiting(state)
+    if (task === undefined) break
+    const list = planned[at] as LiveTask[]
+    if (list.length === 0) order.push(at)
+    list.push(task)
+    room[at] = room[at]! - 1
+    budget--
+    sent++
+  }
+  if (state.rate !== null) state.tokens -= sent
+  for (const at of order) {
+    const worker = workers[at] as WorkerState
+    const list = planned[at] as LiveTask[]
+    const pinned = plan.get(worker)
+    if (pinned === undefined) plan.set(worker, list)
+    else for (const task of list) pinned.push(task)
+  }
 }
 
 /** Records tasks as Dispatched(worker, attempt) before they are sent (R-DISP-1) and builds their batch. */
@@ -80,17 +125,10 @@ const recordBatch = (state: MachineState, worker: WorkerState, tasks: LiveTask[]
     assign(task, worker)
     setStatus(state, task, TaskStatus.Dispatched)
     task.batch = sent
-    dispatched[i] = { id: task.id, name: task.name, kind: task.kind, body: task.body, attempt: task.attempt }
+    dispatched[i] = new Dispatched(task)
   }
   state.sentBatches.push(sent)
-  return {
-    instanceId: state.instanceId,
-    job: state.job,
-    params: state.params,
-    seq: sent.seq,
-    context: state.context as TaskBatch["context"],
-    tasks: dispatched
-  }
+  return new Batch(state.instanceId, state.job, state.params, sent.seq, state.context as TaskBatch["context"], dispatched)
 }
 
 const sendAll = (state: MachineState, perWorker: Plan, now: number): void => {
@@ -98,24 +136,18 @@ const sendAll = (state: MachineState, perWorker: Plan, now: number): void => {
   for (const [worker, tasks] of perWorker) {
     for (let from = 0; from < tasks.length; from += size) {
       const chunk = tasks.length <= size ? tasks : tasks.slice(from, from + size)
-      state.out.sends.push({ workerId: worker.id, batch: recordBatch(state, worker, chunk, now) })
+      state.out.sends.push(new Send(worker.id, recordBatch(state, worker, chunk, now)))
     }
   }
 }
 
-const add = (perWorker: Plan, worker: WorkerState, task: LiveTask) => {
-  const list = perWorker.get(worker)
-  if (list === undefined) perWorker.set(worker, [task])
-  else list.push(task)
-}
-
 /**
  * Sends every task that can go now (R-DISP-2): pinned ones to their worker (R-DISP-4), unpinned ones
- * round-robin from where the last round stopped, or to the most free worker (R-DISP-3).
+ * to the workers with credit (R-DISP-3).
  */
 export const dispatch = (state: MachineState, now: number): void => {
   if (state.outcome !== null) return
-  const perWorker: Plan = new Map()
+  const plan: Plan = new Map()
   for (const [workerId, queue] of state.pinned) {
     if (queue.size === 0) continue
     const worker = state.workers.get(workerId)
@@ -123,27 +155,13 @@ export const dispatch = (state: MachineState, now: number): void => {
     for (let task = queue.shift(); task !== undefined; task = queue.shift()) {
       if (!task.queued || task.status !== TaskStatus.Waiting) continue
       task.queued = false
-      add(perWorker, worker, task)
+      const list = plan.get(worker)
+      if (list === undefined) plan.set(worker, [task])
+      else list.push(task)
     }
   }
-  if (state.config.dispatchMode === "push" && state.waiting.size > 0) {
-    const workers = eligibleWorkers(state)
-    let budget = allowance(state, now)
-    const pick = state.config.routing === "least-loaded" ? pickLeastLoaded : pickRoundRobin
-    let sent = 0
-    // A worker is picked only for a task that is there, so the round-robin cursor continues where it stopped (R-DISP-3).
-    while (budget > 0 && workers.length > 0 && hasWaiting(state)) {
-      const worker = pick(state, workers, perWorker)
-      if (worker === undefined) break
-      const task = nextWaiting(state)
-      if (task === undefined) break
-      add(perWorker, worker, task)
-      budget--
-      sent++
-    }
-    if (state.rate !== null) state.tokens -= sent
-  }
-  sendAll(state, perWorker, now)
+  if (state.config.dispatchMode === "push" && state.waiting.size > 0) planUnpinned(state, plan, now)
+  sendAll(state, plan, now)
 }
 
 /** Pull mode: a worker takes up to pageSize sub-tasks, never past maxInFlight (R-DISP-9). */

@@ -2,6 +2,7 @@ import { RejectedError } from "../model/errors.ts"
 import { BROADCAST_NAME, FINAL_NAME, TaskKind } from "../model/status.ts"
 import { progressSnapshot } from "./progress.ts"
 import type { LiveTask, MachineState, RunState } from "./state.ts"
+import { drainBlocks, findTask } from "./blocks.ts"
 import { createTask, finish } from "./tasks.ts"
 
 const HISTORY = 10
@@ -87,7 +88,7 @@ export const checkRuns = (state: MachineState, now: number): void => {
 export const abortRun = (state: MachineState, run: RunState, taskError: string, outcome: string, now: number): void => {
   if (run.done) return
   const stopped = new Map<string, string[]>()
-  for (const task of state.tasks.values()) {
+  for (const task of [...state.tasks.values()]) {
     if (task.run !== run) continue
     const worker = task.worker
     if (worker !== undefined && !worker.lost) {
@@ -97,6 +98,8 @@ export const abortRun = (state: MachineState, run: RunState, taskError: string, 
     }
     finish(state, task, false, null, false, taskError)
   }
+  // Children still in their blocks have no worker to stop.
+  drainBlocks(state, run, (task) => finish(state, task, false, null, false, taskError))
   for (const [workerId, taskIds] of stopped) {
     state.out.stops.push({ workerId, message: { instanceId: state.instanceId, taskIds, reason: outcome } })
   }
@@ -120,7 +123,7 @@ export const kill = (state: MachineState, taskId: string | null, reason: string,
     stopAllWorkers(state, reason)
     return undefined
   }
-  const task = state.tasks.get(taskId)
+  const task = findTask(state, taskId)
   if (task === undefined) {
     return new RejectedError({ reason: "unknown-task", message: `task ${taskId} is not running in ${state.instanceId}` })
   }

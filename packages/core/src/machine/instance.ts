@@ -2,8 +2,10 @@ import { parseRate, type JobConfig } from "../model/config.ts"
 import type { InstanceRow, JobKind } from "../model/instance.ts"
 import { TaskKind, TaskStatus } from "../model/status.ts"
 import type { TaskRow } from "../model/task.ts"
+import { ChurningMap } from "./collections.ts"
 import { startRun } from "./frequent.ts"
-import { emptyOutput, newQueues, type LiveTask, type MachineState, type RunState, type WorkerState } from "./state.ts"
+import { Output } from "./output.ts"
+import { LiveTask, newQueues, type MachineState, type RunState, type WorkerState } from "./state.ts"
 import { assign, enqueue, nameCounter, requeue } from "./tasks.ts"
 
 export interface NewInstance {
@@ -32,7 +34,7 @@ const baseState = (init: NewInstance, startedAt: number): MachineState => {
     nextRun: 0,
     context: {},
     contextBytes: 2,
-    tasks: new Map(),
+    tasks: new ChurningMap(),
     runs: new Map(),
     history: [],
     workers: new Map(),
@@ -53,7 +55,7 @@ const baseState = (init: NewInstance, startedAt: number): MachineState => {
     metaDirty: true,
     dirty: [],
     deleteRuns: [],
-    out: emptyOutput()
+    out: new Output()
   }
 }
 
@@ -87,7 +89,7 @@ const placeholderWorker = (id: string, now: number, isLocal: boolean): WorkerSta
   lastSeen: now,
   available: false,
   lost: false,
-  tasks: new Set(),
+  held: 0,
   running: 0,
   succeeded: 0,
   failed: 0,
@@ -154,30 +156,15 @@ export const restoreInstance = (stored: StoredInstance, localWorkerId: string, n
         : taskRow.kind === TaskKind.Broadcast
           ? (taskRow.worker ?? undefined)
           : undefined
-    const task: LiveTask = {
-      id: taskRow.id,
-      seq: taskRow.seq,
-      run,
-      name: taskRow.name,
-      kind: taskRow.kind,
-      body: taskRow.body,
-      counter,
-      status: taskRow.status,
-      worker: undefined,
-      pinnedTo,
-      attempt: taskRow.attempt,
-      failures: taskRow.failures,
-      redeliveries: taskRow.redeliveries,
-      childCount: taskRow.childCount,
-      mapCursor: 0,
-      dueAt: taskRow.dueAt,
-      lastError: taskRow.lastError,
-      result: null,
-      resultCut: false,
-      batch: undefined,
-      queued: false,
-      dirty: 0
-    }
+    const task = new LiveTask(taskRow.id, taskRow.seq, run, taskRow.kind, taskRow.body, counter)
+    task.status = taskRow.status
+    task.pinnedTo = pinnedTo
+    task.attempt = taskRow.attempt
+    task.failures = taskRow.failures
+    task.redeliveries = taskRow.redeliveries
+    task.childCount = taskRow.childCount
+    task.dueAt = taskRow.dueAt
+    task.lastError = taskRow.lastError
     counter[taskRow.status === TaskStatus.Waiting ? "waiting" : taskRow.status === TaskStatus.Dispatched ? "dispatched" : "running"]++
     if (taskRow.status === TaskStatus.Waiting) state.waitingCount++
     else if (task.kind === TaskKind.Sub) state.subInFlight++

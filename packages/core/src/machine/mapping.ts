@@ -5,7 +5,8 @@ import { utf8Length } from "./collections.ts"
 import { nextToken } from "./dispatch.ts"
 import { runningTask } from "./retry.ts"
 import type { MachineState, ReplyValue } from "./state.ts"
-import { createTask, markDirty } from "./tasks.ts"
+import { createBlock } from "./blocks.ts"
+import { markDirty } from "./tasks.ts"
 import { touchWorker } from "./workers.ts"
 
 /** Encoded size of a body; short strings skip the exact count, they cannot pass the limit. */
@@ -58,13 +59,15 @@ export const applyMap = (state: MachineState, request: MapRequest, reply: number
     parent.run.pendingMaps++
     return
   }
-  let created = 0
-  for (const body of request.bodies) {
-    const number = ++parent.mapCursor
-    if (number <= parent.childCount) continue
-    parent.childCount = number
-    createTask(state, parent.run, { id: `${parent.id}.${number}`, name: request.name, kind: TaskKind.Sub, body, pinnedTo: undefined })
-    created++
+  // This call's items are numbers cursor + 1 .. cursor + n of the attempt; the ones up to childCount exist already.
+  const bodies = request.bodies
+  const cursor = parent.mapCursor
+  const skipped = Math.min(bodies.length, Math.max(0, parent.childCount - cursor))
+  const created = bodies.length - skipped
+  parent.mapCursor = cursor + bodies.length
+  if (created > 0) {
+    parent.childCount = cursor + bodies.length
+    createBlock(state, parent, request.name, bodies, skipped, cursor + skipped + 1, created)
   }
   markDirty(state, parent)
   answer({ _tag: "Mapped", created })
@@ -75,8 +78,11 @@ export const applyMap = (state: MachineState, request: MapRequest, reply: number
  * no slot will free up and the waiting tasks would never drain, so back-pressure must give way (R-MAP-4 must
  * not deadlock).
  */
-const stalled = (state: MachineState): boolean =>
-  state.tasks.size - state.waitingCount <= state.pendingMaps.size && nextToken(state) === null
+const stalled = (state: MachineState): boolean => {
+  let live = 0
+  for (const run of state.runs.values()) live += run.live
+  return live - state.waitingCount <= state.pendingMaps.size && nextToken(state) === null
+}
 
 /** Lets suspended map calls in, in arrival order, once the waiting tasks are below half the bound. */
 export const admitPendingMaps = (state: MachineState, now: number): void => {

@@ -9,10 +9,13 @@ import { touchWorker } from "./workers.ts"
 /** Progress per task name and per worker, from the counters kept with every change (R-PROG-1). */
 export const progressSnapshot = (state: MachineState, now: number): Progress => {
   const byName: Progress["byName"] = {}
-  for (const [name, counter] of state.byName) byName[name] = { ...counter }
+  for (const [name, counter] of state.byName) {
+    const { total, waiting, dispatched, running, succeeded, failed } = counter
+    byName[name] = { total, waiting, dispatched, running, succeeded, failed }
+  }
   const byWorker: Record<string, WorkerProgress> = {}
   for (const worker of state.workerList) {
-    byWorker[worker.id] = { assigned: worker.tasks.size, running: worker.running, succeeded: worker.succeeded, failed: worker.failed }
+    byWorker[worker.id] = { assigned: worker.held, running: worker.running, succeeded: worker.succeeded, failed: worker.failed }
   }
   return { instanceId: state.instanceId, at: now, byName, byWorker, outcome: state.outcome }
 }

@@ -5,6 +5,7 @@ import { createBroadcastTasks } from "./finalize.ts"
 import { cutResult, failAttempt } from "./retry.ts"
 import type { MachineState, ReportsReply } from "./state.ts"
 import { TaskKind } from "../model/status.ts"
+import { findTask } from "./blocks.ts"
 import { acknowledge, finish, setStatus } from "./tasks.ts"
 import { touchWorker } from "./workers.ts"
 
@@ -16,7 +17,7 @@ export const applyReports = (state: MachineState, batch: ReportBatch, now: numbe
   const reply = { applied: 0, dropped: 0, unknown: [] as string[], rejected: [] as Array<{ taskId: string; error: RejectedError }> }
   const worker = touchWorker(state, batch.workerId, now)
   for (const report of batch.reports) {
-    const task = state.tasks.get(report.taskId)
+    const task = findTask(state, report.taskId)
     if (task === undefined) {
       reply.unknown.push(report.taskId)
       continue
@@ -43,11 +44,13 @@ export const applyReports = (state: MachineState, batch: ReportBatch, now: numbe
         setStatus(state, task, report.status)
         break
       case TaskStatus.Succeeded: {
-        const keep = state.kind !== "map" || task.kind !== TaskKind.Sub
-        const { text, cut } = keep
-          ? cutResult(report.result ?? "null", state.config.maxResultBytes)
-          : { text: null, cut: false }
-        finish(state, task, true, text, cut, null)
+        // A map job keeps no sub-task results (R-RETRY-3).
+        if (state.kind === "map" && task.kind === TaskKind.Sub) finish(state, task, true, null, false, null)
+        else {
+          const full = report.result ?? "null"
+          const text = cutResult(full, state.config.maxResultBytes)
+          finish(state, task, true, text, text !== full, null)
+        }
         if (task.kind === TaskKind.Root && state.kind === "broadcast") createBroadcastTasks(state, task)
         break
       }

@@ -1,6 +1,7 @@
 import { RejectedError } from "../model/errors.ts"
 import { TaskKind, TaskStatus } from "../model/status.ts"
 import { nextRandom, utf8Length } from "./collections.ts"
+import { findTask } from "./blocks.ts"
 import { finish, requeue } from "./tasks.ts"
 import type { LiveTask, MachineState } from "./state.ts"
 
@@ -25,9 +26,9 @@ export const failAttempt = (state: MachineState, task: LiveTask, error: string, 
   }
 }
 
-/** Cuts a result to maxResultBytes on a character boundary (R-RETRY-3). */
-export const cutResult = (text: string, maxBytes: number): { text: string; cut: boolean } => {
-  if (text.length * 3 <= maxBytes || utf8Length(text) <= maxBytes) return { text, cut: false }
+/** Cuts a result to maxResultBytes on a character boundary (R-RETRY-3); a result that fits is returned as it is. */
+export const cutResult = (text: string, maxBytes: number): string => {
+  if (text.length * 3 <= maxBytes || utf8Length(text) <= maxBytes) return text
   let low = 0
   let high = Math.min(text.length, maxBytes)
   while (low < high) {
@@ -35,7 +36,7 @@ export const cutResult = (text: string, maxBytes: number): { text: string; cut: 
     if (utf8Length(text.slice(0, mid)) <= maxBytes) low = mid
     else high = mid - 1
   }
-  return { text: text.slice(0, low), cut: true }
+  return text.slice(0, low)
 }
 
 /** A task that may still run: same attempt, placed on that worker (used by map and context calls). */
@@ -45,7 +46,7 @@ export const runningTask = (
   attempt: number,
   workerId: string
 ): LiveTask | RejectedError => {
-  const task = state.tasks.get(taskId)
+  const task = findTask(state, taskId)
   if (task === undefined) {
     return new RejectedError({ reason: "unknown-task", message: `task ${taskId} is not running in ${state.instanceId}` })
   }

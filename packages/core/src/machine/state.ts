@@ -2,38 +2,128 @@ import type { JobConfig } from "../model/config.ts"
 import type { RejectedError } from "../model/errors.ts"
 import type { InstanceRow, JobKind, NameProgress, Outcome, Progress, RunRecord } from "../model/instance.ts"
 import type { ContextAppend, Heartbeat, MapRequest, PullRequest, ReportBatch, StopMessage, TaskBatch } from "../model/messages.ts"
-import type { TaskStatus, TaskKind } from "../model/status.ts"
+import { TaskStatus, type TaskKind } from "../model/status.ts"
 import type { TaskBody, TaskRow, TaskUpdate } from "../model/task.ts"
-import { Fifo, MinHeap } from "./collections.ts"
+import type { ChildBlock } from "./blocks.ts"
+import { ChurningMap, Fifo, MinHeap } from "./collections.ts"
 
-/** A task that is not terminal yet, or became terminal in the step being built. */
-export interface LiveTask {
-  readonly id: string
-  readonly seq: number
-  readonly run: RunState
+/** The progress counters of one task name (R-PROG-1), with the name they count. */
+export interface NameCounter extends NameProgress {
   readonly name: string
-  readonly kind: TaskKind
-  readonly body: TaskBody
-  readonly counter: NameProgress
-  status: TaskStatus
-  worker: WorkerState | undefined
+}
+
+/** What few tasks need: kept apart, so the many tasks that never retry, map or pin carry none of it. */
+interface RareFields {
   /** Root and final: the local worker; broadcast: its own worker. */
   pinnedTo: string | undefined
-  attempt: number
   failures: number
   redeliveries: number
+  /** Highest child number this task has mapped (R-MAP-2). */
   childCount: number
   /** Children mapped by the current attempt; restarts at 0 with each attempt (R-MAP-2). */
   mapCursor: number
   dueAt: number | null
   lastError: string | null
-  result: string | null
   resultCut: boolean
+}
+
+/** A task that is not terminal yet, or became terminal in the step being built. */
+export class LiveTask {
+  readonly id: string
+  readonly seq: number
+  readonly run: RunState
+  readonly kind: TaskKind
+  readonly body: TaskBody
+  /** The counters of its name, which hold the name. */
+  readonly counter: NameCounter
+  status: TaskStatus = TaskStatus.Waiting
+  worker: WorkerState | undefined = undefined
+  attempt = 0
+  result: string | null = null
   /** The batch it was last sent in, while unacknowledged. */
-  batch: SentBatch | undefined
-  queued: boolean
-  /** 0: clean; 1: changed; 2: created in this step. */
-  dirty: 0 | 1 | 2
+  batch: SentBatch | undefined = undefined
+  queued = false
+  /** 0: clean; 1: changed; 2: its row is inserted in this step's write. */
+  dirty: 0 | 1 | 2 = 0
+  private rare: RareFields | undefined = undefined
+
+  constructor(id: string, seq: number, run: RunState, kind: TaskKind, body: TaskBody, counter: NameCounter) {
+    this.id = id
+    this.seq = seq
+    this.run = run
+    this.kind = kind
+    this.body = body
+    this.counter = counter
+  }
+
+  get name(): string {
+    return this.counter.name
+  }
+
+  /** The rare fields, created on the first write of a value other than their default. */
+  private rareFields(): RareFields {
+    this.rare ??= {
+      pinnedTo: undefined,
+      failures: 0,
+      redeliveries: 0,
+      childCount: 0,
+      mapCursor: 0,
+      dueAt: null,
+      lastError: null,
+      resultCut: false
+    }
+    return this.rare
+  }
+
+  get pinnedTo(): string | undefined {
+    return this.rare?.pinnedTo
+  }
+  set pinnedTo(value: string | undefined) {
+    if (value !== undefined || this.rare !== undefined) this.rareFields().pinnedTo = value
+  }
+  get failures(): number {
+    return this.rare?.failures ?? 0
+  }
+  set failures(value: number) {
+    if (value !== 0 || this.rare !== undefined) this.rareFields().failures = value
+  }
+  get redeliveries(): number {
+    return this.rare?.redeliveries ?? 0
+  }
+  set redeliveries(value: number) {
+    if (value !== 0 || this.rare !== undefined) this.rareFields().redeliveries = value
+  }
+  get childCount(): number {
+    return this.rare?.childCount ?? 0
+  }
+  set childCount(value: number) {
+    if (value !== 0 || this.rare !== undefined) this.rareFields().childCount = value
+  }
+  get mapCursor(): number {
+    return this.rare?.mapCursor ?? 0
+  }
+  set mapCursor(value: number) {
+    if (value !== 0 || this.rare !== undefined) this.rareFields().mapCursor = value
+  }
+  /** A retried task waits until then (R-RETRY-1). */
+  get dueAt(): number | null {
+    return this.rare?.dueAt ?? null
+  }
+  set dueAt(value: number | null) {
+    if (value !== null || this.rare !== undefined) this.rareFields().dueAt = value
+  }
+  get lastError(): string | null {
+    return this.rare?.lastError ?? null
+  }
+  set lastError(value: string | null) {
+    if (value !== null || this.rare !== undefined) this.rareFields().lastError = value
+  }
+  get resultCut(): boolean {
+    return this.rare?.resultCut ?? false
+  }
+  set resultCut(value: boolean) {
+    if (value || this.rare !== undefined) this.rareFields().resultCut = value
+  }
 }
 
 export interface WorkerState {
@@ -47,7 +137,7 @@ export interface WorkerState {
   available: boolean
   lost: boolean
   /** Non-terminal tasks the tracker has placed on this worker. */
-  readonly tasks: Set<LiveTask>
+  held: number
   running: number
   succeeded: number
   failed: number
@@ -155,16 +245,21 @@ export interface MachineState {
   nextRun: number
   context: Record<string, unknown>
   contextBytes: number
-  /** Live tasks by id; a task leaves when it becomes terminal. */
-  readonly tasks: Map<string, LiveTask>
+  /** Live tasks by id, except waiting children still in their blocks; a task leaves when it becomes terminal. */
+  readonly tasks: ChurningMap<string, LiveTask>
   readonly runs: Map<number, RunState>
   readonly history: RunRecord[]
   readonly workers: Map<string, WorkerState>
   /** Workers in join order, for round-robin. */
   readonly workerList: WorkerState[]
   cursor: number
-  /** Unpinned tasks ready now; entries whose task left Waiting are skipped on the way out. */
-  readonly waiting: Fifo<LiveTask>
+  /**
+   * Unpinned tasks ready now, and blocks of mapped children not yet taken out; entries whose task left
+   * Waiting are skipped on the way out.
+   */
+  readonly waiting: Fifo<LiveTask | ChildBlock>
+  /** Blocks of waiting children by parent id, to find a child by its id before it is taken out. */
+  readonly blocks: Map<string, ChildBlock[]>
   readonly pinned: Map<string, Fifo<LiveTask>>
   /** Waiting tasks whose retry is not due yet. */
   readonly delayed: MinHeap<LiveTask>
@@ -173,7 +268,7 @@ export interface MachineState {
   subInFlight: number
   readonly pendingMaps: Fifo<PendingMap>
   readonly sentBatches: Fifo<SentBatch>
-  readonly byName: Map<string, NameProgress>
+  readonly byName: Map<string, NameCounter>
   /** Token bucket of dispatchRate (R-DISP-6); null without a rate. */
   readonly rate: { readonly count: number; readonly perMs: number } | null
   tokens: number
@@ -185,26 +280,15 @@ export interface MachineState {
   lastProgressAt: number
   /** The instance row changed beyond its counters (context, history, outcome). */
   metaDirty: boolean
-  /** Tasks changed in the step being built, flushed as one write batch. */
-  dirty: LiveTask[]
+  /** Tasks changed and blocks created in the step being built, flushed as one write batch in this order. */
+  dirty: Array<LiveTask | ChildBlock>
   deleteRuns: number[]
   out: StepOutput
 }
 
-export const emptyOutput = (): StepOutput => ({
-  write: null,
-  sends: [],
-  stops: [],
-  replies: [],
-  outcome: null,
-  progress: null,
-  warnings: [],
-  wakeAt: null,
-  released: false
-})
-
 export const newQueues = () => ({
-  waiting: new Fifo<LiveTask>(),
+  waiting: new Fifo<LiveTask | ChildBlock>(),
+  blocks: new Map<string, ChildBlock[]>(),
   pinned: new Map<string, Fifo<LiveTask>>(),
   delayed: new MinHeap<LiveTask>((task) => task.dueAt ?? 0),
   pendingMaps: new Fifo<PendingMap>(),

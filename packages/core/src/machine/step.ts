@@ -8,8 +8,11 @@ import { triggerRuns } from "./frequent.ts"
 import { admitPendingMaps, applyMap } from "./mapping.ts"
 import { appendContext, pushProgress } from "./progress.ts"
 import { applyReports } from "./reports.ts"
-import { emptyOutput, type MachineEvent, type MachineState, type StepOutput } from "./state.ts"
-import { enqueue, toRow, toUpdate } from "./tasks.ts"
+import { Output, Update, Write } from "./output.ts"
+import type { MachineEvent, MachineState, StepOutput } from "./state.ts"
+import { ChildBlock, settleBlock } from "./blocks.ts"
+import { blockRows, toRow } from "./rows.ts"
+import { enqueue } from "./tasks.ts"
 import { applyHeartbeat, checkLiveness, nextLivenessCheck } from "./workers.ts"
 
 const handle = (state: MachineState, event: MachineEvent, now: number): void => {
@@ -86,18 +89,17 @@ const flush = (state: MachineState): void => {
   if (state.dirty.length === 0 && state.deleteRuns.length === 0 && !state.metaDirty) return
   const inserts: TaskRow[] = []
   const updates: TaskUpdate[] = []
-  for (const task of state.dirty) {
-    if (task.dirty === 2) inserts.push(toRow(task))
-    else updates.push(toUpdate(task))
-    task.dirty = 0
+  for (const entry of state.dirty) {
+    if (entry instanceof ChildBlock) {
+      blockRows(entry, inserts)
+      settleBlock(entry)
+      continue
+    }
+    if (entry.dirty === 2) inserts.push(toRow(entry))
+    else updates.push(new Update(entry))
+    entry.dirty = 0
   }
-  state.out.write = {
-    instance: instanceRow(state),
-    inserts,
-    updates,
-    deleteRuns: state.deleteRuns,
-    deleteInstance: state.released
-  }
+  state.out.write = new Write(instanceRow(state), inserts, updates, state.deleteRuns, state.released)
   state.dirty = []
   state.deleteRuns = []
   state.metaDirty = false
@@ -114,7 +116,7 @@ const earliest = (times: Array<number | null | undefined>): number | null => {
  * Deterministic: no clock, no randomness but the seed in the state, no IO. The state is updated in place.
  */
 export const step = (state: MachineState, events: ReadonlyArray<MachineEvent>, now: number): StepOutput => {
-  state.out = emptyOutput()
+  state.out = new Output()
   if (state.released) return state.out
   for (const event of events) handle(state, event, now)
   expireBatches(state, now)

@@ -1,28 +1,47 @@
-import type { NameProgress } from "../model/instance.ts"
 import { TaskKind, TaskStatus } from "../model/status.ts"
-import type { TaskBody, TaskRow, TaskUpdate } from "../model/task.ts"
+import type { TaskBody } from "../model/task.ts"
 import { Fifo } from "./collections.ts"
-import type { LiveTask, MachineState, RunState, WorkerState } from "./state.ts"
-
-type Bucket = Exclude<keyof NameProgress, "total">
-const bucket = (status: number): Bucket =>
-  status === TaskStatus.Waiting
-    ? "waiting"
-    : status === TaskStatus.Dispatched
-      ? "dispatched"
-      : status === TaskStatus.Failed
-        ? "failed"
-        : status === TaskStatus.Succeeded
-          ? "succeeded"
-          : "running"
+import { LiveTask, type MachineState, type NameCounter, type RunState, type WorkerState } from "./state.ts"
 
 const isRunning = (status: number) => status === TaskStatus.Received || status === TaskStatus.Running
 const isInFlight = (status: number) => status >= TaskStatus.Dispatched && status <= TaskStatus.Running
 
-export const nameCounter = (state: MachineState, name: string): NameProgress => {
+/** Moves one task from the counter of one status to another's (R-PROG-1); `running` counts Received and Running. */
+const countMove = (counter: NameCounter, from: number, to: number): void => {
+  switch (from) {
+    case TaskStatus.Waiting:
+      counter.waiting--
+      break
+    case TaskStatus.Dispatched:
+      counter.dispatched--
+      break
+    case TaskStatus.Received:
+    case TaskStatus.Running:
+      counter.running--
+  }
+  switch (to) {
+    case TaskStatus.Waiting:
+      counter.waiting++
+      break
+    case TaskStatus.Dispatched:
+      counter.dispatched++
+      break
+    case TaskStatus.Received:
+    case TaskStatus.Running:
+      counter.running++
+      break
+    case TaskStatus.Succeeded:
+      counter.succeeded++
+      break
+    case TaskStatus.Failed:
+      counter.failed++
+  }
+}
+
+export const nameCounter = (state: MachineState, name: string): NameCounter => {
   let counter = state.byName.get(name)
   if (counter === undefined) {
-    counter = { total: 0, waiting: 0, dispatched: 0, running: 0, succeeded: 0, failed: 0 }
+    counter = { name, total: 0, waiting: 0, dispatched: 0, running: 0, succeeded: 0, failed: 0 }
     state.byName.set(name, counter)
   }
   return counter
@@ -44,30 +63,9 @@ export const createTask = (
   const counter = nameCounter(state, init.name)
   counter.total++
   counter.waiting++
-  const task: LiveTask = {
-    id: init.id,
-    seq: state.nextSeq++,
-    run,
-    name: init.name,
-    kind: init.kind,
-    body: init.body,
-    counter,
-    status: TaskStatus.Waiting,
-    worker: undefined,
-    pinnedTo: init.pinnedTo,
-    attempt: 0,
-    failures: 0,
-    redeliveries: 0,
-    childCount: 0,
-    mapCursor: 0,
-    dueAt: null,
-    lastError: null,
-    result: null,
-    resultCut: false,
-    batch: undefined,
-    queued: false,
-    dirty: 2
-  }
+  const task = new LiveTask(init.id, state.nextSeq++, run, init.kind, init.body, counter)
+  task.pinnedTo = init.pinnedTo
+  task.dirty = 2
   state.tasks.set(task.id, task)
   state.dirty.push(task)
   run.created++
@@ -81,14 +79,12 @@ export const createTask = (
 export const setStatus = (state: MachineState, task: LiveTask, status: TaskStatus): void => {
   const from = task.status
   if (from === status) return
-  task.counter[bucket(from)]--
-  task.counter[bucket(status)]++
+  countMove(task.counter, from, status)
   if (from === TaskStatus.Waiting) state.waitingCount--
   if (status === TaskStatus.Waiting) state.waitingCount++
+  // A task with a worker is placed on it until release (finish releases after its last status change).
   const worker = task.worker
-  if (worker !== undefined && worker.tasks.has(task)) {
-    worker.running += (isRunning(status) ? 1 : 0) - (isRunning(from) ? 1 : 0)
-  }
+  if (worker !== undefined) worker.running += (isRunning(status) ? 1 : 0) - (isRunning(from) ? 1 : 0)
   if (task.kind === TaskKind.Sub) state.subInFlight += (isInFlight(status) ? 1 : 0) - (isInFlight(from) ? 1 : 0)
   task.status = status
   markDirty(state, task)
@@ -106,19 +102,31 @@ export const pinnedQueue = (state: MachineState, workerId: string): Fifo<LiveTas
 export const enqueue = (state: MachineState, task: LiveTask): void => {
   if (task.queued) return
   task.queued = true
-  if (task.pinnedTo !== undefined) pinnedQueue(state, task.pinnedTo).push(task)
+  const pinnedTo = task.pinnedTo
+  if (pinnedTo !== undefined) pinnedQueue(state, pinnedTo).push(task)
   else state.waiting.push(task)
 }
 
 export const assign = (task: LiveTask, worker: WorkerState): void => {
   task.worker = worker
-  worker.tasks.add(task)
+  worker.held++
   if (isRunning(task.status)) worker.running++
 }
 
+/** The task is no longer placed on its worker; it keeps `worker` only to write it in its final row. */
 const release = (task: LiveTask): void => {
   const worker = task.worker
-  if (worker !== undefined && worker.tasks.delete(task) && isRunning(task.status)) worker.running--
+  if (worker === undefined) return
+  worker.held--
+  if (isRunning(task.status)) worker.running--
+}
+
+/** Tasks placed on a worker, in the order they became live. */
+export const tasksOn = (state: MachineState, worker: WorkerState): LiveTask[] => {
+  const placed: LiveTask[] = []
+  if (worker.held === 0) return placed
+  for (const task of state.tasks.values()) if (task.worker === worker) placed.push(task)
+  return placed
 }
 
 /** The task left Dispatched: its batch no longer waits for it. */
@@ -152,46 +160,22 @@ export const finish = (
   error: string | null
 ): void => {
   acknowledge(task)
+  task.result = result
+  task.resultCut = resultCut
+  if (error !== null) task.lastError = error
+  task.queued = false
+  setStatus(state, task, ok ? TaskStatus.Succeeded : TaskStatus.Failed)
   const worker = task.worker
   if (worker !== undefined) {
     release(task)
     if (ok) worker.succeeded++
     else worker.failed++
   }
-  task.result = result
-  task.resultCut = resultCut
-  if (error !== null) task.lastError = error
-  task.queued = false
-  setStatus(state, task, ok ? TaskStatus.Succeeded : TaskStatus.Failed)
   state.tasks.delete(task.id)
   const run = task.run
   if (ok) run.succeeded++
   else run.failed++
   run.live--
-  const text = ok ? (result ?? "null") : (error ?? "failed")
-  if (task.kind === TaskKind.Root) run.rootOutcome = { ok, text }
-  if (task.kind === TaskKind.Final) run.finalOutcome = { ok, text }
+  if (task.kind === TaskKind.Root) run.rootOutcome = { ok, text: ok ? (result ?? "null") : (error ?? "failed") }
+  if (task.kind === TaskKind.Final) run.finalOutcome = { ok, text: ok ? (result ?? "null") : (error ?? "failed") }
 }
-
-export const toRow = (task: LiveTask): TaskRow => ({
-  ...toUpdate(task),
-  run: task.run.n,
-  name: task.name,
-  kind: task.kind,
-  body: task.body
-})
-
-export const toUpdate = (task: LiveTask): TaskUpdate => ({
-  id: task.id,
-  seq: task.seq,
-  status: task.status,
-  worker: task.worker?.id ?? null,
-  attempt: task.attempt,
-  failures: task.failures,
-  redeliveries: task.redeliveries,
-  childCount: task.childCount,
-  dueAt: task.dueAt,
-  result: task.result,
-  resultCut: task.resultCut,
-  lastError: task.lastError
-})

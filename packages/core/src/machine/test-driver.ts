@@ -9,6 +9,7 @@ import type { JobKind, Progress } from "../model/instance.ts"
 import type { DispatchedTask, StatusReport } from "../model/messages.ts"
 import { TaskStatus } from "../model/status.ts"
 import type { TaskBody, TaskRow } from "../model/task.ts"
+import { findTask } from "./blocks.ts"
 import { createInstance, restoreInstance, type StoredInstance } from "./instance.ts"
 import type { LiveTask, MachineEvent, MachineState, ReplyValue, ReportsReply, StepOutput, WorkerState } from "./state.ts"
 import { step } from "./step.ts"
@@ -169,7 +170,7 @@ export class Driver {
   }
 
   live(taskId: string): LiveTask {
-    const task = this.state.tasks.get(taskId)
+    const task = findTask(this.state, taskId)
     if (task === undefined) throw new Error(`task ${taskId} is not live`)
     return task
   }

@@ -3,7 +3,7 @@ import type { Heartbeat } from "../model/messages.ts"
 import { TaskKind, TaskStatus } from "../model/status.ts"
 import { abortRun } from "./finalize.ts"
 import type { LiveTask, MachineState, WorkerState } from "./state.ts"
-import { finish, requeue } from "./tasks.ts"
+import { finish, requeue, tasksOn } from "./tasks.ts"
 
 /** Any message from a worker shows it is alive. */
 export const touchWorker = (state: MachineState, workerId: string, now: number): WorkerState | undefined => {
@@ -37,7 +37,7 @@ export const applyHeartbeat = (state: MachineState, heartbeat: Heartbeat, now: n
       lastSeen: now,
       available: true,
       lost: false,
-      tasks: new Set(),
+      held: 0,
       running: 0,
       succeeded: 0,
       failed: 0,
@@ -53,7 +53,7 @@ export const applyHeartbeat = (state: MachineState, heartbeat: Heartbeat, now: n
   worker.queueLength = heartbeat.queueLength
   worker.lastSeen = now
   if (heartbeat.idle && worker.running > 0) {
-    for (const task of [...worker.tasks]) {
+    for (const task of tasksOn(state, worker)) {
       if (task.status === TaskStatus.Received || task.status === TaskStatus.Running) taskLost(state, task, "worker lost its task", now)
     }
   }
@@ -79,7 +79,7 @@ export const taskLost = (state: MachineState, task: LiveTask, reason: string, no
 export const loseWorker = (state: MachineState, worker: WorkerState, now: number): void => {
   worker.lost = true
   worker.available = false
-  for (const task of [...worker.tasks]) taskLost(state, task, "worker lost", now)
+  for (const task of tasksOn(state, worker)) taskLost(state, task, "worker lost", now)
   const pinned = state.pinned.get(worker.id)
   if (pinned !== undefined) {
     for (const task of pinned) {

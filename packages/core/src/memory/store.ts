@@ -6,19 +6,37 @@ import type { InstanceRow } from "../model/instance.ts"
 import { isTerminal } from "../model/status.ts"
 import type { TaskRow } from "../model/task.ts"
 import { TaskStore, type StoredResult, type TaskStoreShape } from "../ports/task-store.ts"
+import { TaskTable } from "./table.ts"
 
-interface StoredTasks {
+/** One stored instance: its row and its tasks. */
+export class StoredTasks {
   instance: InstanceRow
-  /** Rows by seq: seq is dense from 0, so the array is in reduce's order. */
-  bySeq: Array<TaskRow | undefined>
-  byId: Map<string, TaskRow>
+  readonly tasks = new TaskTable()
+  constructor(instance: InstanceRow) {
+    this.instance = instance
+  }
+
+  /** Copies of the rows by seq (holes where none is stored), for inspection. */
+  get bySeq(): Array<TaskRow | undefined> {
+    const rows: Array<TaskRow | undefined> = []
+    for (let seq = 0; seq < this.tasks.length; seq++) rows.push(this.tasks.has(seq) ? this.tasks.rowAt(seq) : undefined)
+    return rows
+  }
+
+  /** Copies of the rows by id, in seq order, for inspection. */
+  get byId(): Map<string, TaskRow> {
+    const rows = new Map<string, TaskRow>()
+    for (let seq = 0; seq < this.tasks.length; seq++) if (this.tasks.has(seq)) rows.set(this.tasks.idAt(seq) as string, this.tasks.rowAt(seq))
+    return rows
+  }
 }
 
 const notFound = (message: string) => new StoreError({ reason: "not-found", message })
 
 /**
- * Tasks in memory, for tests, browsers without IndexedDB and single-process use. It keeps its own
- * copies of rows and applies a batch only after checking all of it, so a failed batch changes nothing.
+ * Tasks in memory, for tests, browsers without IndexedDB and single-process use. It copies rows into
+ * its tables and applies a batch only after checking all of it, so a failed batch changes nothing.
+ * Rows are keyed by seq (dense per instance): an insert at a taken seq is a conflict.
  */
 export const makeMemoryStore = (): TaskStoreShape & { readonly instances: Map<string, StoredTasks> } => {
   const instances = new Map<string, StoredTasks>()
@@ -31,48 +49,25 @@ export const makeMemoryStore = (): TaskStoreShape & { readonly instances: Map<st
       return undefined
     }
     const existing = instances.get(id)
-    const stored = existing ?? { instance: batch.instance, bySeq: [], byId: new Map<string, TaskRow>() }
-    const { byId, bySeq } = stored
-    let inserted = 0
-    const undo = (error: StoreError) => {
-      for (let i = 0; i < inserted; i++) {
-        const row = batch.inserts[i] as TaskRow
-        byId.delete(row.id)
-        bySeq[row.seq] = undefined
-      }
+    const stored = existing ?? new StoredTasks(batch.instance)
+    const table = stored.tasks
+    const inserts = batch.inserts
+    const undo = (inserted: number, error: StoreError) => {
+      for (let i = 0; i < inserted; i++) table.remove((inserts[i] as TaskRow).seq)
       return error
     }
-    // Rows are adopted, not copied: the machine builds fresh row objects for every batch and never touches them again.
-    for (const row of batch.inserts) {
-      if (byId.has(row.id)) return undo(new StoreError({ reason: "conflict", message: `task ${row.id} of ${id} exists already` }))
-      byId.set(row.id, row)
-      bySeq[row.seq] = row
-      inserted++
+    for (let i = 0; i < inserts.length; i++) {
+      const row = inserts[i] as TaskRow
+      if (table.has(row.seq)) return undo(i, new StoreError({ reason: "conflict", message: `task ${row.id} of ${id} exists already` }))
+      table.insert(row)
     }
     for (const update of batch.updates) {
-      if (bySeq[update.seq]?.id !== update.id) return undo(notFound(`task ${update.id} (seq ${update.seq}) of ${id} is not stored`))
-    }
-    for (const update of batch.updates) {
-      const row = bySeq[update.seq] as { -readonly [K in keyof TaskRow]: TaskRow[K] }
-      row.status = update.status
-      row.worker = update.worker
-      row.attempt = update.attempt
-      row.failures = update.failures
-      row.redeliveries = update.redeliveries
-      row.childCount = update.childCount
-      row.dueAt = update.dueAt
-      row.result = update.result
-      row.resultCut = update.resultCut
-      row.lastError = update.lastError
-    }
-    if (batch.deleteRuns.length > 0) {
-      const runs = new Set(batch.deleteRuns)
-      for (const [taskId, row] of byId) {
-        if (!runs.has(row.run)) continue
-        byId.delete(taskId)
-        bySeq[row.seq] = undefined
+      if (table.idAt(update.seq) !== update.id) {
+        return undo(inserts.length, notFound(`task ${update.id} (seq ${update.seq}) of ${id} is not stored`))
       }
     }
+    for (const update of batch.updates) table.update(update)
+    if (batch.deleteRuns.length > 0) table.removeRuns(new Set(batch.deleteRuns))
     stored.instance = batch.instance
     if (existing === undefined) instances.set(id, stored)
     return undefined
@@ -87,30 +82,22 @@ export const makeMemoryStore = (): TaskStoreShape & { readonly instances: Map<st
       }),
     readTasks: (instanceId, ids) =>
       Effect.sync(() => {
-        const stored = instances.get(instanceId)
+        const table = instances.get(instanceId)?.tasks
         const rows: TaskRow[] = []
+        if (table === undefined) return rows
         for (const id of ids) {
-          const row = stored?.byId.get(id)
-          if (row !== undefined) rows.push({ ...row })
+          const seq = table.seqOf(id)
+          if (seq !== undefined) rows.push(table.rowAt(seq))
         }
         return rows
       }),
     readResults: (instanceId, run, afterSeq, limit) =>
       Effect.sync(() => {
-        const rows = instances.get(instanceId)?.bySeq ?? []
+        const table = instances.get(instanceId)?.tasks
         const page: StoredResult[] = []
-        for (let seq = Math.max(0, afterSeq + 1); seq < rows.length && page.length < limit; seq++) {
-          const row = rows[seq]
-          if (row === undefined || row.run !== run || !isTerminal(row.status)) continue
-          page.push({
-            id: row.id,
-            seq: row.seq,
-            name: row.name,
-            status: row.status,
-            result: row.result,
-            resultCut: row.resultCut,
-            lastError: row.lastError
-          })
+        if (table === undefined) return page
+        for (let seq = Math.max(0, afterSeq + 1); seq < table.length && page.length < limit; seq++) {
+          if (table.has(seq) && table.runAt(seq) === run && isTerminal(table.statusAt(seq))) page.push(table.resultAt(seq))
         }
         return page
       }),
@@ -118,17 +105,21 @@ export const makeMemoryStore = (): TaskStoreShape & { readonly instances: Map<st
       Effect.sync((): StoredInstance | undefined => {
         const stored = instances.get(instanceId)
         if (stored === undefined) return undefined
+        const table = stored.tasks
         const live: TaskRow[] = []
         const terminal = new Map<string, { name: string; worker: string | null; status: number; count: number }>()
-        for (const row of stored.bySeq) {
-          if (row === undefined) continue
-          if (!isTerminal(row.status)) {
-            live.push({ ...row })
+        for (let seq = 0; seq < table.length; seq++) {
+          if (!table.has(seq)) continue
+          const status = table.statusAt(seq)
+          if (!isTerminal(status)) {
+            live.push(table.rowAt(seq))
             continue
           }
-          const key = `${row.name}\u0000${row.worker ?? ""}\u0000${row.status}`
+          const name = table.nameAt(seq)
+          const worker = table.workerAt(seq)
+          const key = `${name}\u0000${worker ?? ""}\u0000${status}`
           const count = terminal.get(key)
-          if (count === undefined) terminal.set(key, { name: row.name, worker: row.worker, status: row.status, count: 1 })
+          if (count === undefined) terminal.set(key, { name, worker, status, count: 1 })
           else count.count++
         }
         return { instance: stored.instance, live, terminal: [...terminal.values()] }
