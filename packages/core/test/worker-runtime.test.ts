@@ -1,7 +1,7 @@
 import { Effect } from "effect"
 import { describe, expect, it } from "vitest"
 import { defineJob, TaskStatus, TransportError, type ReportBatch, type TrackerLink } from "../src/index.ts"
-import { outcomeWithin, sleep, startCluster, waitUntil } from "./support.ts"
+import { closeScope, outcomeWithin, sleep, startCluster, waitUntil } from "./support.ts"
 
 /** Wraps a link so every report message is recorded as it is sent. */
 const recordingReports = (base: TrackerLink, sent: ReportBatch[], before: (batch: ReportBatch, index: number) => Effect.Effect<void, TransportError> = () => Effect.void): TrackerLink => ({
@@ -150,6 +150,71 @@ describe("worker runtime", () => {
           const laterIds = new Set(sent.slice(2).flatMap((batch) => batch.reports.map((report) => report.taskId)))
           for (const id of lostIds) expect(laterIds.has(id)).toBe(true)
           expect([...lostIds].sort()).toEqual(["0.1", "0.2", "0.3", "0.4"])
+        })
+      )
+    ))
+
+  it("R-WORK-2 worker runtime: closing a worker's scope stops it: running tasks are aborted, queued ones never start, nothing more is reported", () =>
+    Effect.runPromise(
+      Effect.scoped(
+        Effect.gen(function* () {
+          const started: string[] = []
+          const aborted: string[] = []
+          let reportsAfterClose = 0
+          let closedAt: number | null = null
+          const jobOn = (workerId: string) => defineJob({
+            name: "closing",
+            kind: "mapReduce",
+            config: { heartbeatInterval: 30, workerTimeout: 150, localWorker: "exclude" },
+            process: async (task, ctx) => {
+              if (task.isRoot) return ctx.map(Array.from({ length: 40 }, (_, i) => i), "slow")
+              started.push(`${workerId}:${task.id}`)
+              await new Promise<void>((resolve) => {
+                const timer = setTimeout(resolve, 150)
+                ctx.signal.addEventListener("abort", () => {
+                  clearTimeout(timer)
+                  aborted.push(task.id)
+                  resolve()
+                })
+              })
+              return task.body
+            },
+            reduce: async (results) => {
+              let count = 0
+              for await (const r of results) if (r.name === "slow") count++
+              return count
+            }
+          })
+          const cluster = yield* startCluster({
+            job: jobOn,
+            workers: 3,
+            slots: 2,
+            link: (workerId, base) => ({
+              ...base,
+              report: (batch) =>
+                Effect.suspend(() => {
+                  if (workerId === "worker-1" && closedAt !== null) reportsAfterClose++
+                  return base.report(batch)
+                })
+            })
+          })
+          yield* waitUntil(() => started.length >= 2, "sub-tasks running")
+          const victim = cluster.workers.get("worker-1")
+          if (victim === undefined) throw new Error("no worker-1")
+          yield* waitUntil(() => victim.handle.stats().running > 0, "worker-1 busy")
+          expect(victim.handle.stats().queued).toBeGreaterThan(0)
+          cluster.network.removeWorker("worker-1")
+          closedAt = Date.now()
+          yield* closeScope(victim.scope)
+          expect(aborted.length).toBeGreaterThan(0)
+          const onVictim = () => started.filter((entry) => entry.startsWith("worker-1:")).length
+          const startedThereAtClose = onVictim()
+          yield* Effect.promise(() => sleep(400))
+          expect(onVictim()).toBe(startedThereAtClose)
+          expect(victim.handle.stats().running).toBe(0)
+          expect(reportsAfterClose).toBe(0)
+          const outcome = yield* outcomeWithin(cluster.tracker, 10_000)
+          expect(outcome).toMatchObject({ ok: true, result: "40" })
         })
       )
     ))

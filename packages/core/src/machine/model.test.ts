@@ -149,9 +149,10 @@ const applyWrite = (m: Model, write: WriteBatch): void => {
       fail(m, `terminal task ${prev.id} changed: ${JSON.stringify(prev)} -> ${JSON.stringify(next)} (R-STATE, R-REC-1)`)
     }
     // 2. no move backwards except to Waiting, each with a new attempt; attempts never go down. One write may
-    // show Waiting and the next dispatch of the new attempt at once: then the row reads Dispatched.
+    // show Waiting and the next dispatch of the new attempt at once: then the row reads Dispatched. After a
+    // lost write the store missed steps, so the new attempt may already be further on (still a new attempt).
     if (next.attempt < prev.attempt) fail(m, `task ${prev.id} attempt went down ${prev.attempt} -> ${next.attempt}`)
-    if (next.status < prev.status && (next.status > TaskStatus.Dispatched || next.attempt <= prev.attempt)) {
+    if (next.status < prev.status && (next.attempt <= prev.attempt || (!m.broken && next.status > TaskStatus.Dispatched))) {
       fail(m, `task ${prev.id} moved back ${prev.status} -> ${next.status} with attempt ${prev.attempt} -> ${next.attempt} (R-STATE)`)
     }
     // R-RETRY-3: results are cut to maxResultBytes (every test result is longer); a map job keeps no sub-task result

@@ -173,6 +173,9 @@ const runTracker = (state: MachineState, hooks: TrackerHooks): Effect.Effect<Tra
           concurrency: "unbounded",
           discard: true
         })
+        // The generator outlives the step in old space; holding its output would keep every write batch alive.
+        output = null as never
+        out = null as never
       })
 
     /** Everything waiting in the inbox, or nothing once `wakeAt` has come (a tick). */

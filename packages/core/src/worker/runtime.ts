@@ -2,7 +2,7 @@ import { Cause, Effect, Exit, type Scope } from "effect"
 import { countResults, runReturned, type Job, type Processor, type Reducer, type TaskContext, type TaskView } from "../api/job.ts"
 import { Fifo } from "../machine/collections.ts"
 import type { ReportsReply } from "../machine/state.ts"
-import type { RejectedError, StoreError, TransportError } from "../model/errors.ts"
+import { RejectedError, type StoreError, type TransportError } from "../model/errors.ts"
 import type { ContextAppend, DispatchedTask, Heartbeat, MapRequest, ReportBatch, StatusReport, StopMessage, TaskBatch } from "../model/messages.ts"
 import { TaskKind, TaskStatus } from "../model/status.ts"
 import type { TaskBody, TaskResult } from "../model/task.ts"
@@ -439,10 +439,12 @@ export const startWorker = (options: WorkerOptions): Effect.Effect<WorkerHandle,
       }
     }
 
+    /** The worker's scope closed. */
+    let closed = false
     // Tasks that finish synchronously call pump again from inside start: the flag turns that into a loop.
     let pumping = false
     function pump(): void {
-      if (pumping) return
+      if (pumping || closed) return
       pumping = true
       try {
         while (freeSlots.length > 0) {
@@ -460,6 +462,7 @@ export const startWorker = (options: WorkerOptions): Effect.Effect<WorkerHandle,
     }
 
     const deliver = (batch: TaskBatch): void => {
+      if (closed) return
       const instance = instanceFor(batch.instanceId)
       if (instance.stopped) return
       instance.job = batch.job
@@ -507,10 +510,22 @@ export const startWorker = (options: WorkerOptions): Effect.Effect<WorkerHandle,
       }
     }
 
-    const heartbeatAll = Effect.suspend(() =>
-      Effect.forEach([...instances.values()], (instance) => Effect.ignore(instance.link.heartbeat(heartbeatOf(instance))), {
-        concurrency: "unbounded",
-        discard: true
+    /** A tracker that no longer knows the instance (finished, and its stop was lost): forget it here too. */
+    const heartbeatTo = (instance: InstanceOnWorker) =>
+      instance.link.heartbeat(heartbeatOf(instance)).pipe(
+        Effect.catch((error) =>
+          error instanceof RejectedError && error.reason === "unknown-instance"
+            ? Effect.sync(() => stop({ instanceId: instance.id, taskIds: null, reason: error.message }))
+            : Effect.void
+        )
+      )
+    const heartbeatAll = Effect.suspend(() => Effect.forEach([...instances.values()], heartbeatTo, { concurrency: "unbounded", discard: true }))
+
+    // Closing the worker's scope stops it: nothing queued starts, running tasks are aborted, nothing more is reported.
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        closed = true
+        for (const id of [...instances.keys()]) stop({ instanceId: id, taskIds: null, reason: "worker closed" })
       })
     )
     yield* Effect.forkScoped(
