@@ -62,6 +62,21 @@ describe("mapping", () => {
     expect(d.row("0.2.2").name).toBe("c")
   })
 
+  it("R-MAP-2 a replayed map call (same attempt, same position) creates nothing again", () => {
+    const d = started()
+    const first = d.mapEvent(LOCAL, "0", "child", Driver.items(3))
+    const call = { ...first, request: { ...first.request, from: 0 } }
+    expect(replyValue(d.step([call]), call.reply)).toEqual({ _tag: "Mapped", created: 3 })
+    const replay = { ...call, reply: 9_001 }
+    const out = d.step([replay])
+    expect(replyValue(out, replay.reply)).toEqual({ _tag: "Mapped", created: 0 })
+    expect(out.write?.inserts ?? []).toEqual([])
+    const next = d.mapEvent(LOCAL, "0", "child", Driver.items(2))
+    const second = { ...next, request: { ...next.request, from: 3 } }
+    expect(replyValue(d.step([second]), second.reply)).toEqual({ _tag: "Mapped", created: 2 })
+    expect([...d.store.keys()].sort()).toEqual(["0", "0.1", "0.2", "0.3", "0.4", "0.5"])
+  })
+
   it("R-MAP-2 a retried mapper that maps the same items again creates no duplicates", () => {
     const d = started()
     d.map(LOCAL, "0", "child", Driver.items(2))

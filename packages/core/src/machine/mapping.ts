@@ -59,12 +59,13 @@ export const applyMap = (state: MachineState, request: MapRequest, reply: number
     parent.run.pendingMaps++
     return
   }
-  // This call's items are numbers cursor + 1 .. cursor + n of the attempt; the ones up to childCount exist already.
+  // This call's items are numbers cursor + 1 .. cursor + n of the attempt; the ones up to childCount exist
+  // already (made by an earlier attempt, or by this very call if it is a replay).
   const bodies = request.bodies
-  const cursor = parent.mapCursor
+  const cursor = request.from ?? parent.mapCursor
   const skipped = Math.min(bodies.length, Math.max(0, parent.childCount - cursor))
   const created = bodies.length - skipped
-  parent.mapCursor = cursor + bodies.length
+  parent.mapCursor = Math.max(parent.mapCursor, cursor + bodies.length)
   if (created > 0) {
     parent.childCount = cursor + bodies.length
     createBlock(state, parent, request.name, bodies, skipped, cursor + skipped + 1, created)

@@ -52,6 +52,11 @@ export const MapRequest = Schema.Struct({
   taskId: Id,
   attempt: Count,
   name: Schema.String,
+  /**
+   * How many items this attempt mapped before this call: its items are numbers from + 1 … from + n, so a
+   * replayed call creates nothing again (R-MAP-2). Without it the tracker counts the calls it received.
+   */
+  from: Schema.optionalKey(Count),
   bodies: Schema.Array(TaskBody)
 })
 export type MapRequest = typeof MapRequest.Type

@@ -97,6 +97,8 @@ class WorkerTask implements TaskView, TaskContext {
   readonly #dispatched: DispatchedTask
   #controller: AbortController | undefined = undefined
   #mapChain: Promise<unknown> | undefined = undefined
+  /** Items this attempt has mapped so far: where its next map call starts. */
+  #mapped = 0
   #started = false
   #done = false
   #cancelled = false
@@ -138,8 +140,10 @@ class WorkerTask implements TaskView, TaskContext {
       taskId: this.id,
       attempt: this.attempt,
       name,
+      from: this.#mapped,
       bodies: items.map(encodeBody)
     }
+    this.#mapped += items.length
     // One task's map calls reach the tracker in the order they were made (R-MAP-2).
     const call = (this.#mapChain ?? Promise.resolve()).then(() => callTracker(instance.link.map(request)))
     this.#mapChain = call.catch(() => undefined)
