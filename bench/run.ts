@@ -3,7 +3,7 @@
  * runs (5 full, 3 quick, or `--runs K`), each heavy run in a fresh child process so its peak RSS is its
  * own. Prints a table with each target beside its figure and writes bench/results.json. Targets are
  * shown, never asserted: the exit code is 1 only when a run crashed, never because a figure is low.
- * `--only machine,inprocess,bullmq` runs a subset. See bench/README.md.
+ * `--only machine,inprocess,sqlite,http,bullmq` runs a subset. See bench/README.md.
  */
 import { writeFileSync } from "node:fs"
 import { cpus, loadavg, totalmem } from "node:os"
@@ -16,10 +16,13 @@ const argv = process.argv.slice(2)
 const quick = argv.includes("--quick")
 const runs = argNumber(argv, "runs", quick ? 3 : 5)
 const onlyArg = argValue(argv, "only", "")
-const only = new Set(onlyArg === "" ? ["machine", "inprocess", "bullmq"] : onlyArg.split(","))
+const only = new Set(onlyArg === "" ? ["machine", "inprocess", "sqlite", "http", "bullmq"] : onlyArg.split(","))
 const sizes = quick
-  ? { machine: 100_000, inprocess: [100_000], bullmq: 20_000 }
-  : { machine: 1_000_000, inprocess: [100_000, 1_000_000], bullmq: 100_000 }
+  ? { machine: 100_000, inprocess: [100_000], sqlite: 100_000, sqliteLarge: 0, http: 100_000, httpRuns: 1, bullmq: 20_000 }
+  : { machine: 1_000_000, inprocess: [100_000, 1_000_000], sqlite: 1_000_000, sqliteLarge: 10_000_000, http: 100_000, httpRuns: runs, bullmq: 100_000 }
+/** The large SQLite run maps in calls of this many items, and gives up after this many seconds. */
+const SQLITE_LARGE_CHUNK = 10_000
+const SQLITE_LARGE_DEADLINE = 180
 
 type Unit = "perSecond" | "bytes" | "bytesPerTask" | "ratio" | "seconds"
 
@@ -44,7 +47,7 @@ interface Row {
   readonly status: "ok" | "skipped" | "failed" | "not built yet"
   readonly message?: string
   readonly figures: Figure[]
-  /** Targets of a scenario that is not built yet, shown without a figure. */
+  /** Targets of a row without a figure (not built yet, or skipped in this mode), shown beside its message. */
   readonly pendingTargets?: ReadonlyArray<{ readonly label: string; readonly text: string }>
 }
 
@@ -52,7 +55,10 @@ const TARGETS = {
   inProcess: { op: ">=", value: 1_000_000, text: "≥ 1,000,000/s" },
   bytesPerTask: { op: "<=", value: 200, text: "≤ 200 B/waiting task" },
   machineRatio: { op: ">=", value: 0.5, text: "≥ 0.5 × limit" },
-  bullmqRatio: { op: ">=", value: 100, text: "≥ 100 × BullMQ" }
+  bullmqRatio: { op: ">=", value: 100, text: "≥ 100 × BullMQ" },
+  sqlite: { op: ">=", value: 300_000, text: "≥ 300,000/s" },
+  sqliteRss: { op: "<=", value: 256 * MiB, text: "≤ 256 MiB" },
+  http: { op: ">=", value: 100_000, text: "≥ 100,000/s" }
 } as const satisfies Record<string, Target>
 
 const figure = (label: string, unit: Unit, samples: ReadonlyArray<number>, target?: Target, value = median(samples)): Figure => {
@@ -200,26 +206,107 @@ const waitingScenario = async (n: number): Promise<void> => {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// 3 and 4. Adapters that do not exist yet.
+// 3. runJob in one process with the SQLite store on a file (WAL).
 
-const placeholders = (): void => {
-  rows.push({
-    id: "sqlite",
-    title: "sqlite store (a file, WAL)",
-    status: "not built yet",
-    figures: [],
-    pendingTargets: [
-      { label: "sub-tasks/s", text: "≥ 300,000/s" },
-      { label: "10,000,000 sub-tasks, peak RSS", text: "≤ 256 MiB" }
-    ]
-  })
-  rows.push({
-    id: "http",
-    title: "HTTP, 2 workers (127.0.0.1)",
-    status: "not built yet",
-    figures: [],
-    pendingTargets: [{ label: "sub-tasks/s, 100,000", text: "≥ 100,000/s" }]
-  })
+const sqliteScenario = async (): Promise<void> => {
+  const n = sizes.sqlite
+  const title = `sqlite store (a file, WAL), ${count(n)} sub-tasks, 4 workers`
+  log(`\n${title}: runJob, the root maps N no-op items in one call (median of ${runs})`)
+  try {
+    const results: ChildResult[] = []
+    for (let i = 0; i < runs; i++) results.push(...(await repeatOnce(`sqlite ${count(n)}`, i, () => runScenario("sqlite", ["--n", String(n)]))))
+    rows.push({
+      id: `sqlite-${n}`,
+      title,
+      status: "ok",
+      figures: [
+        figure("sub-tasks/s", "perSecond", results.map((r) => r.perSecond), TARGETS.sqlite),
+        figure("peak RSS", "bytes", results.map((r) => r.peakRss)),
+        figure("database file + WAL at the end", "bytes", results.map((r) => r["dbBytes"] as number))
+      ]
+    })
+  } catch (error) {
+    rows.push(failed("sqlite", title, error))
+  }
+  if (sizes.sqliteLarge > 0) await sqliteLargeScenario(sizes.sqliteLarge)
+  else {
+    rows.push({
+      id: "sqlite-large",
+      title: "sqlite store, 10,000,000 sub-tasks",
+      status: "skipped",
+      message: "full run only",
+      figures: [],
+      pendingTargets: [{ label: "peak RSS", text: TARGETS.sqliteRss.text }]
+    })
+  }
+}
+
+/** One run of a very large job on SQLite, the root mapping in calls of SQLITE_LARGE_CHUNK items: its peak RSS. */
+const sqliteLargeScenario = async (n: number): Promise<void> => {
+  const title = `sqlite store, ${count(n)} sub-tasks, 4 workers`
+  log(`\n${title}: the root maps in calls of ${count(SQLITE_LARGE_CHUNK)} items; one run, given up after ${SQLITE_LARGE_DEADLINE} s`)
+  try {
+    const args = ["--n", String(n), "--chunk", String(SQLITE_LARGE_CHUNK), "--deadline", String(SQLITE_LARGE_DEADLINE)]
+    const result = await runScenario("sqlite", args, (SQLITE_LARGE_DEADLINE + 60) * 1000)
+    const completed = result["completed"] === true
+    const done = result["done"] as number
+    log(
+      `  sqlite ${count(n)}: ${completed ? "done" : `gave up with ${count(done)} done`} in ${result.seconds.toFixed(1)} s, ` +
+        `${count(result.perSecond)}/s, peak RSS ${(result.peakRss / MiB).toFixed(0)} MiB`
+    )
+    const figures = completed
+      ? [
+          figure("peak RSS", "bytes", [result.peakRss], TARGETS.sqliteRss),
+          figure("sub-tasks/s", "perSecond", [result.perSecond]),
+          figure("end to end", "seconds", [result.seconds]),
+          figure("database file + WAL at the end", "bytes", [result["dbBytes"] as number])
+        ]
+      : [
+          // Not finished: the peak so far is shown beside the target, without judging it.
+          { ...figure(`peak RSS until given up (${count(done)} of ${count(n)} done)`, "bytes", [result.peakRss]), target: TARGETS.sqliteRss },
+          figure("sub-tasks/s until given up", "perSecond", [result.perSecond]),
+          figure("given up after", "seconds", [result.seconds])
+        ]
+    rows.push({ id: "sqlite-large", title: completed ? title : `${title} — not finished within ${SQLITE_LARGE_DEADLINE} s`, status: "ok", figures })
+  } catch (error) {
+    rows.push(failed("sqlite-large", title, error))
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// 4. A tracker server and 2 worker processes over HTTP on 127.0.0.1.
+
+const httpScenario = async (): Promise<void> => {
+  const n = sizes.http
+  const httpRuns = sizes.httpRuns
+  const title = `HTTP, tracker (SQLite file) + 2 worker processes, ${count(n)} sub-tasks`
+  log(`\n${title}: submit to outcome on 127.0.0.1 (median of ${httpRuns})`)
+  try {
+    const results: ChildResult[] = []
+    for (let i = 0; i < httpRuns; i++) {
+      const result = await runScenario("http", ["--n", String(n), "--store", "sqlite", "--workers", "2"])
+      log(
+        `  http ${i + 1}/${httpRuns}: ${result.seconds.toFixed(3)} s, ${count(result.perSecond)}/s, ` +
+          `tracker peak RSS ${(((result["trackerPeakRss"] as number | null) ?? Number.NaN) / MiB).toFixed(0)} MiB, ` +
+          `sub-tasks by worker ${JSON.stringify(result["succeededByWorker"])}`
+      )
+      results.push(result)
+    }
+    const workerPeak = (r: ChildResult): number => Math.max(...((r["workerPeakRss"] as Array<number | null>) ?? []).map((v) => v ?? Number.NaN))
+    rows.push({
+      id: "http",
+      title,
+      status: "ok",
+      figures: [
+        figure("sub-tasks/s", "perSecond", results.map((r) => r.perSecond), TARGETS.http),
+        figure("submit to outcome", "seconds", results.map((r) => r.seconds)),
+        figure("peak RSS, tracker", "bytes", results.map((r) => (r["trackerPeakRss"] as number | null) ?? Number.NaN)),
+        figure("peak RSS, larger worker", "bytes", results.map(workerPeak))
+      ]
+    })
+  } catch (error) {
+    rows.push(failed("http", title, error))
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -337,7 +424,8 @@ log(
 const started = performance.now()
 if (only.has("machine")) await machineScenario()
 if (only.has("inprocess")) await inProcessScenario()
-placeholders()
+if (only.has("sqlite")) await sqliteScenario()
+if (only.has("http")) await httpScenario()
 if (only.has("bullmq")) await bullmqScenario()
 const seconds = (performance.now() - started) / 1000
 
