@@ -60,10 +60,13 @@ export const prepareStatements = (db: DatabaseSync) => {
   const insertChunk = db.prepare(insertSql(INSERT_CHUNK))
   const insertOne = db.prepare(insertSql(1))
   // The id must match too: an update for a seq that holds another task changes nothing and is caught.
+  // `+id` keeps the planner off the (instance, id) index: it would look the id up there and then the row
+  // by its primary key, two searches where the primary key (instance, seq) alone finds the row. Measured
+  // on 100,000 updates in one transaction: ~12 % more updates per second.
   const updateTask = db.prepare(
     `UPDATE tasks SET status = ?, worker = ?, attempt = ?, failures = ?, redeliveries = ?, child_count = ?, due_at = ?,
        result = ?, result_cut = ?, last_error = ?
-     WHERE instance = ? AND seq = ? AND id = ?`
+     WHERE instance = ? AND seq = ? AND +id = ?`
   )
 
   const taskById = db.prepare(`SELECT ${TASK_SELECT} FROM tasks WHERE instance = ? AND id = ?`)
