@@ -5,6 +5,7 @@
  * fetch handler.
  */
 import {
+  finishedTracker,
   RejectedError,
   resolveConfig,
   resumeTracker,
@@ -19,7 +20,6 @@ import {
   type JobConfigOverrides,
   type NewTrackerOptions,
   type Outcome,
-  type Progress,
   type TaskStoreShape,
   type Tracker,
   type TransportShape
@@ -55,7 +55,7 @@ import {
   type LaneSet
 } from "./lanes.ts"
 import { makeLocalWorker, type LocalWorker } from "./local.ts"
-import { busyWorkers, makeOutcomeTable, makeSqlStore, readInstanceRow, type OutcomeRecord } from "./sql-store.ts"
+import { busyWorkers, makeOutcomeTable, makeSqlStore, readInstanceRow } from "./sql-store.ts"
 
 export interface TaskfoldOptions {
   /** The jobs this deployment runs; instances name one of them. */
@@ -122,29 +122,6 @@ const unknownInstance = (instanceId: string) => new RejectedError({ reason: "unk
 const noSecret = (name: string) =>
   Response.json(wireError("Unauthorized", "unauthorized", `the deployment has no secret ${name}: every call is refused`), { status: 401 })
 
-/** A finished instance as core's routes see it: status answers its outcome and last progress; worker messages find no instance. */
-const finishedTracker = (record: OutcomeRecord): Tracker => {
-  const gone = Effect.fail(new RejectedError({ reason: "unknown-instance", message: `instance ${record.instanceId} finished` }))
-  const progress: Progress = {
-    ...(record.progress ?? { instanceId: record.instanceId, at: record.outcome.finishedAt, byName: {}, byWorker: {} }),
-    outcome: record.outcome
-  }
-  return {
-    instanceId: record.instanceId,
-    map: () => gone,
-    report: () => gone,
-    heartbeat: () => gone,
-    pull: () => gone,
-    appendContext: () => gone,
-    kill: () => gone,
-    readResults: () => Effect.succeed([]),
-    progress: Effect.succeed(progress),
-    onProgress: () => () => {},
-    outcome: Effect.succeed(record.outcome),
-    released: Effect.void,
-    tick: Effect.void
-  }
-}
 
 /** The Durable Object class and the Worker handler of a taskfold deployment. */
 export const taskfold = (options: TaskfoldOptions) => {
@@ -415,7 +392,7 @@ export const taskfold = (options: TaskfoldOptions) => {
             const live = this.#live(instanceId)?.tracker
             if (live !== undefined) return Effect.succeed(live)
             const record = this.#outcomes.read(instanceId)
-            return record === undefined ? Effect.fail(unknownInstance(instanceId)) : Effect.succeed(finishedTracker(record))
+            return record === undefined ? Effect.fail(unknownInstance(instanceId)) : Effect.succeed(finishedTracker(record.instanceId, record.outcome, record.progress))
           }),
         submit: (request) => this.#submit(request),
         registerWorker: () => Effect.fail(new RejectedError({ reason: "bad-input", message: "workers do not register here: sub-tasks run in lanes" }))

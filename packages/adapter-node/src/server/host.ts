@@ -1,4 +1,5 @@
 import {
+  finishedTracker,
   defaultConfig,
   RejectedError,
   resolveConfig,
@@ -21,7 +22,7 @@ import {
 import { httpWorkerTransport, type SubmitRequest, type TrackerHost, type WorkerRegistration } from "@taskfold/core/wire"
 import { Effect, Exit, Scope } from "effect"
 import type { JobTable } from "../jobs.ts"
-import { memoryOutcomeLog, type OutcomeLog, type OutcomeRecord } from "./outcomes.ts"
+import { memoryOutcomeLog, type OutcomeLog } from "./outcomes.ts"
 
 /** The id of the worker inside the tracker server, which runs every instance's root and final task. */
 export const LOCAL_WORKER_ID = "local"
@@ -80,26 +81,6 @@ export interface TrackerServer {
 }
 
 const unknownInstance = (instanceId: string) => new RejectedError({ reason: "unknown-instance", message: `no live instance ${instanceId}` })
-
-/** A finished instance as the HTTP app sees it: its last progress answers `status`; worker messages find no instance. */
-const finishedTracker = (record: OutcomeRecord): Tracker => {
-  const gone = Effect.fail(new RejectedError({ reason: "unknown-instance", message: `instance ${record.instanceId} finished` }))
-  return {
-    instanceId: record.instanceId,
-    map: () => gone,
-    report: () => gone,
-    heartbeat: () => gone,
-    pull: () => gone,
-    appendContext: () => gone,
-    kill: () => gone,
-    readResults: () => Effect.succeed([]),
-    progress: Effect.succeed(record.progress),
-    onProgress: () => () => {},
-    outcome: Effect.succeed(record.outcome),
-    released: Effect.void,
-    tick: Effect.void
-  }
-}
 
 const httpUrl = (text: string): boolean => {
   try {
@@ -254,7 +235,7 @@ export const makeTrackerServer = (options: TrackerServerOptions): Effect.Effect<
           const entry = live.get(instanceId)
           if (entry !== undefined) return Effect.succeed(entry.exposed)
           const record = outcomes.get(instanceId)
-          return record === undefined ? Effect.fail(unknownInstance(instanceId)) : Effect.succeed(finishedTracker(record))
+          return record === undefined ? Effect.fail(unknownInstance(instanceId)) : Effect.succeed(finishedTracker(record.instanceId, record.outcome, record.progress))
         }),
 
       submit: (request: SubmitRequest) =>
