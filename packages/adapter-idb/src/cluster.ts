@@ -96,7 +96,7 @@ export const startBrowserCluster = (options: BrowserClusterOptions): Effect.Effe
         network.spawn({ id: `${prefix}${i + 1}`, create: () => options.createWorker(i), slots: options.slots ?? 4, heartbeatInterval }),
       { concurrency: "unbounded" }
     )
-    const local = yield* startWorker({ id: localWorkerId, slots: options.localSlots ?? 2, jobs, connect: network.link, heartbeatInterval })
+    const local = yield* startWorker({ id: localWorkerId, slots: options.localSlots ?? 2, jobs, connect: network.link, heartbeatInterval }).pipe(Effect.orDie)
     network.addLocalWorker(local)
 
     /** Runs a tracker in its own scope inside the cluster's; once released it leaves the page. */

@@ -69,7 +69,7 @@ export const serveWebWorker = (options: ServeOptions, port: Port = globalThis as
     runtime = Effect.runFork(
       Effect.scoped(
         Effect.gen(function* () {
-          handle = yield* startWorker({ id: workerId, slots, jobs, connect, heartbeatInterval })
+          handle = yield* startWorker({ id: workerId, slots, jobs, connect, heartbeatInterval }).pipe(Effect.orDie)
           port.postMessage({ type: "ready", workerId })
           return yield* Effect.never
         })

@@ -23,7 +23,7 @@ import {
   type Tracker,
   type TrackerLink
 } from "@taskfold/core"
-import { Effect, Exit, Schema, Scope } from "effect"
+import { Deferred, Effect, Exit, Schema, Scope } from "effect"
 
 // ---------------------------------------------------------------------------------------------------------
 // Messages between the object and a lane's invocation, JSON through core's codec (bytes bodies as base64).
@@ -77,6 +77,8 @@ interface Lane {
   mailbox: LaneItem[]
   nextSeq: number
   readonly waiters: Set<() => void>
+  /** Sends waiting for the invocation to take their batch: the take is the batch's receipt (R-DISP-10). */
+  readonly receipts: Map<number, Deferred.Deferred<void, TransportError>>
 }
 
 export interface LaneSetOptions {
@@ -125,10 +127,21 @@ export const makeLaneSet = (options: LaneSetOptions, unconfirmed: ReadonlySet<st
   const lanes = new Map<string, Lane>()
   for (let n = 0; n < options.count; n++) {
     const id = laneId(n)
-    lanes.set(id, { id, state: unconfirmed.has(id) ? "unknown" : "idle", generation: null, lastContact: startedAt, mailbox: [], nextSeq: 0, waiters: new Set() })
+    lanes.set(id, {
+      id,
+      state: unconfirmed.has(id) ? "unknown" : "idle",
+      generation: null,
+      lastContact: startedAt,
+      mailbox: [],
+      nextSeq: 0,
+      waiters: new Set(),
+      receipts: new Map()
+    })
   }
   let closed = false
   let lastRefresh = Number.NEGATIVE_INFINITY
+  /** The instance's params, from the first batch that carried them: every new invocation needs them. */
+  let params: string | undefined
 
   const wake = (lane: Lane) => {
     for (const waiter of lane.waiters) waiter()
@@ -144,12 +157,37 @@ export const makeLaneSet = (options: LaneSetOptions, unconfirmed: ReadonlySet<st
     idle: true
   })
 
-  /** The lane's invocation is gone: its undelivered items are dropped (their tasks time out, R-DISP-8). */
+  /** A batch the invocation took (its poll acknowledged it): its send succeeds. */
+  const taken = (lane: Lane, ack: number) => {
+    for (const [seq, receipt] of lane.receipts) {
+      if (seq > ack) continue
+      lane.receipts.delete(seq)
+      Deferred.doneUnsafe(receipt, Effect.void)
+    }
+  }
+
+  /** Batches the invocation never took: their sends fail, which counts toward maxRedeliveries (R-DISP-10). */
+  const untaken = (lane: Lane, why: string) => {
+    for (const receipt of lane.receipts.values()) {
+      Deferred.doneUnsafe(receipt, Effect.fail(new TransportError({ reason: "unreachable", message: `${lane.id}: ${why} before it took the batch` })))
+    }
+    lane.receipts.clear()
+  }
+
+  /** The lane's invocation is gone: its undelivered items are dropped and their sends fail. */
   const ended = (lane: Lane) => {
     lane.state = "idle"
     lane.generation = null
     lane.mailbox = []
+    untaken(lane, "the invocation ended")
     wake(lane)
+  }
+
+  /** A batch item for the lane whose send completes once the invocation takes it. */
+  const receiptOf = (lane: Lane, seq: number): Effect.Effect<void, TransportError> => {
+    const receipt = Deferred.makeUnsafe<void, TransportError>()
+    lane.receipts.set(seq, receipt)
+    return Deferred.await(receipt)
   }
 
   /** Reads an invocation's response to its end; an end without the closing line is a crash. */
@@ -209,9 +247,11 @@ export const makeLaneSet = (options: LaneSetOptions, unconfirmed: ReadonlySet<st
         new TransportError({ reason: "unreachable", message: `${lane.id}: ${cause instanceof Error ? cause.message : String(cause)}` })
     })
 
-  const enqueue = (lane: Lane, item: Omit<LaneItem, "seq">) => {
-    lane.mailbox.push({ ...item, seq: lane.nextSeq++ })
+  const enqueue = (lane: Lane, item: Omit<LaneItem, "seq">): number => {
+    const seq = lane.nextSeq++
+    lane.mailbox.push({ ...item, seq })
     wake(lane)
+    return seq
   }
 
   const trackerHeartbeat = (heartbeat: Heartbeat) =>
@@ -240,6 +280,7 @@ export const makeLaneSet = (options: LaneSetOptions, unconfirmed: ReadonlySet<st
     lane.state = "running"
     lane.generation = generation
     lane.mailbox = []
+    untaken(lane, "another invocation took the lane over")
     return true
   }
 
@@ -247,16 +288,17 @@ export const makeLaneSet = (options: LaneSetOptions, unconfirmed: ReadonlySet<st
     has: (workerId) => lanes.has(workerId),
     send: (workerId, batch) =>
       Effect.suspend(() => {
+        if (batch.params !== undefined) params = batch.params
         const lane = lanes.get(workerId)
         if (lane === undefined || closed) return Effect.fail(new TransportError({ reason: "unreachable", message: `no lane ${workerId}` }))
-        if (lane.state === "running") {
-          enqueue(lane, { batch })
-          return Effect.void
-        }
+        if (lane.state === "running") return receiptOf(lane, enqueue(lane, { batch }))
         if (lane.state === "unknown") {
           return Effect.fail(new TransportError({ reason: "unreachable", message: `${workerId} is not confirmed since the restart` }))
         }
-        return start(lane, { seq: lane.nextSeq++, batch })
+        const seq = lane.nextSeq++
+        const receipt = receiptOf(lane, seq)
+        // A fresh invocation has no params yet: its first batch brings them even if the tracker left them out.
+        return start(lane, { seq, batch: batch.params === undefined && params !== undefined ? { ...batch, params } : batch }).pipe(Effect.andThen(receipt))
       }),
     stop: (workerId, message) =>
       Effect.sync(() => {
@@ -267,6 +309,7 @@ export const makeLaneSet = (options: LaneSetOptions, unconfirmed: ReadonlySet<st
       const lane = lanes.get(workerId)
       if (lane === undefined || closed || !current(lane, poll.generation)) return { exit: true, items: [] }
       lane.lastContact = Date.now()
+      taken(lane, poll.ack)
       const pending = () => lane.mailbox.filter((item) => item.seq > poll.ack)
       lane.mailbox = pending()
       if (lane.mailbox.length > 0) return { exit: false, items: lane.mailbox }

@@ -1,4 +1,4 @@
-import { startWorker, type Job, type StopMessage, type TaskBatch, type Tracker, type TrackerLink, type WorkerHandle } from "@taskfold/core"
+import { RejectedError, startWorker, type Job, type StopMessage, type TaskBatch, type Tracker, type TrackerLink, type WorkerHandle } from "@taskfold/core"
 import { Effect, Exit, Scope } from "effect"
 
 /**
@@ -9,7 +9,8 @@ import { Effect, Exit, Scope } from "effect"
  * (R-WORK-4); `join` registers it once.
  */
 export interface LocalWorker {
-  readonly deliver: (batch: TaskBatch) => void
+  /** Refused (nothing taken) if the batch leaves out params the fresh runtime does not have. */
+  readonly deliver: (batch: TaskBatch) => RejectedError | undefined
   readonly stop: (message: StopMessage) => void
   /** Registers the worker with the tracker (a heartbeat sent by the object). */
   readonly join: Effect.Effect<void>
@@ -66,9 +67,14 @@ export const makeLocalWorker = (options: {
 
   return {
     deliver: (batch) => {
-      if (closed) return
+      if (closed) return new RejectedError({ reason: "unknown-worker", message: `local worker ${options.id} is closed` })
+      const refused = ensure().deliver(batch)
+      if (refused !== undefined) {
+        if (held.size === 0) queueMicrotask(release)
+        return refused
+      }
       for (const task of batch.tasks) held.add(key(task.id, task.attempt))
-      ensure().deliver(batch)
+      return undefined
     },
     stop: (message) => {
       if (running === undefined) return

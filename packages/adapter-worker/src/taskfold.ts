@@ -296,7 +296,10 @@ export const taskfold = (options: TaskfoldOptions) => {
           workerId === LOCAL_WORKER
             ? host.local === undefined
               ? unreachable("the local worker is not started yet")
-              : Effect.sync(() => host.local!.deliver(batch))
+              : Effect.suspend(() => {
+                  const refused = host.local!.deliver(batch)
+                  return refused === undefined ? Effect.void : unreachable(refused.message)
+                })
             : host.lanes.send(workerId, batch),
         stop: (workerId, message) =>
           workerId === LOCAL_WORKER ? Effect.sync(() => host.local?.stop(message)) : host.lanes.stop(workerId, message),

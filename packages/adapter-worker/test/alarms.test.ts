@@ -62,25 +62,14 @@ describe("the alarm is the tracker's timer", () => {
     expect(await objectOf(instanceId)).not.toBe(before)
   })
 
-  it("R-DISP-8 a batch never acknowledged goes back to Waiting when the alarm finds its ack timeout passed", async () => {
-    const ackTimeout = 1_000
+  it("R-DISP-10 a lane invocation that is accepted but never takes its batch fails the send: counted, sent again, run once", async () => {
     watch.swallowLaneStarts = 1
     const swallowedBefore = watch.swallowed
-    const sentAfter = Date.now()
-    const instanceId = await submit("counted", { n: 1, ms: 0 }, { ...quiet, ackTimeout })
+    const instanceId = await submit("counted", { n: 1, ms: 0 }, { ...quiet, ackTimeout: 60_000 })
     await waitUntil(() => watch.swallowed === swallowedBefore + 1, "the first lane start dropped")
-    let row: Awaited<ReturnType<typeof taskOf>>
-    await waitUntil(async () => (row = await taskOf(instanceId, "0.1"))?.status === 2, "the sub-task dispatched")
-    expect(row!).toMatchObject({ attempt: 0, redeliveries: 0 })
-    const alarm = (await alarmOf(instanceId))!
-    expect(alarm).toBeGreaterThanOrEqual(sentAfter + ackTimeout)
-    expect(alarm).toBeLessThanOrEqual(Date.now() + ackTimeout + 1)
-
-    await evictDurableObject(trackerOf(instanceId))
     const outcome = await within(outcomeOf(instanceId), 10_000, "the outcome")
     expect(outcome.ok).toBe(true)
-    expect(outcome.finishedAt).toBeGreaterThanOrEqual(alarm)
-    // The dropped attempt 0 never ran; attempt 1, sent after the timeout, did.
+    // The dropped attempt 0 never ran; attempt 1, sent after the failed send, did, long before any ack timeout.
     expect(watch.runs.get(`${instanceId} 0.1`)).toEqual([1])
   })
 

@@ -123,7 +123,7 @@ describe("the wire protocol", () => {
   it("R-FIN-7 a kill of one task through core's client stops it in its lane and fails it; reduce sees the failure", async () => {
     const instanceId = freshId("stuck")
     const started = nextStart(instanceId, "0.1")
-    await submit("stuck", null, { taskRetries: 0 }, instanceId)
+    await submit("stuck", null, { taskRetries: 0, runReduceIfFail: true }, instanceId)
     await within(started, 5_000, "the stuck task running")
     const stopped = nextStart(instanceId, "0.1 stopped")
     await Effect.runPromise(client.kill(instanceId, "enough", "0.1"))

@@ -37,32 +37,35 @@ describe("processors that return an Effect", () => {
       })
     ))
 
-  it("API Effect processor: an Effect that fails fails its task with the error's message", () =>
+  it("API Effect processor R-RETRY-5: an Effect that fails fails its task with the error's tag and message (reduce sees it with runReduceIfFail)", () =>
     Effect.runPromise(
       Effect.gen(function* () {
         const job = defineJob({
           name: "effect-fails",
           kind: "mapReduce",
-          config,
+          config: { ...config, runReduceIfFail: true },
           process: (task, ctx) => {
             if (task.isRoot) return ctx.map(["good", "bad"], "step")
             return task.body === "bad" ? Effect.fail(new Error("bad input rejected")) : Effect.succeed("fine")
           },
           reduce: async (results) => {
-            const seen: Array<[string, boolean, unknown]> = []
-            for await (const r of results) if (r.name === "step") seen.push([r.taskId, r.ok, r.result])
+            const seen: Array<[string, boolean, unknown, unknown]> = []
+            for await (const r of results) if (r.name === "step") seen.push([r.taskId, r.ok, r.result, r.error ?? null])
             return seen
           }
         })
         const result = yield* runJobEffect(job, { workers: 2 })
         expect(result.ok).toBe(true)
-        const seen = result.result as Array<[string, boolean, string]>
+        const seen = result.result as Array<[string, boolean, string, unknown]>
         expect(seen.map(([id, ok]) => [id, ok])).toEqual([
           ["0.1", true],
           ["0.2", false]
         ])
         expect(seen[0]![2]).toBe("fine")
-        expect(seen[1]![2]).toContain("bad input rejected")
+        expect(seen[0]![3]).toBeNull()
+        expect(seen[1]![2]).toBe("bad input rejected")
+        expect(seen[1]![3]).toEqual({ tag: "Error", message: "bad input rejected" })
+        expect(result.outcome.counts).toEqual({ created: 4, succeeded: 3, failed: 1 })
       })
     ))
 
@@ -75,7 +78,7 @@ describe("processors that return an Effect", () => {
           const job = defineJob({
             name: "effect-killed",
             kind: "mapReduce",
-            config,
+            config: { ...config, runReduceIfFail: true },
             process: (task, ctx) => {
               if (task.isRoot) return ctx.map(["forever"], "wait")
               return Effect.sync(() => {
@@ -90,8 +93,8 @@ describe("processors that return an Effect", () => {
               )
             },
             reduce: async (results) => {
-              const out: Array<[string, boolean, unknown]> = []
-              for await (const r of results) out.push([r.taskId, r.ok, r.result])
+              const out: Array<[string, boolean, unknown, unknown]> = []
+              for await (const r of results) out.push([r.taskId, r.ok, r.result, r.error?.reason ?? null])
               return out
             }
           })
@@ -102,8 +105,8 @@ describe("processors that return an Effect", () => {
           yield* waitUntil(() => interrupted, "the Effect interrupted", 1_000)
           expect(result.ok).toBe(true)
           expect(result.result).toEqual([
-            ["0", true, 1],
-            ["0.1", false, "killed"]
+            ["0", true, 1, null],
+            ["0.1", false, "killed: taking too long", "killed"]
           ])
         })
       )

@@ -63,11 +63,12 @@ describe("broadcast end to end", () => {
       )
     ))
 
-  it("R-BC-2 the default postProcess fails the instance when one broadcast task throws, with 'succeeded: S, failed: F'", () =>
+  it("R-BC-2 R-FIN-3 a broadcast task that throws fails the instance without postProcess (runReduceIfFail false by default), naming the error", () =>
     Effect.runPromise(
       Effect.scoped(
         Effect.gen(function* () {
           const ran: string[] = []
+          let posted = 0
           const jobFor = (worker: string): BroadcastJob =>
             defineJob({
               name: "bc-fail",
@@ -77,14 +78,53 @@ describe("broadcast end to end", () => {
                 ran.push(worker)
                 if (worker === "worker-2") throw new Error("disk full on worker-2")
                 return "ok"
+              },
+              postProcess: () => {
+                posted++
+                return "posted"
               }
             })
           const cluster = yield* startCluster({ job: jobFor, workers: 3 })
           const outcome = yield* outcomeWithin(cluster.tracker)
           expect(ran.sort()).toEqual([LOCAL, "worker-1", "worker-2"])
+          expect(posted).toBe(0)
+          expect(outcome.ok).toBe(false)
+          expect(outcome.result).toMatch(
+            /^1 of 4 tasks failed, postProcess skipped; first errors: 0\.\d \(BROADCAST, attempt 0\): Error: disk full on worker-2$/
+          )
+          expect(outcome.counts).toEqual({ created: 4, succeeded: 3, failed: 1 })
+          expect(outcome.errors).toEqual([
+            { taskId: expect.stringMatching(/^0\.\d$/), name: "BROADCAST", attempt: 0, error: { tag: "Error", message: "disk full on worker-2" } }
+          ])
+        })
+      )
+    ))
+
+  it("R-BC-2 with runReduceIfFail, the default postProcess fails the instance when one broadcast task throws, with 'succeeded: S, failed: F'", () =>
+    Effect.runPromise(
+      Effect.scoped(
+        Effect.gen(function* () {
+          const jobFor = (worker: string): BroadcastJob =>
+            defineJob({
+              name: "bc-fail-post",
+              kind: "broadcast",
+              config: { ...config, runReduceIfFail: true },
+              process: () => {
+                if (worker === "worker-2") throw new Error("disk full on worker-2")
+                return "ok"
+              }
+            })
+          const cluster = yield* startCluster({ job: jobFor, workers: 3 })
+          const outcome = yield* outcomeWithin(cluster.tracker)
           expect(outcome.ok).toBe(false)
           // The root (preProcess) counts as a task (docs/decisions.md): 1 root + 2 broadcast succeeded.
-          expect(outcome.result).toBe("succeeded: 3, failed: 1")
+          expect(outcome.result).toBe("Error: succeeded: 3, failed: 1")
+          // the final task (postProcess) failed too: 5 tasks, 2 failed
+          expect(outcome.counts).toEqual({ created: 5, succeeded: 3, failed: 2 })
+          expect(outcome.errors.map((e) => [e.name, e.error.message])).toEqual([
+            ["BROADCAST", "disk full on worker-2"],
+            ["FINAL", "succeeded: 3, failed: 1"]
+          ])
         })
       )
     ))
@@ -98,6 +138,7 @@ describe("broadcast end to end", () => {
           const outcome = yield* outcomeWithin(cluster.tracker)
           expect(outcome.ok).toBe(true)
           expect(JSON.parse(outcome.result)).toBe("succeeded: 4, failed: 0")
+          expect(outcome).toMatchObject({ counts: { created: 5, succeeded: 5, failed: 0 }, errors: [] })
         })
       )
     ))
@@ -123,7 +164,8 @@ describe("broadcast end to end", () => {
           const outcome = yield* outcomeWithin(cluster.tracker)
           expect(processed).toBe(0)
           expect(outcome.ok).toBe(false)
-          expect(outcome.result).toBe("succeeded: 0, failed: 1")
+          expect(outcome.result).toBe("1 of 1 tasks failed, postProcess skipped; first errors: 0 (ROOT, attempt 0): Error: no input")
+          expect(outcome.counts).toEqual({ created: 1, succeeded: 0, failed: 1 })
           const progress = yield* cluster.tracker.progress
           expect(progress.byName["BROADCAST"]).toBeUndefined()
         })

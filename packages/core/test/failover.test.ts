@@ -16,7 +16,7 @@ const scenario = (failover: boolean) =>
       defineJob({
         name: "failover",
         kind: "mapReduce",
-        config: { taskRetries: 0, heartbeatInterval: 20, workerTimeout: 120, ackTimeout: 1_000, failover },
+        config: { taskRetries: 0, heartbeatInterval: 20, workerTimeout: 120, ackTimeout: 1_000, failover, runReduceIfFail: true },
         process: async (task, ctx) => {
           if (task.isRoot) {
             await ctx.map(
@@ -92,7 +92,7 @@ describe("a worker lost mid-run", () => {
           const failed = reduced.filter((r) => !r.ok)
           expect(heldAtCut.size).toBeGreaterThanOrEqual(2)
           expect(failed.length).toBeGreaterThanOrEqual(heldAtCut.size)
-          expect(failed.every((r) => r.result === "worker lost")).toBe(true)
+          expect(failed.every((r) => r.error?.reason === "worker-lost" && String(r.result).startsWith("worker lost"))).toBe(true)
           for (const id of heldAtCut) {
             expect(failed.map((r) => r.taskId)).toContain(id)
             expect(started.get(id)).toEqual([LOST])

@@ -16,7 +16,8 @@ describe("kill", () => {
           const job = defineJob({
             name: "kill-all",
             kind: "mapReduce",
-            config,
+            // even a job that reduces despite failures runs no reduce once killed
+            config: { ...config, runReduceIfFail: true },
             process: async (task, ctx) => {
               if (task.isRoot) {
                 await ctx.map([1, 2, 3, 4, 5, 6], "slow")
@@ -37,6 +38,8 @@ describe("kill", () => {
           const result = yield* handle.result.pipe(Effect.timeout(5_000))
           expect(result.ok).toBe(false)
           expect(result.outcome.result).toBe("operator said stop")
+          expect(result.outcome.counts).toMatchObject({ failed: 6 })
+          expect(result.outcome.errors.map((e) => e.error)).toContainEqual({ tag: "TaskfoldError", reason: "killed", message: "killed: operator said stop" })
           yield* waitUntil(() => reasons.size === 6, "every running task saw its signal abort", 2_000)
           expect([...reasons.values()]).toEqual(Array(6).fill("operator said stop"))
           expect(reduceRuns).toBe(0)
@@ -48,7 +51,7 @@ describe("kill", () => {
       )
     ))
 
-  it("R-FIN-7 killing one task aborts its signal and fails it with 'killed' (no retry); the rest of the instance goes on", () =>
+  it("R-FIN-7 killing one task aborts its signal and fails it with 'killed' (no retry); the rest of the instance goes on (reduce with runReduceIfFail)", () =>
     Effect.runPromise(
       Effect.scoped(
         Effect.gen(function* () {
@@ -58,7 +61,7 @@ describe("kill", () => {
           const job = defineJob({
             name: "kill-one",
             kind: "mapReduce",
-            config: { ...config, taskRetries: 3, retryBackoff: { kind: "fixed", ms: 0 } },
+            config: { ...config, taskRetries: 3, retryBackoff: { kind: "fixed", ms: 0 }, runReduceIfFail: true },
             process: async (task, ctx) => {
               runs.add(task.id)
               if (task.isRoot) {
@@ -90,10 +93,11 @@ describe("kill", () => {
             ["0", true, "mapped"],
             ["0.1", true, 1],
             ["0.2", true, 2],
-            ["0.3", false, "killed"],
+            ["0.3", false, "killed: too slow"],
             ["0.4", true, 4]
           ])
           expect(result.progress.byName["part"]).toMatchObject({ total: 4, succeeded: 3, failed: 1 })
+          expect(reduced.find((r) => r.taskId === "0.3")!.error).toEqual({ tag: "TaskfoldError", reason: "killed", message: "killed: too slow" })
         })
       )
     ))

@@ -19,6 +19,7 @@ import {
   type MemoryNetwork,
   type Outcome,
   type Progress,
+  type PullRequest,
   type TaskStoreShape,
   type Tracker,
   type TrackerLink,
@@ -112,7 +113,7 @@ export const startCluster = (options: ClusterOptions): Effect.Effect<Cluster, Co
           },
           connect: (instance) => (options.link ? options.link(id, network.link(instance)) : network.link(instance)),
           heartbeatInterval: config.heartbeatInterval
-        }).pipe(Scope.provide(scope))
+        }).pipe(Scope.provide(scope), Effect.orDie)
         network.addWorker(handle)
         workers.set(id, { handle, scope })
         yield* Effect.ignore(handle.join(instanceId))
@@ -167,7 +168,8 @@ export const cuttableLink = (base: TrackerLink, isCut: () => boolean): TrackerLi
     map: (request) => guard(base.map(request)),
     heartbeat: (heartbeat) => guard(base.heartbeat(heartbeat)),
     appendContext: (request) => guard(base.appendContext(request)),
-    readResults: (run, afterSeq, limit) => guard(base.readResults(run, afterSeq, limit))
+    readResults: (run, afterSeq, limit) => guard(base.readResults(run, afterSeq, limit)),
+    ...(base.pull === undefined ? {} : { pull: (request: PullRequest) => guard(base.pull!(request)) })
   }
 }
 
@@ -208,7 +210,8 @@ export const crashableLinks = () => {
       map: (request) => guard(base.map(request)),
       heartbeat: (heartbeat) => guard(base.heartbeat(heartbeat)),
       appendContext: (request) => guard(base.appendContext(request)),
-      readResults: (run, afterSeq, limit) => guard(base.readResults(run, afterSeq, limit))
+      readResults: (run, afterSeq, limit) => guard(base.readResults(run, afterSeq, limit)),
+      ...(base.pull === undefined ? {} : { pull: (request: PullRequest) => guard(base.pull!(request)) })
     })
   }
 }

@@ -38,8 +38,8 @@ const heldInstance = Effect.gen(function* () {
       rowOf("0")?.status === TaskStatus.Succeeded &&
       rowOf("0.1")?.status === TaskStatus.Succeeded &&
       rowOf("0.2")?.status === TaskStatus.Succeeded &&
-      rowOf("0.3")?.status === TaskStatus.Running,
-    "root, 0.1 and 0.2 stored as succeeded, 0.3 running"
+      rowOf("0.3")?.status === TaskStatus.Received,
+    "root, 0.1 and 0.2 stored as succeeded, 0.3 received (its batch was taken)"
   )
   const snapshot = () => {
     const stored = store.instances.get(cluster.instanceId)

@@ -1,4 +1,6 @@
+import { availableParallelism } from "node:os"
 import { parseArgs, type ParseArgsConfig } from "node:util"
+import { MAX_THREADS } from "../threads/pool.ts"
 
 /** Wrong use of the command: one line of explanation, exit code 2. */
 export class UsageError extends Error {
@@ -36,6 +38,13 @@ export const integer = (value: string | undefined, flag: string, fallback: numbe
   if (value === undefined) return fallback
   const number = Number(value)
   if (!Number.isInteger(number) || number < min) throw new UsageError(`${flag} must be an integer of at least ${min}, not ${JSON.stringify(value)}`)
+  return number
+}
+
+/** --threads: worker threads the processors run on (R-DISP-10); 0 runs them in the worker's own thread. Default: the cores. */
+export const threads = (value: string | undefined): number => {
+  const number = integer(value, "--threads", availableParallelism(), 0)
+  if (number > MAX_THREADS) throw new UsageError(`--threads must be an integer from 0 to ${MAX_THREADS}, not ${JSON.stringify(value)}`)
   return number
 }
 

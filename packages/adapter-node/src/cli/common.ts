@@ -1,4 +1,4 @@
-import { RejectedError, TransportError, type Outcome } from "@taskfold/core"
+import { describeError, RejectedError, TransportError, type Outcome } from "@taskfold/core"
 import type { ClientError } from "@taskfold/core/wire"
 import { Cause, Effect, Exit, Fiber } from "effect"
 import { CommandError } from "./args.ts"
@@ -33,7 +33,20 @@ export const outcomeLine = (instanceId: string, outcome: Outcome): string => {
   } catch {
     // Not JSON (a failure's message, a counts line): the text itself.
   }
-  return JSON.stringify({ instanceId, ok: outcome.ok, result, finishedAt: outcome.finishedAt })
+  return JSON.stringify({ instanceId, ok: outcome.ok, result, finishedAt: outcome.finishedAt, counts: outcome.counts, errors: outcome.errors })
+}
+
+/**
+ * The outcome in words for stderr (R-FIN-8): the counts and, when tasks failed, each reported failure with
+ * its task, name, attempt and error, so a failed task is never shown only as a number.
+ */
+export const outcomeSummary = (outcome: Outcome): string => {
+  const { created, succeeded, failed } = outcome.counts
+  const lines = [`${outcome.ok ? "succeeded" : "failed"}: ${created} tasks, ${succeeded} succeeded, ${failed} failed`]
+  for (const error of outcome.errors) lines.push(`  task ${error.taskId} (${error.name}, attempt ${error.attempt}): ${describeError(error.error)}`)
+  if (failed > outcome.errors.length) lines.push(`  … and ${failed - outcome.errors.length} more failed tasks`)
+  if (!outcome.ok) lines.push(`  ${outcome.result.length > 500 ? `${outcome.result.slice(0, 500)}…` : outcome.result}`)
+  return `${lines.join("\n")}\n`
 }
 
 /**

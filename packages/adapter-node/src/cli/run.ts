@@ -3,7 +3,8 @@ import { Effect, Fiber, Schedule } from "effect"
 import { loadJobs } from "../jobs.ts"
 import { makeTrackerServer } from "../server/host.ts"
 import { openSqliteStore } from "../sqlite/store.ts"
-import { CommandError, helpOption, integer, json, jsonObject, parse, UsageError } from "./args.ts"
+import { scopedThreadPool } from "../threads/pool.ts"
+import { CommandError, helpOption, integer, json, jsonObject, parse, threads, UsageError } from "./args.ts"
 import { messageOf, outcomeLine, runEffect } from "./common.ts"
 import { progressView } from "./progress.ts"
 
@@ -17,6 +18,8 @@ Options:
   --job NAME       the job to run, when the module exports more than one
   --workers N      in-process workers, the tracker's own among them (default 4)
   --slots N        slots per worker (default 16)
+  --threads N      worker threads the tasks of all those workers run on (default: one per core), so
+                   CPU-bound processors run side by side; 0 runs them in the main thread
   --db FILE        keep the tasks in this SQLite file (default: in memory); if it holds an
                    unfinished instance of the job (the last run was killed), that one resumes
   --params JSON    the instance's params: the root task's body, ctx.params everywhere
@@ -42,6 +45,7 @@ export const run = async (args: ReadonlyArray<string>): Promise<number> => {
       job: { type: "string" },
       workers: { type: "string" },
       slots: { type: "string" },
+      threads: { type: "string" },
       db: { type: "string" },
       params: { type: "string" },
       config: { type: "string" }
@@ -56,6 +60,7 @@ export const run = async (args: ReadonlyArray<string>): Promise<number> => {
   if (modulePath === undefined) throw new UsageError("a job module is required: taskfold run <job-module>")
   const workers = integer(values.workers, "--workers", 4)
   const slots = integer(values.slots, "--slots", 16)
+  const threadCount = threads(values.threads)
   const params = json(values.params, "--params")
   const config = jsonObject(values.config, "--config")
   // stdout carries the outcome line alone: whatever jobs (or loggers) print goes to stderr.
@@ -80,13 +85,17 @@ export const run = async (args: ReadonlyArray<string>): Promise<number> => {
     const results = await runEffect(
       Effect.scoped(
         Effect.gen(function* () {
+          // The in-process tracker keeps the bodies it sends, so the threads get copies; stdout is for the outcome alone.
+          const executor = yield* scopedThreadPool(threadCount, { modules: [modulePath], stdoutToStderr: true })
+          const withExecutor = executor === undefined ? {} : { executor }
           if (store !== undefined) {
             const server = yield* makeTrackerServer({
               token: "",
               jobs: new Map([[job.name, job]]),
               store,
               localSlots: workers * slots,
-              resume: (_, name) => name === job.name
+              resume: (_, name) => name === job.name,
+              ...withExecutor
             })
             if (server.resumed.length > 0) {
               const outcomes: RunResult[] = []
@@ -109,6 +118,7 @@ export const run = async (args: ReadonlyArray<string>): Promise<number> => {
           const handle = yield* startJob(job, {
             workers,
             slots,
+            ...withExecutor,
             ...(params === undefined ? {} : { params }),
             ...(config === undefined ? {} : { config }),
             ...(store === undefined ? {} : { store })

@@ -1,7 +1,8 @@
 import { Effect } from "effect"
 import { loadJobs } from "../jobs.ts"
 import { serveTracker } from "../server/serve.ts"
-import { helpOption, integer, parse, port, required, token } from "./args.ts"
+import { scopedThreadPool } from "../threads/pool.ts"
+import { helpOption, integer, parse, port, required, threads, token } from "./args.ts"
 import { messageOf, runUntilSignal } from "./common.ts"
 
 export const serveHelp = `Usage: taskfold serve --port P --token T --jobs <module or folder> [options]
@@ -16,6 +17,9 @@ Options:
   --jobs PATH       a job module, or a folder of them; may be repeated
   --db FILE         a SQLite database file (default: in memory, lost on exit)
   --local-slots N   slots of the server's own worker (default 4)
+  --threads N       worker threads the server's own worker runs root, final and other tasks on
+                    (default: one per core), so a CPU-bound reduce never stalls the tracker; 0 runs
+                    them in the tracker's thread
   --max-body BYTES  larger request bodies are refused with 413 (default 16 MiB)
   -h, --help        this text
 `
@@ -30,6 +34,7 @@ export const serve = async (args: ReadonlyArray<string>): Promise<number> => {
       jobs: { type: "string", multiple: true },
       db: { type: "string" },
       "local-slots": { type: "string" },
+      threads: { type: "string" },
       "max-body": { type: "string" }
     },
     0
@@ -43,12 +48,15 @@ export const serve = async (args: ReadonlyArray<string>): Promise<number> => {
   const jobPaths = values.jobs ?? []
   if (jobPaths.length === 0) required(undefined, "--jobs")
   const localSlots = integer(values["local-slots"], "--local-slots", 4)
+  const threadCount = threads(values.threads)
   const maxBodyBytes = integer(values["max-body"], "--max-body", 16 * 1024 * 1024)
   const jobs = await loadJobs(jobPaths)
   const log = (line: string) => process.stderr.write(`${line}\n`)
   return runUntilSignal(
     Effect.scoped(
       Effect.gen(function* () {
+        // The tracker hands the local worker bodies it keeps itself: the threads get copies.
+        const executor = yield* scopedThreadPool(threadCount, { modules: jobPaths })
         const server = yield* serveTracker({
           port: listenPort,
           token: secret,
@@ -56,6 +64,7 @@ export const serve = async (args: ReadonlyArray<string>): Promise<number> => {
           localSlots,
           maxBodyBytes,
           log,
+          ...(executor === undefined ? {} : { executor }),
           ...(values.db === undefined ? {} : { db: values.db })
         })
         log(`tracker listening on ${server.url} (jobs ${[...jobs.keys()].join(", ")}; store ${values.db ?? "memory"})`)

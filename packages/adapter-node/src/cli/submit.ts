@@ -2,7 +2,7 @@ import { RejectedError, TransportError, type Outcome } from "@taskfold/core"
 import { httpTrackerClient, type InstanceStatus } from "@taskfold/core/wire"
 import { Effect, Exit } from "effect"
 import { CommandError, helpOption, integer, json, jsonObject, parse, token, UsageError, url } from "./args.ts"
-import { describeClientError, outcomeLine, runEffect } from "./common.ts"
+import { describeClientError, outcomeLine, outcomeSummary, runEffect } from "./common.ts"
 import { progressView } from "./progress.ts"
 
 export const submitHelp = `Usage: taskfold submit <job-name> --tracker URL --token T [options]
@@ -102,6 +102,7 @@ export const submit = async (args: ReadonlyArray<string>): Promise<number> => {
     await sleep(pollMs)
   }
   view.done()
+  process.stderr.write(outcomeSummary(outcome))
   process.stdout.write(`${outcomeLine(instanceId, outcome)}\n`)
   return outcome.ok ? 0 : 1
 }

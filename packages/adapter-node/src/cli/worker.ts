@@ -1,7 +1,8 @@
 import { Effect } from "effect"
 import { loadJobs } from "../jobs.ts"
+import { scopedThreadPool } from "../threads/pool.ts"
 import { startWorkerProcess } from "../worker-process/worker.ts"
-import { helpOption, integer, parse, port, required, token, url } from "./args.ts"
+import { helpOption, integer, parse, port, required, threads, token, url } from "./args.ts"
 import { describeClientError, messageOf, runUntilSignal } from "./common.ts"
 
 export const workerHelp = `Usage: taskfold worker --tracker URL --token T --jobs <module or folder> [options]
@@ -15,6 +16,8 @@ Options:
   --token T        the shared secret (or TASKFOLD_TOKEN)
   --jobs PATH      a job module, or a folder of them; may be repeated
   --slots N        tasks run at once (default 16)
+  --threads N      worker threads the tasks run on (default: one per core), so CPU-bound work never
+                   holds up receipts and heartbeats; 0 runs them in the main thread
   --id ID          the worker's id (default: host name, process id and a random suffix)
   --port P         the port to listen on (default 0: any free port)
   -h, --help       this text
@@ -29,6 +32,7 @@ export const worker = async (args: ReadonlyArray<string>): Promise<number> => {
       token: { type: "string" },
       jobs: { type: "string", multiple: true },
       slots: { type: "string" },
+      threads: { type: "string" },
       id: { type: "string" },
       port: { type: "string" }
     },
@@ -43,6 +47,7 @@ export const worker = async (args: ReadonlyArray<string>): Promise<number> => {
   const jobPaths = values.jobs ?? []
   if (jobPaths.length === 0) required(undefined, "--jobs")
   const slots = integer(values.slots, "--slots", 16)
+  const threadCount = threads(values.threads)
   const listenPort = port(values.port, "--port", 0)
   if (values.id !== undefined && (values.id.length === 0 || values.id.length > 200)) required(undefined, "--id (1 to 200 characters)")
   const jobs = await loadJobs(jobPaths)
@@ -51,6 +56,8 @@ export const worker = async (args: ReadonlyArray<string>): Promise<number> => {
   return runUntilSignal(
     Effect.scoped(
       Effect.gen(function* () {
+        // Bodies arrive over HTTP, so nothing else holds them: they move to the threads uncopied.
+        const executor = yield* scopedThreadPool(threadCount, { modules: jobPaths, transferBodies: true })
         yield* startWorkerProcess({
           tracker,
           token: secret,
@@ -58,6 +65,7 @@ export const worker = async (args: ReadonlyArray<string>): Promise<number> => {
           slots,
           port: listenPort,
           log,
+          ...(executor === undefined ? {} : { executor }),
           ...(values.id === undefined ? {} : { id: values.id })
         })
         return yield* Effect.never

@@ -1,6 +1,7 @@
 import {
   finishedTracker,
   defaultConfig,
+  directLink,
   RejectedError,
   resolveConfig,
   resumeTracker,
@@ -17,7 +18,8 @@ import {
   type Tracker,
   type TrackerLink,
   type TransportShape,
-  type WorkerHandle
+  type WorkerHandle,
+  type Executor
 } from "@taskfold/core"
 import { httpWorkerTransport, type SubmitRequest, type TrackerHost, type WorkerRegistration } from "@taskfold/core/wire"
 import { Effect, Exit, Scope } from "effect"
@@ -37,6 +39,8 @@ export interface TrackerServerOptions {
   readonly outcomes?: OutcomeLog
   /** Slots of the local worker. Default 4. */
   readonly localSlots?: number
+  /** Where the local worker runs processors (a thread pool); by default in this thread. */
+  readonly executor?: Executor
   /** How long a registration counts without being renewed, in ms. Default 30 s. */
   readonly registrationTtl?: number
   /** Per request to a worker process, in ms. Default 5 s: a hung worker must not hold a tracker long. */
@@ -109,27 +113,22 @@ export const makeTrackerServer = (options: TrackerServerOptions): Effect.Effect<
     const registry = new Map<string, RegisteredWorker>()
     const heartbeatInterval = Math.min(defaultConfig.heartbeatInterval, ...[...jobs.values()].map((job) => job.config?.heartbeatInterval ?? Infinity))
 
-    const localLink = (instanceId: string): TrackerLink => {
-      const tracker = Effect.suspend(() => {
-        const entry = live.get(instanceId)
-        return entry === undefined ? Effect.fail(unknownInstance(instanceId)) : Effect.succeed(entry.tracker)
-      })
-      return {
-        report: (batch) => Effect.flatMap(tracker, (found) => found.report(batch)),
-        map: (request) => Effect.flatMap(tracker, (found) => found.map(request)),
-        heartbeat: (heartbeat) => Effect.flatMap(tracker, (found) => found.heartbeat(heartbeat)),
-        appendContext: (request) => Effect.flatMap(tracker, (found) => found.appendContext(request)),
-        readResults: (run, afterSeq, limit) => Effect.flatMap(tracker, (found) => found.readResults(run, afterSeq, limit))
-      }
-    }
+    const localLink = (instanceId: string): TrackerLink =>
+      directLink(
+        Effect.suspend(() => {
+          const entry = live.get(instanceId)
+          return entry === undefined ? Effect.fail(unknownInstance(instanceId)) : Effect.succeed(entry.tracker)
+        })
+      )
 
     const localWorker = yield* startWorker({
       id: LOCAL_WORKER_ID,
       slots: options.localSlots ?? 4,
       jobs: (name) => jobs.get(name),
       connect: localLink,
-      heartbeatInterval
-    })
+      heartbeatInterval,
+      ...(options.executor === undefined ? {} : { executor: options.executor })
+    }).pipe(Effect.orDie)
 
     const deliverOutcome = (instanceId: string, outcome: Outcome): Effect.Effect<void, TransportError> =>
       Effect.gen(function* () {
@@ -150,7 +149,13 @@ export const makeTrackerServer = (options: TrackerServerOptions): Effect.Effect<
       deliverOutcome
     })
     const transport: TransportShape = {
-      send: (workerId, batch) => (workerId === LOCAL_WORKER_ID ? Effect.sync(() => localWorker.deliver(batch)) : remote.send(workerId, batch)),
+      send: (workerId, batch) =>
+        workerId === LOCAL_WORKER_ID
+          ? Effect.suspend(() => {
+              const refused = localWorker.deliver(batch)
+              return refused === undefined ? Effect.void : Effect.fail(new TransportError({ reason: "rejected", message: refused.message }))
+            })
+          : remote.send(workerId, batch),
       stop: (workerId, message) => (workerId === LOCAL_WORKER_ID ? Effect.sync(() => localWorker.stop(message)) : remote.stop(workerId, message)),
       deliverOutcome
     }

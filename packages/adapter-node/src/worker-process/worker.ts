@@ -1,4 +1,4 @@
-import { defaultConfig, RejectedError, startWorker, type TrackerLink, type WorkerHandle } from "@taskfold/core"
+import { defaultConfig, RejectedError, startWorker, type Executor, type TrackerLink, type WorkerHandle } from "@taskfold/core"
 import { httpTrackerClient, httpTrackerLink, makeWorkerApp, type ClientError, type HttpClientOptions } from "@taskfold/core/wire"
 import { Effect, Schedule, type Scope } from "effect"
 import { randomBytes } from "node:crypto"
@@ -13,6 +13,8 @@ export interface WorkerProcessOptions {
   readonly jobs: JobTable
   /** Tasks run at once. Default 16. */
   readonly slots?: number
+  /** Runs the processors elsewhere, e.g. on a thread pool (threadPool); by default in this thread. */
+  readonly executor?: Executor
   /** Default: host name, process id and a random suffix. */
   readonly id?: string
   /** Where this worker listens for task batches; 0 (default) picks a free port. */
@@ -77,7 +79,14 @@ export const startWorkerProcess = (options: WorkerProcessOptions): Effect.Effect
       }
     }
 
-    const handle = yield* startWorker({ id, slots, jobs: (name) => options.jobs.get(name), connect, heartbeatInterval })
+    const handle = yield* startWorker({
+      id,
+      slots,
+      jobs: (name) => options.jobs.get(name),
+      connect,
+      heartbeatInterval,
+      ...(options.executor === undefined ? {} : { executor: options.executor })
+    })
     worker = handle
 
     const app = makeWorkerApp(

@@ -1,6 +1,8 @@
 import { Effect } from "effect"
-import type { JobConfigOverrides } from "../model/config.ts"
+import { resolveConfig, type JobConfigOverrides } from "../model/config.ts"
 import { ConfigError } from "../model/errors.ts"
+import { idProblem } from "../model/id.ts"
+import { safeJson } from "../model/task-error.ts"
 import type { JobKind } from "../model/instance.ts"
 import type { TaskResult } from "../model/task.ts"
 
@@ -71,13 +73,24 @@ const kinds: ReadonlyArray<JobKind> = ["standalone", "broadcast", "map", "mapRed
 
 /** Checks a job definition; a bad one throws a ConfigError naming what is wrong. */
 export const defineJob = <J extends Job>(job: J): J => {
+  if (job === null || typeof job !== "object") {
+    throw new ConfigError({ reason: "invalid-job", message: `defineJob needs an object with name, kind and process, not ${safeJson(job)}` })
+  }
   const fail = (message: string): never => {
-    throw new ConfigError({ reason: "invalid-job", message: `job ${JSON.stringify(job.name)}: ${message}` })
+    throw new ConfigError({ reason: "invalid-job", message: `job ${safeJson(job.name)}: ${message}` })
   }
   if (typeof job.name !== "string" || job.name.length === 0) fail("a job needs a name")
+  const nameIssue = idProblem(job.name)
+  if (nameIssue !== undefined) fail(`its name: ${nameIssue}`)
   if (!kinds.includes(job.kind)) fail(`kind must be one of ${kinds.join(", ")}`)
   if (typeof job.process !== "function") fail("process must be a function")
   if (job.kind === "mapReduce" && typeof job.reduce !== "function") fail("a mapReduce job needs reduce")
+  if (job.kind === "broadcast" && job.preProcess !== undefined && typeof job.preProcess !== "function") fail("preProcess must be a function")
+  if (job.kind === "broadcast" && job.postProcess !== undefined && typeof job.postProcess !== "function") fail("postProcess must be a function")
+  if (job.config !== undefined) {
+    const checked = Effect.runSync(Effect.result(resolveConfig(job.config)))
+    if (checked._tag === "Failure") fail(`its config: ${checked.failure.message}`)
+  }
   return job
 }
 
@@ -94,5 +107,3 @@ export const countResults: Reducer = async (results) => {
   return text
 }
 
-export const runReturned = <A>(value: Returned<A>, signal: AbortSignal | undefined): A | Promise<A> =>
-  Effect.isEffect(value) ? Effect.runPromise(value as Effect.Effect<A, unknown>, signal ? { signal } : undefined) : value

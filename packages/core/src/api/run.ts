@@ -2,7 +2,11 @@ import { Effect, Scope } from "effect"
 import { makeMemoryNetwork } from "../memory/transport.ts"
 import { makeMemoryStore } from "../memory/store.ts"
 import { resolveConfig, type JobConfig, type JobConfigOverrides } from "../model/config.ts"
-import type { ConfigError } from "../model/errors.ts"
+import { ConfigError } from "../model/errors.ts"
+import { idProblem } from "../model/id.ts"
+import { MAX_SLOTS } from "../model/messages.ts"
+import { safeJson } from "../model/task-error.ts"
+import type { Executor } from "../worker/execute.ts"
 import type { Outcome, Progress } from "../model/instance.ts"
 import { TaskStore, type TaskStoreShape } from "../ports/task-store.ts"
 import { Transport } from "../ports/transport.ts"
@@ -24,6 +28,11 @@ export interface RunOptions {
   readonly onProgress?: (progress: Progress) => void
   /** Where tasks are stored; memory by default. */
   readonly store?: TaskStoreShape
+  /**
+   * Runs the processors of the in-process workers elsewhere, e.g. on Node's worker threads
+   * (`threadPool` of @taskfold/node); by default they run in this thread.
+   */
+  readonly executor?: Executor
 }
 
 export interface RunResult {
@@ -54,9 +63,38 @@ const parsed = (text: string): unknown => {
   }
 }
 
+const invalid = (message: string) => new ConfigError({ reason: "invalid-config", message })
+
+const wholeNumber = (value: unknown, name: string, max: number): ConfigError | undefined =>
+  value === undefined || (typeof value === "number" && Number.isInteger(value) && value >= 1 && value <= max)
+    ? undefined
+    : invalid(`${name} must be a whole number from 1 to ${max}, not ${safeJson(value)}`)
+
+/** Checks what runJob and startJob are given; a bad option is a ConfigError and starts nothing. */
+const checkRunOptions = (job: unknown, options: RunOptions): ConfigError | undefined => {
+  if (job === null || typeof job !== "object" || typeof (job as Job).name !== "string" || typeof (job as Job).process !== "function") {
+    return new ConfigError({ reason: "invalid-job", message: "runJob needs a job made by defineJob" })
+  }
+  if (options === null || typeof options !== "object") return invalid("runJob's options must be an object")
+  const problem = wholeNumber(options.workers, "workers", 1_024) ?? wholeNumber(options.slots, "slots", MAX_SLOTS)
+  if (problem !== undefined) return problem
+  if (options.instanceId !== undefined) {
+    const idIssue = typeof options.instanceId === "string" ? idProblem(options.instanceId) : "an id must be a string"
+    if (idIssue !== undefined) return invalid(`instanceId: ${idIssue}`)
+  }
+  try {
+    JSON.stringify(options.params ?? null)
+  } catch (error) {
+    return invalid(`params must be JSON: ${error instanceof Error ? error.message : safeJson(error)}`)
+  }
+  return undefined
+}
+
 /** Starts an instance of `job` on in-process workers; it lives as long as the scope. */
 export const startJob = (job: Job, options: RunOptions = {}): Effect.Effect<JobHandle, ConfigError, Scope.Scope> =>
   Effect.gen(function* () {
+    const problem = checkRunOptions(job, options)
+    if (problem !== undefined) return yield* problem
     const config = yield* resolveConfig({ ...job.config, ...options.config })
     const network = makeMemoryNetwork()
     const store = options.store ?? makeMemoryStore()
@@ -74,14 +112,15 @@ export const startJob = (job: Job, options: RunOptions = {}): Effect.Effect<JobH
     network.setOwner(instanceId, () => {})
     if (options.onProgress) tracker.onProgress(options.onProgress)
     const workers: WorkerHandle[] = []
-    const count = Math.max(1, options.workers ?? 4)
+    const count = options.workers ?? 4
     for (let i = 0; i < count; i++) {
       const worker = yield* startWorker({
         id: i === 0 ? localWorkerId : `worker-${i}`,
         slots: options.slots ?? 16,
         jobs: (name) => (name === job.name ? job : undefined),
         connect: network.link,
-        heartbeatInterval: config.heartbeatInterval
+        heartbeatInterval: config.heartbeatInterval,
+        ...(options.executor === undefined ? {} : { executor: options.executor })
       })
       network.addWorker(worker)
       workers.push(worker)

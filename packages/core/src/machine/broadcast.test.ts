@@ -41,16 +41,36 @@ describe("broadcast", () => {
     expect(broadcastRows(d)).toHaveLength(3)
   })
 
-  it("R-BC-1 on failure, no broadcast task is created", () => {
+  it("R-BC-1 R-FIN-3 on failure, no broadcast task is created and (by default) no postProcess: the instance fails naming the error", () => {
     const d = started({ taskRetries: 0 })
     d.fail(LOCAL, "0", "preProcess threw", 15_002)
-    expect(d.row("0")).toMatchObject({ status: TaskStatus.Failed, lastError: "preProcess threw" })
+    expect(d.row("0")).toMatchObject({ status: TaskStatus.Failed })
+    expect(d.error("0")).toEqual({ tag: "Error", message: "preProcess threw" })
     expect(broadcastRows(d)).toEqual([])
-    expect(d.last.write!.inserts.map((row) => row.name)).toEqual(["FINAL"])
+    expect(d.store.has("0.F")).toBe(false)
+    expect(d.last.outcome).toEqual({
+      ok: false,
+      result: "1 of 1 tasks failed, postProcess skipped; first errors: 0 (ROOT, attempt 0): Error: preProcess threw",
+      finishedAt: 15_002,
+      counts: { created: 1, succeeded: 0, failed: 1 },
+      errors: [{ taskId: "0", name: "ROOT", attempt: 0, error: { tag: "Error", message: "preProcess threw" } }]
+    })
   })
 
-  it("R-BC-2 when all broadcast tasks are terminal, the final task runs postProcess and decides the instance", () => {
-    const d = started({ taskRetries: 0 })
+  it("R-BC-1 R-FIN-8 with runReduceIfFail, a failed preProcess still creates no broadcast task, postProcess runs, and the instance is not ok", () => {
+    const d = started({ taskRetries: 0, runReduceIfFail: true })
+    d.fail(LOCAL, "0", "preProcess threw", 15_002)
+    expect(broadcastRows(d)).toEqual([])
+    expect(d.last.write!.inserts.map((row) => row.name)).toEqual(["FINAL"])
+    expect(sentTo(d.last)).toEqual({ [LOCAL]: ["0.F"] })
+    // even a postProcess that succeeds cannot make the work true: the root never ran to its end
+    d.succeed(LOCAL, "0.F", '"all fine"', 16_000)
+    expect(d.last.outcome).toMatchObject({ ok: false, counts: { created: 2, succeeded: 1, failed: 1 } })
+    expect(d.last.outcome!.result).toContain("0 (ROOT, attempt 0): Error: preProcess threw")
+  })
+
+  it("R-BC-2 with runReduceIfFail, when all broadcast tasks are terminal, the final task runs postProcess and decides the instance", () => {
+    const d = started({ taskRetries: 0, runReduceIfFail: true })
     d.succeed(LOCAL, "0", '"pre"', 15_002)
     d.succeed(LOCAL, "0.1", "1")
     d.fail("A", "0.2", "no disk")
@@ -63,7 +83,16 @@ describe("broadcast", () => {
     // the default postProcess fails the instance with the counts when a task failed
     const out = d.report(LOCAL, [{ taskId: "0.F", attempt: 0, status: TaskStatus.Failed, error: "succeeded: 2, failed: 1" }], 20_000)
     expect(out.applied).toBe(1)
-    expect(d.last.outcome).toEqual({ ok: false, result: "succeeded: 2, failed: 1", finishedAt: 20_000 })
+    expect(d.last.outcome).toEqual({
+      ok: false,
+      result: "Error: succeeded: 2, failed: 1",
+      finishedAt: 20_000,
+      counts: { created: 5, succeeded: 3, failed: 2 },
+      errors: [
+        { taskId: "0.2", name: "BROADCAST", attempt: 0, error: { tag: "Error", message: "no disk" } },
+        { taskId: "0.F", name: "FINAL", attempt: 0, error: { tag: "Error", message: "succeeded: 2, failed: 1" } }
+      ]
+    })
   })
 
   it("R-BC-2 with no failure the instance takes postProcess's result", () => {
@@ -73,16 +102,29 @@ describe("broadcast", () => {
     d.succeed("A", "0.2", "2")
     d.succeed("B", "0.3", "3")
     d.succeed(LOCAL, "0.F", '"succeeded: 3, failed: 0"', 16_000)
-    expect(d.last.outcome).toEqual({ ok: true, result: '"succeeded: 3, failed: 0"', finishedAt: 16_000 })
+    expect(d.last.outcome).toEqual({
+      ok: true,
+      result: '"succeeded: 3, failed: 0"',
+      finishedAt: 16_000,
+      counts: { created: 5, succeeded: 5, failed: 0 },
+      errors: []
+    })
   })
 
-  it("R-BC-2 with runReduceIfFail false and a failed task, postProcess is skipped", () => {
-    const d = started({ taskRetries: 0, runReduceIfFail: false })
+  it("R-BC-2 R-FIN-3 with runReduceIfFail false (the default) and a failed task, postProcess is skipped and the outcome names the first errors", () => {
+    const d = started({ taskRetries: 0 })
+    expect(d.state.config.runReduceIfFail).toBe(false)
     d.succeed(LOCAL, "0", '"pre"', 15_002)
     d.succeed(LOCAL, "0.1", "1")
     d.succeed("A", "0.2", "2")
     d.fail("B", "0.3", "x", 16_000)
-    expect(d.last.outcome).toEqual({ ok: false, result: "total: 4, succeeded: 3, failed: 1; postProcess skipped", finishedAt: 16_000 })
+    expect(d.last.outcome).toEqual({
+      ok: false,
+      result: "1 of 4 tasks failed, postProcess skipped; first errors: 0.3 (BROADCAST, attempt 0): Error: x",
+      finishedAt: 16_000,
+      counts: { created: 4, succeeded: 3, failed: 1 },
+      errors: [{ taskId: "0.3", name: "BROADCAST", attempt: 0, error: { tag: "Error", message: "x" } }]
+    })
     expect(d.store.has("0.F")).toBe(false)
   })
 })

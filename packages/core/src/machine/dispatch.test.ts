@@ -4,7 +4,7 @@ import { RejectedError } from "../model/errors.ts"
 import type { JobKind } from "../model/instance.ts"
 import { TaskKind, TaskStatus } from "../model/status.ts"
 import type { MachineEvent, StepOutput } from "./state.ts"
-import { Driver, LOCAL, replyValue, sentIds, sentTasks, sentTo } from "./test-driver.ts"
+import { Driver, LOCAL, replyValue, sentBatches, sentIds, sentTasks, sentTo } from "./test-driver.ts"
 
 const started = (overrides: Partial<JobConfig> = {}, kind: JobKind = "mapReduce") => {
   const d = Driver.create({ kind, config: { localWorker: "exclude", ...overrides } })
@@ -43,19 +43,54 @@ describe("dispatch", () => {
     expect(first.write!.inserts).toEqual([expect.objectContaining({ id: "0", status: TaskStatus.Dispatched, worker: LOCAL, attempt: 0 })])
   })
 
-  it("R-DISP-1 tasks for one worker go in one batch of at most dispatchBatchSize", () => {
+  it("R-DISP-1 tasks for one worker go in one batch of at most dispatchBatchSize; batch seqs are numbered per instance, across workers", () => {
     const d = started({ dispatchBatchSize: 3 })
     d.heartbeat("A", { slots: 50 })
     d.heartbeat("B", { slots: 50 })
     const out = d.step([d.mapEvent(LOCAL, "0", "child", Driver.items(13))])
+    // the root's batch was seq 0 (to the local worker); the next ones go on from 1, whatever their worker
+    expect(sentBatches(d.outputs[0]!)).toEqual([[LOCAL, 0, ["0"]]])
     expect(out.sends.map((send) => [send.workerId, send.batch.seq, send.batch.tasks.length])).toEqual([
-      ["A", 0, 3],
       ["A", 1, 3],
-      ["A", 2, 1],
-      ["B", 0, 3],
-      ["B", 1, 3]
+      ["A", 2, 3],
+      ["A", 3, 1],
+      ["B", 4, 3],
+      ["B", 5, 3]
     ])
-    expect(out.sends[0]!.batch).toMatchObject({ instanceId: "inst-1", job: "job", params: '{"p":1}' })
+    expect(d.state.nextBatch).toBe(6)
+    expect(out.write!.instance.nextBatch).toBe(6)
+    expect(out.sends[0]!.batch).toMatchObject({ instanceId: "inst-1", job: "job", params: '{"p":1}', maxResultBytes: 1024 * 1024 })
+  })
+
+  it("R-DISP-1 R-DISP-10 a batch carries the params until the worker has taken one; a map job's batches carry no result limit", () => {
+    const d = started()
+    d.heartbeat("A", { slots: 50 })
+    d.map(LOCAL, "0", "child", ["1"])
+    const [first] = d.last.sends
+    expect(first!.batch.params).toBe('{"p":1}')
+    // not taken yet (no answer to the send): the next batch still carries them
+    d.map(LOCAL, "0", "child", ["2"])
+    const [second] = d.last.sends
+    expect(second!.batch.params).toBe('{"p":1}')
+    d.delivered("A", second!.batch.seq)
+    d.map(LOCAL, "0", "child", ["3"])
+    const [third] = d.last.sends
+    expect(third!.workerId).toBe("A")
+    expect("params" in third!.batch).toBe(false)
+    expect(third!.batch.maxResultBytes).toBe(1024 * 1024)
+    // a batch without them that fails may have met a restarted worker: sent again at once, with them, not counted
+    const out = d.sendFailed("A", third!.batch.seq)
+    expect(out.sends.map((send) => [send.workerId, send.batch.params, send.batch.tasks.map((task) => task.id)])).toEqual([["A", '{"p":1}', ["0.3"]]])
+    expect(d.live("0.3")).toMatchObject({ attempt: 1, redeliveries: 0, failures: 0 })
+    // that one failing too counts, as any failed send
+    d.sendFailed("A", out.sends[0]!.batch.seq)
+    expect(d.live("0.3")).toMatchObject({ attempt: 2, redeliveries: 1, status: TaskStatus.Waiting })
+    expect(d.worker("A").available).toBe(false)
+
+    const m = started({}, "map")
+    m.heartbeat("A")
+    m.map(LOCAL, "0", "child", ["1"])
+    expect("maxResultBytes" in m.last.sends[0]!.batch).toBe(false)
   })
 
   it("R-DISP-1 the default batch size is 256", () => {
@@ -232,17 +267,18 @@ describe("dispatch", () => {
     expect(sentTo(d.last)).toEqual({ [LOCAL]: ["0"] })
   })
 
-  it("R-DISP-7 a failed send puts its tasks back to Waiting (attempt + 1, no failure) and rests the worker until it heartbeats", () => {
+  it("R-DISP-7 R-DISP-10 a failed send puts its tasks back to Waiting (attempt + 1, a redelivery, no failure) and rests the worker until it heartbeats", () => {
     const d = started()
     d.heartbeat("A")
     d.heartbeat("B")
     d.map(LOCAL, "0", "child", Driver.items(2))
     const toA = d.last.sends.find((send) => send.workerId === "A")!
     expect(toA.batch.tasks.map((task) => task.id)).toEqual(["0.1"])
-    const out = d.step([{ _tag: "SendFailed", workerId: "A", seq: toA.batch.seq }])
+    const out = d.sendFailed("A", toA.batch.seq, false, "refused")
     expect(sentTo(out)).toEqual({ B: ["0.1"] })
     expect(sentTasks(out)[0]!.attempt).toBe(1)
-    expect(d.live("0.1")).toMatchObject({ attempt: 1, failures: 0, redeliveries: 0, status: TaskStatus.Dispatched })
+    expect(d.live("0.1")).toMatchObject({ attempt: 1, failures: 0, redeliveries: 1, status: TaskStatus.Dispatched })
+    expect(out.warnings.some((warning) => warning.includes("refused"))).toBe(true)
     expect(d.worker("A").available).toBe(false)
     // A gets nothing new until it heartbeats
     d.map(LOCAL, "0", "child", Driver.items(2))
@@ -252,13 +288,90 @@ describe("dispatch", () => {
     expect(Object.keys(sentTo(d.last)).sort()).toEqual(["A", "B"])
   })
 
+  it("R-DISP-10 send failures count toward maxRedeliveries: past it the task fails as undeliverable", () => {
+    const d = started({ maxRedeliveries: 2 })
+    d.heartbeat("A")
+    d.map(LOCAL, "0", "child", ["1"])
+    for (let i = 1; i <= 3; i++) {
+      const send = d.last.sends.find((s) => s.workerId === "A")!
+      d.sendFailed("A", send.batch.seq, false, `refused ${i}`)
+      if (i <= 2) {
+        expect(d.live("0.1")).toMatchObject({ attempt: i, redeliveries: i, failures: 0, status: TaskStatus.Waiting })
+        d.heartbeat("A")
+      }
+    }
+    expect(d.state.tasks.has("0.1")).toBe(false)
+    expect(d.row("0.1")).toMatchObject({ status: TaskStatus.Failed, redeliveries: 3, failures: 0 })
+    expect(d.error("0.1")).toEqual({ tag: "TaskfoldError", reason: "undeliverable", message: "not received after 3 deliveries; the last: refused 3" })
+    expect(d.state.runs.get(0)!.failed).toBe(1)
+  })
+
+  it("R-DISP-10 a batch too large for the worker is split: its tasks go back without counting and the worker takes batches of half the size", () => {
+    const d = started({ dispatchBatchSize: 8 })
+    d.heartbeat("A", { slots: 50 })
+    d.map(LOCAL, "0", "child", Driver.items(8))
+    const [batch] = d.last.sends
+    expect(batch!.batch.tasks).toHaveLength(8)
+    const out = d.sendFailed("A", batch!.batch.seq, true, "413 payload too large")
+    // split at once: the same tasks, attempt + 1, in batches of 4, no redelivery counted
+    expect(out.sends.map((send) => [send.workerId, send.batch.tasks.length])).toEqual([
+      ["A", 4],
+      ["A", 4]
+    ])
+    expect(d.live("0.1")).toMatchObject({ attempt: 1, redeliveries: 0, failures: 0, status: TaskStatus.Dispatched })
+    expect(d.worker("A")).toMatchObject({ batchLimit: 4, available: true })
+    // still too large: halved again
+    d.sendFailed("A", out.sends[0]!.batch.seq, true, "413")
+    expect(d.worker("A").batchLimit).toBe(2)
+    expect(d.last.sends.map((send) => send.batch.tasks.length)).toEqual([2, 2])
+  })
+
+  it("R-DISP-10 a single task too large for any message fails with too-large, no retry", () => {
+    const d = started({ taskRetries: 3 })
+    d.heartbeat("A")
+    d.map(LOCAL, "0", "child", ["1", "2"])
+    const toA = d.last.sends.find((send) => send.workerId === "A")!
+    expect(toA.batch.tasks).toHaveLength(2)
+    d.sendFailed("A", toA.batch.seq, true, "413")
+    const single = d.last.sends.find((send) => send.workerId === "A")!
+    expect(single.batch.tasks.map((task) => task.id)).toEqual(["0.1"])
+    d.sendFailed("A", single.batch.seq, true, "413 payload too large")
+    expect(d.row("0.1")).toMatchObject({ status: TaskStatus.Failed, failures: 0 })
+    const error = d.error("0.1")!
+    expect(error).toMatchObject({ tag: "TaskfoldError", reason: "too-large" })
+    expect(error.message).toContain("0.1")
+    expect(error.message).toContain("413 payload too large")
+    expect(d.state.tasks.has("0.1")).toBe(false)
+    // the other task goes on
+    expect(d.live("0.2").status).toBe(TaskStatus.Dispatched)
+  })
+
+  it("R-DISP-10 the send's answer is the worker's receipt: its Dispatched tasks become Received and no ack timeout applies", () => {
+    const d = started({ progressInterval: 1_000_000_000 })
+    d.heartbeat("A", {}, 0)
+    d.map(LOCAL, "0", "child", Driver.items(2), 0)
+    const [send] = d.last.sends
+    const out = d.delivered("A", send!.batch.seq, 10)
+    expect(out.write!.updates.map((u) => [u.id, u.status])).toEqual([
+      ["0.1", TaskStatus.Received],
+      ["0.2", TaskStatus.Received]
+    ])
+    // long past ackTimeout, with heartbeats, the tasks stay where they are
+    d.heartbeat("A", { freeSlots: 2 }, 14_000)
+    d.heartbeat("A", { freeSlots: 2 }, 28_000)
+    expect(d.live("0.1")).toMatchObject({ status: TaskStatus.Received, attempt: 0, redeliveries: 0 })
+    // a delivery answer for another worker, or for a batch it never was sent, changes nothing
+    expect(d.delivered("B", send!.batch.seq).write).toBeNull()
+    expect(d.delivered("A", 999).write).toBeNull()
+  })
+
   it("R-DISP-7 a failed send of the root waits for the local worker's next heartbeat", () => {
     const d = Driver.create({ kind: "mapReduce" })
     d.heartbeat(LOCAL)
     d.heartbeat("A")
-    const out = d.step([{ _tag: "SendFailed", workerId: LOCAL, seq: 0 }])
+    const out = d.sendFailed(LOCAL, 0)
     expect(out.sends).toEqual([])
-    expect(d.live("0")).toMatchObject({ status: TaskStatus.Waiting, attempt: 1, failures: 0 })
+    expect(d.live("0")).toMatchObject({ status: TaskStatus.Waiting, attempt: 1, failures: 0, redeliveries: 1 })
     expect(sentTo(d.heartbeat(LOCAL))).toEqual({ [LOCAL]: ["0"] })
   })
 
@@ -292,8 +405,12 @@ describe("dispatch", () => {
     expect(d.row("0.1")).toMatchObject({
       status: TaskStatus.Failed,
       failures: 0,
-      redeliveries: 6,
-      lastError: "undeliverable: not received after 6 deliveries"
+      redeliveries: 6
+    })
+    expect(d.error("0.1")).toEqual({
+      tag: "TaskfoldError",
+      reason: "undeliverable",
+      message: "not received after 6 deliveries; the last: no receipt from A within ackTimeout (15000 ms)"
     })
     expect(d.state.runs.get(0)!.failed).toBe(1)
   })

@@ -1,6 +1,7 @@
 import { RejectedError } from "../model/errors.ts"
 import type { DispatchedTask, PullRequest, TaskBatch } from "../model/messages.ts"
 import { TaskStatus } from "../model/status.ts"
+import { taskfoldError } from "../model/task-error.ts"
 import { checkTimeouts } from "./finalize.ts"
 import { ChildBlock, hasChild, takeChild } from "./blocks.ts"
 import { Batch, Dispatched, Send } from "./output.ts"
@@ -116,24 +117,32 @@ const planUnpinned = (state: MachineState, plan: Plan, now: number): void => {
   }
 }
 
-/** Records tasks as Dispatched(worker, attempt) before they are sent (R-DISP-1) and builds their batch. */
+/**
+ * Records tasks as Dispatched(worker, attempt) before they are sent (R-DISP-1) and builds their batch. The
+ * params go along until the worker has taken a batch (R-DISP-10: not repeated in every batch).
+ */
 const recordBatch = (state: MachineState, worker: WorkerState, tasks: LiveTask[], now: number): TaskBatch => {
-  const sent: SentBatch = { worker, seq: worker.nextSeq++, at: now, tasks, pending: tasks.length }
+  const sent: SentBatch = { worker, seq: state.nextBatch++, at: now, withParams: !worker.paramsSent, tasks, pending: tasks.length }
   const dispatched: DispatchedTask[] = new Array(tasks.length)
   for (let i = 0; i < tasks.length; i++) {
     const task = tasks[i] as LiveTask
     assign(task, worker)
     setStatus(state, task, TaskStatus.Dispatched)
     task.batch = sent
+    task.sentSeq = sent.seq
     dispatched[i] = new Dispatched(task)
   }
   state.sentBatches.push(sent)
-  return new Batch(state.instanceId, state.job, state.params, sent.seq, state.context as TaskBatch["context"], dispatched)
+  state.batchesBySeq.set(sent.seq, sent)
+  state.metaDirty = true
+  // A map job keeps no results, so no limit applies to them (R-RETRY-3).
+  const limit = state.kind === "map" ? undefined : state.config.maxResultBytes
+  return new Batch(state.instanceId, state.job, worker.paramsSent ? undefined : state.params, limit, sent.seq, state.context as TaskBatch["context"], dispatched)
 }
 
 const sendAll = (state: MachineState, perWorker: Plan, now: number): void => {
-  const size = state.config.dispatchBatchSize
   for (const [worker, tasks] of perWorker) {
+    const size = Math.min(state.config.dispatchBatchSize, worker.batchLimit)
     for (let from = 0; from < tasks.length; from += size) {
       const chunk = tasks.length <= size ? tasks : tasks.slice(from, from + size)
       state.out.sends.push(new Send(worker.id, recordBatch(state, worker, chunk, now)))
@@ -190,20 +199,28 @@ export const pull = (state: MachineState, request: PullRequest, now: number): Ta
   return recordBatch(state, worker, tasks, now)
 }
 
+/** A delivery that did not get through: back to Waiting, or failed once maxRedeliveries is used up (R-DISP-8, R-DISP-10). */
+export const redeliver = (state: MachineState, task: LiveTask, why: string, now: number): void => {
+  acknowledge(state, task)
+  task.redeliveries++
+  if (task.redeliveries > state.config.maxRedeliveries) {
+    const error = taskfoldError("undeliverable", `not received after ${task.redeliveries} deliveries; the last: ${why}`)
+    task.lastError = error
+    finish(state, task, false, null, error)
+  } else {
+    requeue(state, task, now, null)
+  }
+}
+
 /** Tasks not acknowledged within ackTimeout go back to Waiting, or fail after maxRedeliveries (R-DISP-8). */
 export const expireBatches = (state: MachineState, now: number): void => {
   const timeout = state.config.ackTimeout
   for (let batch = state.sentBatches.peek(); batch !== undefined && batch.at + timeout <= now; batch = state.sentBatches.peek()) {
     state.sentBatches.shift()
+    state.batchesBySeq.delete(batch.seq)
     for (const task of batch.tasks) {
       if (task.batch !== batch || task.status !== TaskStatus.Dispatched) continue
-      acknowledge(task)
-      task.redeliveries++
-      if (task.redeliveries > state.config.maxRedeliveries) {
-        finish(state, task, false, null, false, `undeliverable: not received after ${task.redeliveries} deliveries`)
-      } else {
-        requeue(state, task, now, null)
-      }
+      redeliver(state, task, `no receipt from ${batch.worker.id} within ackTimeout (${timeout} ms)`, now)
     }
   }
 }
@@ -216,16 +233,58 @@ export const nextBatchExpiry = (state: MachineState): number | null => {
   return null
 }
 
-/** A send failed: its tasks go back to Waiting (not a task failure), the worker rests until it heartbeats (R-DISP-7). */
-export const sendFailed = (state: MachineState, workerId: string, seq: number, now: number): void => {
-  const worker = state.workers.get(workerId)
-  if (worker === undefined) return
-  worker.available = false
-  for (const batch of state.sentBatches) {
-    if (batch.worker !== worker || batch.seq !== seq) continue
-    for (const task of batch.tasks) {
-      if (task.batch === batch && task.status === TaskStatus.Dispatched) requeue(state, task, now, null)
+/**
+ * The worker took a batch (its send was answered): its tasks are Received (R-DISP-10). Receipt is the transport's
+ * answer, given before any processor runs, so a busy processor never makes its batch look undelivered.
+ */
+export const delivered = (state: MachineState, workerId: string, seq: number, now: number): void => {
+  const batch = state.batchesBySeq.get(seq)
+  if (batch === undefined || batch.worker.id !== workerId) return
+  batch.worker.paramsSent = true
+  const unseen = batch.worker.unseen
+  unseen.push({ seq, at: now })
+  // A worker whose heartbeats name no batch seq keeps none of these for long.
+  if (unseen.length > 1_024) unseen.shift()
+  for (const task of batch.tasks) {
+    if (task.batch === batch && task.status === TaskStatus.Dispatched) {
+      acknowledge(state, task)
+      setStatus(state, task, TaskStatus.Received)
     }
+  }
+}
+
+/**
+ * A send failed (R-DISP-7, R-DISP-10). Refused for its size: the batch is split (the worker takes smaller ones
+ * from now on) and a single task too large for any message fails. Any other failure counts toward
+ * maxRedeliveries, and the worker rests until its next heartbeat.
+ */
+export const sendFailed = (state: MachineState, workerId: string, seq: number, tooLarge: boolean, error: string, now: number): void => {
+  const batch = state.batchesBySeq.get(seq)
+  if (batch === undefined || batch.worker.id !== workerId) return
+  const worker = batch.worker
+  worker.paramsSent = false
+  const tasks = batch.tasks.filter((task) => task.batch === batch && task.status === TaskStatus.Dispatched)
+  if (tasks.length === 0) return
+  state.out.warnings.push(`sending batch ${seq} (${tasks.length} tasks) to worker ${workerId} failed: ${error}`)
+  // A worker that no longer has the params (it restarted) refuses a batch without them: sent again with them, not counted.
+  if (!tooLarge && !batch.withParams) {
+    for (const task of tasks) requeue(state, task, now, null)
+    return
+  }
+  if (!tooLarge) {
+    worker.available = false
+    for (const task of tasks) redeliver(state, task, error, now)
+    return
+  }
+  if (batch.tasks.length > 1) {
+    worker.batchLimit = Math.max(1, Math.floor(batch.tasks.length / 2))
+    for (const task of tasks) requeue(state, task, now, null)
+    return
+  }
+  for (const task of tasks) {
+    const refused = taskfoldError("too-large", `task ${task.id} does not fit in one message to worker ${workerId}: ${error}`)
+    task.lastError = refused
+    finish(state, task, false, null, refused)
   }
 }
 

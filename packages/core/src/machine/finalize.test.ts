@@ -3,6 +3,7 @@ import type { JobConfig } from "../model/config.ts"
 import { RejectedError } from "../model/errors.ts"
 import type { JobKind, RunCounters } from "../model/instance.ts"
 import { TaskKind, TaskStatus } from "../model/status.ts"
+import type { StoredInstance } from "./instance.ts"
 import type { MachineEvent } from "./state.ts"
 import { Driver, LOCAL, replyValue, sentTasks, sentTo } from "./test-driver.ts"
 
@@ -20,11 +21,11 @@ const kill = (d: Driver, taskId: string | null, reason: string): MachineEvent & 
   reply: d.replyId()
 })
 
-/** An instance restored from a store holding only the given run counters and no live task. */
-const restoredWith = (kind: JobKind, counters: Omit<RunCounters, "run" | "startedAt">) => {
+/** An instance restored from a store holding only the given run counters, the given terminal counts and no live task. */
+const restoredWith = (kind: JobKind, counters: Omit<RunCounters, "run" | "startedAt">, terminal: StoredInstance["terminal"] = []) => {
   const fresh = Driver.create({ kind })
   const row = fresh.step([], 0).write!.instance
-  return Driver.restore({ instance: { ...row, runs: [{ run: 0, startedAt: 0, ...counters }] }, live: [], terminal: [] }, LOCAL, 100)
+  return Driver.restore({ instance: { ...row, runs: [{ run: 0, startedAt: 0, ...counters }] }, live: [], terminal }, LOCAL, 100)
 }
 
 describe("finalize", () => {
@@ -36,13 +37,19 @@ describe("finalize", () => {
     d.succeed("A", "0.1")
     expect(d.last.outcome).toBeNull()
     d.succeed("A", "0.2", "1", 500)
-    expect(d.last.outcome).toEqual({ ok: true, result: "total: 3, succeeded: 3, failed: 0", finishedAt: 500 })
+    expect(d.last.outcome).toEqual({
+      ok: true,
+      result: "total: 3, succeeded: 3, failed: 0",
+      finishedAt: 500,
+      counts: { created: 3, succeeded: 3, failed: 0 },
+      errors: []
+    })
   })
 
   it("R-FIN-1 counters are written in the same write as the status change", () => {
     const d = started("map")
     d.map(LOCAL, "0", "child", Driver.items(2))
-    expect(d.last.write!.instance.runs).toEqual([{ run: 0, startedAt: 0, created: 3, succeeded: 0, failed: 0, finalCreated: false }])
+    expect(d.last.write!.instance.runs).toEqual([{ run: 0, startedAt: 0, created: 3, succeeded: 0, failed: 0, finalCreated: false, errors: [] }])
     d.succeed("A", "0.1")
     const write = d.last.write!
     expect(write.updates.map((u) => [u.id, u.status])).toEqual([["0.1", TaskStatus.Succeeded]])
@@ -65,22 +72,40 @@ describe("finalize", () => {
     const answer = replyValue(out, suspended.reply)
     expect(answer).toBeInstanceOf(RejectedError)
     expect(d.state.runs.get(0)!.pendingMaps).toBe(0)
-    expect(out.outcome).toEqual({ ok: false, result: "total: 4, succeeded: 1, failed: 3", finishedAt: 900 })
+    expect(out.outcome).toMatchObject({ ok: false, finishedAt: 900, counts: { created: 4, succeeded: 1, failed: 3 } })
+    expect(out.outcome!.result).toBe(
+      "total: 4, succeeded: 1, failed: 3; 3 of 4 tasks failed, so the map failed; first errors: " +
+        "0.1 (child, attempt 0): TaskfoldError(killed): killed: enough; " +
+        "0.2 (child, attempt 0): TaskfoldError(killed): killed: enough; " +
+        "0.3 (child, attempt 0): TaskfoldError(killed): killed: enough"
+    )
   })
 
   it("R-FIN-2 no task at all fails with root task was not created", () => {
     const d = restoredWith("mapReduce", { created: 0, succeeded: 0, failed: 0, finalCreated: false })
     const out = d.step([], 100)
-    expect(out.outcome).toEqual({ ok: false, result: "root task was not created", finishedAt: 100 })
+    expect(out.outcome).toEqual({
+      ok: false,
+      result: "root task was not created",
+      finishedAt: 100,
+      counts: { created: 0, succeeded: 0, failed: 0 },
+      errors: []
+    })
   })
 
   it("R-FIN-2 standalone: the root's outcome", () => {
     const ok = started("standalone")
     ok.succeed(LOCAL, "0", '{"answer":42}', 300)
-    expect(ok.last.outcome).toEqual({ ok: true, result: '{"answer":42}', finishedAt: 300 })
+    expect(ok.last.outcome).toEqual({ ok: true, result: '{"answer":42}', finishedAt: 300, counts: { created: 1, succeeded: 1, failed: 0 }, errors: [] })
     const bad = started("standalone", { taskRetries: 0 })
     bad.fail(LOCAL, "0", "it broke", 400)
-    expect(bad.last.outcome).toEqual({ ok: false, result: "it broke", finishedAt: 400 })
+    expect(bad.last.outcome).toEqual({
+      ok: false,
+      result: "Error: it broke",
+      finishedAt: 400,
+      counts: { created: 1, succeeded: 0, failed: 1 },
+      errors: [{ taskId: "0", name: "ROOT", attempt: 0, error: { tag: "Error", message: "it broke" } }]
+    })
   })
 
   it("R-FIN-2 map: succeeded iff no task failed, with the counts", () => {
@@ -90,7 +115,13 @@ describe("finalize", () => {
     d.succeed("A", "0.1")
     d.fail("A", "0.2", "bad")
     d.succeed("A", "0.3", "1", 700)
-    expect(d.last.outcome).toEqual({ ok: false, result: "total: 4, succeeded: 3, failed: 1", finishedAt: 700 })
+    expect(d.last.outcome).toEqual({
+      ok: false,
+      result: "total: 4, succeeded: 3, failed: 1; 1 of 4 tasks failed, so the map failed; first errors: 0.2 (child, attempt 0): Error: bad",
+      finishedAt: 700,
+      counts: { created: 4, succeeded: 3, failed: 1 },
+      errors: [{ taskId: "0.2", name: "child", attempt: 0, error: { tag: "Error", message: "bad" } }]
+    })
     expect(d.store.has("0.F")).toBe(false)
   })
 
@@ -109,7 +140,7 @@ describe("finalize", () => {
     d.step([], 1_000_000)
     expect(sentTasks(d.last).map((task) => [task.id, task.attempt])).toEqual([["0.F", 1]])
     d.fail(LOCAL, "0.F", "reduce threw again", 1_000_001)
-    expect(d.last.outcome).toEqual({ ok: false, result: "reduce threw again", finishedAt: 1_000_001 })
+    expect(d.last.outcome).toMatchObject({ ok: false, result: "Error: reduce threw again", finishedAt: 1_000_001 })
     const finals = d.outputs.flatMap((out) => out.write?.inserts ?? []).filter((row) => row.kind === TaskKind.Final)
     expect(finals).toHaveLength(1)
   })
@@ -120,7 +151,7 @@ describe("finalize", () => {
     d.succeed(LOCAL, "0")
     d.succeed("A", "0.1")
     d.succeed(LOCAL, "0.F", '{"sum":3}', 800)
-    expect(d.last.outcome).toEqual({ ok: true, result: '{"sum":3}', finishedAt: 800 })
+    expect(d.last.outcome).toEqual({ ok: true, result: '{"sum":3}', finishedAt: 800, counts: { created: 3, succeeded: 3, failed: 0 }, errors: [] })
   })
 
   it("R-FIN-3 reduce sees every terminal task, root and intermediate mappers included, in creation order", () => {
@@ -143,34 +174,175 @@ describe("finalize", () => {
     expect(rows.slice(0, 5).map((row) => row.result)).toEqual(['"root"', '"mapper"', '"0.2"', '"0.1.1"', '"0.1.2"'])
   })
 
-  it("R-FIN-3 runReduceIfFail (default true) runs reduce despite failures; false fails without reduce", () => {
-    const withReduce = started("mapReduce", { taskRetries: 0 })
-    expect(withReduce.state.config.runReduceIfFail).toBe(true)
-    withReduce.map(LOCAL, "0", "child", Driver.items(2))
-    withReduce.succeed(LOCAL, "0")
-    withReduce.fail("A", "0.1")
-    withReduce.succeed("A", "0.2")
-    expect(sentTo(withReduce.last)).toEqual({ [LOCAL]: ["0.F"] })
-
-    const d = started("mapReduce", { taskRetries: 0, runReduceIfFail: false })
+  it("R-FIN-3 runReduceIfFail (default false): a failed task fails the instance without reduce, naming the failed count and the first errors", () => {
+    const d = started("mapReduce", { taskRetries: 0 })
+    expect(d.state.config.runReduceIfFail).toBe(false)
     d.map(LOCAL, "0", "child", Driver.items(2))
     d.succeed(LOCAL, "0")
     d.fail("A", "0.1")
     d.succeed("A", "0.2", "1", 600)
-    expect(d.last.outcome).toEqual({ ok: false, result: "total: 3, succeeded: 2, failed: 1; reduce skipped", finishedAt: 600 })
+    expect(d.last.outcome).toEqual({
+      ok: false,
+      result: "1 of 3 tasks failed, reduce skipped; first errors: 0.1 (child, attempt 0): Error: boom",
+      finishedAt: 600,
+      counts: { created: 3, succeeded: 2, failed: 1 },
+      errors: [{ taskId: "0.1", name: "child", attempt: 0, error: { tag: "Error", message: "boom" } }]
+    })
     expect(d.store.has("0.F")).toBe(false)
     expect(d.last.sends).toEqual([])
   })
 
-  it("R-FIN-4 counts that do not add up fail the instance with the counts", () => {
-    const d = restoredWith("map", { created: 3, succeeded: 1, failed: 0, finalCreated: false })
-    const out = d.step([], 100)
-    expect(out.outcome).toEqual({ ok: false, result: "counts do not add up: created 3, succeeded 1, failed 0", finishedAt: 100 })
+  it("R-FIN-3 runReduceIfFail true runs reduce over all results, failures included; the outcome is reduce's", () => {
+    const d = started("mapReduce", { taskRetries: 0, runReduceIfFail: true })
+    d.map(LOCAL, "0", "child", Driver.items(2))
+    d.succeed(LOCAL, "0")
+    d.fail("A", "0.1")
+    d.succeed("A", "0.2")
+    expect(sentTo(d.last)).toEqual({ [LOCAL]: ["0.F"] })
+    expect(d.row("0.1").status).toBe(TaskStatus.Failed)
+    d.succeed(LOCAL, "0.F", '"reduced anyway"', 700)
+    expect(d.last.outcome).toEqual({
+      ok: true,
+      result: '"reduced anyway"',
+      finishedAt: 700,
+      counts: { created: 4, succeeded: 3, failed: 1 },
+      errors: [{ taskId: "0.1", name: "child", attempt: 0, error: { tag: "Error", message: "boom" } }]
+    })
   })
 
-  it("R-FIN-4 counts that add up decide normally", () => {
-    const d = restoredWith("map", { created: 3, succeeded: 2, failed: 1, finalCreated: false })
-    expect(d.step([], 100).outcome).toEqual({ ok: false, result: "total: 3, succeeded: 2, failed: 1", finishedAt: 100 })
+  it("R-FIN-8 a root that failed never yields ok, even when runReduceIfFail runs a reduce that succeeds", () => {
+    const d = started("mapReduce", { taskRetries: 0, runReduceIfFail: true })
+    d.map(LOCAL, "0", "child", Driver.items(1))
+    d.fail(LOCAL, "0", "root threw mid-mapping")
+    d.succeed("A", "0.1")
+    expect(sentTo(d.last)).toEqual({ [LOCAL]: ["0.F"] })
+    d.succeed(LOCAL, "0.F", '"partial"', 800)
+    expect(d.last.outcome).toEqual({
+      ok: false,
+      result: "1 of 3 tasks failed, the root task failed; first errors: 0 (ROOT, attempt 0): Error: root threw mid-mapping",
+      finishedAt: 800,
+      counts: { created: 3, succeeded: 2, failed: 1 },
+      errors: [{ taskId: "0", name: "ROOT", attempt: 0, error: { tag: "Error", message: "root threw mid-mapping" } }]
+    })
+  })
+
+  // Known src bug (reported to the lead): restoreInstance starts every run with rootOutcome undefined, so after a
+  // tracker restart checkRun no longer knows the root failed, and a reduce that succeeds makes the outcome ok.
+  it.fails("R-FIN-8 R-REC-1 a root that failed before a tracker restart still never yields ok", () => {
+    const d = started("mapReduce", { taskRetries: 0, runReduceIfFail: true })
+    d.fail(LOCAL, "0", "root threw")
+    expect(d.store.has("0.F")).toBe(true)
+    const rows = [...d.store.values()]
+    const live = rows.filter((row) => row.status !== TaskStatus.Succeeded && row.status !== TaskStatus.Failed)
+    const terminal = rows
+      .filter((row) => row.status === TaskStatus.Succeeded || row.status === TaskStatus.Failed)
+      .map((row) => ({ name: row.name, worker: row.worker, status: row.status, count: 1 }))
+    const resumed = Driver.restore({ instance: d.last.write!.instance, live, terminal }, LOCAL, 1_000)
+    resumed.heartbeat(LOCAL, {}, 1_000)
+    resumed.succeed(LOCAL, "0.F", '"partial"', 1_001)
+    expect(resumed.last.outcome).toMatchObject({ ok: false, counts: { created: 2, succeeded: 1, failed: 1 } })
+    expect(resumed.last.outcome!.result).toContain("0 (ROOT, attempt 0): Error: root threw")
+  })
+
+  // Known src bug (reported to the lead): restoreInstance restores every run with done: false even when the
+  // instance row holds an outcome, so a resumed tracker whose instance was killed (or timed out) but not yet
+  // acknowledged runs checkRun again and, with runReduceIfFail, creates and dispatches the final task: reduce
+  // runs after the kill, and the outcome's counts no longer match the store.
+  it.fails("R-FIN-7 R-FIN-6 R-REC-1 a killed instance resumed before its owner acknowledged creates no final task", () => {
+    const d = started("mapReduce", { taskRetries: 0, runReduceIfFail: true })
+    d.map(LOCAL, "0", "child", Driver.items(1))
+    d.step([kill(d, null, "stop")], 500)
+    expect(d.state.outcome).toMatchObject({ ok: false, result: "stop", counts: { created: 2, succeeded: 0, failed: 2 } })
+    const rows = [...d.store.values()]
+    const terminal = rows.map((row) => ({ name: row.name, worker: row.worker, status: row.status, count: 1 }))
+    const resumed = Driver.restore({ instance: d.last.write!.instance, live: [], terminal }, LOCAL, 1_000)
+    const out = resumed.heartbeat(LOCAL, {}, 1_000)
+    expect(out.write?.inserts ?? []).toEqual([])
+    expect(out.sends).toEqual([])
+    expect(resumed.state.outcome).toEqual(d.state.outcome)
+  })
+
+  it("R-FIN-8 the outcome names at most maxReportedErrors failed tasks, the first to fail, with the full counts", () => {
+    const d = started("map", { taskRetries: 0, maxReportedErrors: 2 })
+    d.map(LOCAL, "0", "child", Driver.items(4))
+    d.succeed(LOCAL, "0")
+    d.fail("A", "0.3", "third")
+    d.fail("A", "0.1", "first")
+    d.fail("A", "0.4", "fourth")
+    d.succeed("A", "0.2", "1", 900)
+    const outcome = d.last.outcome!
+    expect(outcome.counts).toEqual({ created: 5, succeeded: 2, failed: 3 })
+    expect(outcome.errors).toEqual([
+      { taskId: "0.3", name: "child", attempt: 0, error: { tag: "Error", message: "third" } },
+      { taskId: "0.1", name: "child", attempt: 0, error: { tag: "Error", message: "first" } }
+    ])
+    expect(outcome.result).toBe(
+      "total: 5, succeeded: 2, failed: 3; 3 of 5 tasks failed, so the map failed; first errors: 0.3 (child, attempt 0): Error: third; 0.1 (child, attempt 0): Error: first"
+    )
+    // the first errors are stored with the counters, so a resumed tracker names the same ones
+    expect(d.last.write!.instance.runs[0]!.errors).toEqual(outcome.errors)
+    expect(d.state.config.maxReportedErrors).toBe(2)
+    expect(Driver.create().state.config.maxReportedErrors).toBe(10)
+  })
+
+  it("R-FIN-8 the error named is the task's last attempt's, with that attempt", () => {
+    const d = started("mapReduce", { taskRetries: 1, retryBackoff: { kind: "fixed", ms: 0 } })
+    d.map(LOCAL, "0", "child", Driver.items(1))
+    d.succeed(LOCAL, "0")
+    d.fail("A", "0.1", "first try")
+    d.fail("A", "0.1", "second try", 50)
+    expect(d.last.outcome!.errors).toEqual([{ taskId: "0.1", name: "child", attempt: 1, error: { tag: "Error", message: "second try" } }])
+  })
+
+  it("R-FIN-4 a resumed instance whose store lost rows fails at its first step with store-mismatch and the counts, without reduce", () => {
+    const d = restoredWith("map", { created: 3, succeeded: 1, failed: 0, finalCreated: false })
+    const out = d.step([], 100)
+    expect(out.outcome).toMatchObject({ ok: false, finishedAt: 100, counts: { created: 3, succeeded: 1, failed: 0 } })
+    expect(out.outcome!.result).toBe(
+      "the store does not hold what the counters say: counted created 3, succeeded 1, failed 0; stored 0 rows (0 live, 0 succeeded, 0 failed)"
+    )
+    expect(out.write!.instance.outcome).toEqual(out.outcome)
+    expect(out.sends).toEqual([])
+  })
+
+  it("R-FIN-4 a resumed instance whose store repeats a row fails with store-mismatch; its live tasks fail and no final task is made", () => {
+    const fresh = Driver.create({ kind: "mapReduce" })
+    fresh.heartbeat(LOCAL)
+    fresh.running(LOCAL, "0")
+    fresh.map(LOCAL, "0", "child", Driver.items(2))
+    const row = fresh.last.write!.instance
+    const live = [...fresh.store.values()].sort((a, b) => a.seq - b.seq)
+    const repeated = [...live, live[2]!]
+    const d = Driver.restore({ instance: row, live: repeated, terminal: [] }, LOCAL, 100)
+    const out = d.step([d.heartbeatEvent(LOCAL)], 100)
+    expect(out.outcome).toMatchObject({ ok: false, counts: { created: 3, succeeded: 0, failed: 3 } })
+    expect(out.outcome!.result).toContain("1 of them repeated")
+    expect(out.outcome!.errors.map((e) => [e.taskId, e.error.reason])).toEqual([
+      ["0", "store-mismatch"],
+      ["0.1", "store-mismatch"],
+      ["0.2", "store-mismatch"]
+    ])
+    expect(out.sends).toEqual([])
+    expect(d.store.has("0.F")).toBe(false)
+  })
+
+  it("R-FIN-4 R-REC-1 a resumed instance whose rows match its counters goes on and decides normally", () => {
+    const d = restoredWith(
+      "map",
+      { created: 3, succeeded: 2, failed: 1, finalCreated: false, errors: [{ taskId: "0.2", name: "child", attempt: 0, error: { tag: "Error", message: "bad" } }] },
+      [
+        { name: "ROOT", worker: LOCAL, status: TaskStatus.Succeeded, count: 1 },
+        { name: "child", worker: "A", status: TaskStatus.Succeeded, count: 1 },
+        { name: "child", worker: "A", status: TaskStatus.Failed, count: 1 }
+      ]
+    )
+    expect(d.step([], 100).outcome).toEqual({
+      ok: false,
+      result: "total: 3, succeeded: 2, failed: 1; 1 of 3 tasks failed, so the map failed; first errors: 0.2 (child, attempt 0): Error: bad",
+      finishedAt: 100,
+      counts: { created: 3, succeeded: 2, failed: 1 },
+      errors: [{ taskId: "0.2", name: "child", attempt: 0, error: { tag: "Error", message: "bad" } }]
+    })
   })
 
   it("R-FIN-5 past instanceTimeout the instance fails with timed out and workers are told to stop", () => {
@@ -180,9 +352,20 @@ describe("finalize", () => {
     expect(d.last.wakeAt).toBe(10_000)
     expect(d.step([], 9_999).outcome).toBeNull()
     const out = d.step([], 10_000)
-    expect(out.outcome).toEqual({ ok: false, result: "timed out", finishedAt: 10_000 })
-    expect(d.row("0")).toMatchObject({ status: TaskStatus.Failed, lastError: "timed out" })
-    expect(d.row("0.1")).toMatchObject({ status: TaskStatus.Failed, lastError: "timed out" })
+    const timedOut = { tag: "TaskfoldError", reason: "timed-out", message: "the instance timed out" }
+    expect(out.outcome).toEqual({
+      ok: false,
+      result: "timed out",
+      finishedAt: 10_000,
+      counts: { created: 3, succeeded: 1, failed: 2 },
+      errors: [
+        { taskId: "0", name: "ROOT", attempt: 0, error: timedOut },
+        { taskId: "0.1", name: "child", attempt: 0, error: timedOut }
+      ]
+    })
+    expect(d.row("0").status).toBe(TaskStatus.Failed)
+    expect(d.error("0")).toEqual(timedOut)
+    expect(d.error("0.1")).toEqual(timedOut)
     expect(out.stops.map((stop) => [stop.workerId, stop.message.taskIds, stop.message.reason])).toEqual([
       [LOCAL, ["0"], "timed out"],
       ["A", ["0.1"], "timed out"],
@@ -195,7 +378,7 @@ describe("finalize", () => {
   it("R-FIN-6 the outcome is decided once; later events do not change it", () => {
     const d = started("standalone")
     d.succeed(LOCAL, "0", '"done"', 100)
-    const outcome = { ok: true, result: '"done"', finishedAt: 100 }
+    const outcome = { ok: true, result: '"done"', finishedAt: 100, counts: { created: 1, succeeded: 1, failed: 0 }, errors: [] }
     expect(d.last.outcome).toEqual(outcome)
     const k = kill(d, null, "too late")
     const out = d.step([{ _tag: "StoreFailed", cause: "x" }, k, { _tag: "Tick" }], 200)
@@ -237,9 +420,20 @@ describe("finalize", () => {
     const k = kill(d, null, "user asked")
     const out = d.step([k], 500)
     expect(replyValue(out, k.reply)).toEqual({ _tag: "Ack" })
-    expect(out.outcome).toEqual({ ok: false, result: "user asked", finishedAt: 500 })
-    expect(d.row("0")).toMatchObject({ status: TaskStatus.Failed, lastError: "killed" })
-    expect(d.row("0.2")).toMatchObject({ status: TaskStatus.Failed, lastError: "killed" })
+    const killed = { tag: "TaskfoldError", reason: "killed", message: "killed: user asked" }
+    expect(out.outcome).toEqual({
+      ok: false,
+      result: "user asked",
+      finishedAt: 500,
+      counts: { created: 3, succeeded: 1, failed: 2 },
+      errors: [
+        { taskId: "0", name: "ROOT", attempt: 0, error: killed },
+        { taskId: "0.2", name: "child", attempt: 0, error: killed }
+      ]
+    })
+    expect(d.row("0").status).toBe(TaskStatus.Failed)
+    expect(d.error("0")).toEqual(killed)
+    expect(d.error("0.2")).toEqual(killed)
     expect(d.row("0.1").status).toBe(TaskStatus.Succeeded)
     expect(out.stops.map((stop) => [stop.workerId, stop.message.taskIds, stop.message.reason])).toEqual([
       [LOCAL, ["0"], "user asked"],
@@ -258,7 +452,8 @@ describe("finalize", () => {
     const out = d.step([k], 500)
     expect(replyValue(out, k.reply)).toEqual({ _tag: "Ack" })
     expect(out.stops).toEqual([{ workerId: "A", message: { instanceId: "inst-1", taskIds: ["0.1"], reason: "slow" } }])
-    expect(d.row("0.1")).toMatchObject({ status: TaskStatus.Failed, lastError: "killed", failures: 0 })
+    expect(d.row("0.1")).toMatchObject({ status: TaskStatus.Failed, failures: 0 })
+    expect(d.error("0.1")).toEqual({ tag: "TaskfoldError", reason: "killed", message: "killed: slow" })
     expect(d.state.tasks.has("0.1")).toBe(false)
     expect(out.outcome).toBeNull()
     expect(d.live("0.2").status).toBe(TaskStatus.Dispatched)

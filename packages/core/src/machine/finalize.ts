@@ -1,5 +1,7 @@
 import { RejectedError } from "../model/errors.ts"
+import type { FailedTask, TaskCounts } from "../model/instance.ts"
 import { BROADCAST_NAME, FINAL_NAME, TaskKind } from "../model/status.ts"
+import { describeError, taskfoldError, type TaskError } from "../model/task-error.ts"
 import { progressSnapshot } from "./progress.ts"
 import type { LiveTask, MachineState, RunState } from "./state.ts"
 import { drainBlocks, findTask } from "./blocks.ts"
@@ -8,6 +10,12 @@ import { createTask, finish } from "./tasks.ts"
 const HISTORY = 10
 
 const counts = (run: RunState) => `total: ${run.created}, succeeded: ${run.succeeded}, failed: ${run.failed}`
+
+/** "2 of 11 tasks failed; first errors: 0.3 (add, attempt 1): Error: boom; …" (R-FIN-3, R-FIN-8). */
+const failureSummary = (run: RunState, what: string): string => {
+  const first = run.errors.map((failed) => `${failed.taskId} (${failed.name}, attempt ${failed.attempt}): ${describeError(failed.error)}`)
+  return `${run.failed} of ${run.created} tasks failed, ${what}; first errors: ${first.join("; ")}`
+}
 
 /** Root of a broadcast job succeeded: one task per live worker, pinned to it, carrying preProcess's result (R-BC-1). */
 export const createBroadcastTasks = (state: MachineState, root: LiveTask): void => {
@@ -24,9 +32,22 @@ export const createBroadcastTasks = (state: MachineState, root: LiveTask): void 
   }
 }
 
-const decideOutcome = (state: MachineState, ok: boolean, result: string, now: number): void => {
+/** Counts and first errors of the given runs, for an outcome (R-FIN-8). */
+const tally = (state: MachineState, runs: Iterable<RunState>): { counts: TaskCounts; errors: FailedTask[] } => {
+  const counts = { created: 0, succeeded: 0, failed: 0 }
+  const errors: FailedTask[] = []
+  for (const run of runs) {
+    counts.created += run.created
+    counts.succeeded += run.succeeded
+    counts.failed += run.failed
+    for (const failed of run.errors) if (errors.length < state.config.maxReportedErrors) errors.push(failed)
+  }
+  return { counts, errors }
+}
+
+const decideOutcome = (state: MachineState, ok: boolean, result: string, now: number, runs: Iterable<RunState> = state.runs.values()): void => {
   if (state.outcome !== null) return
-  state.outcome = { ok, result, finishedAt: now }
+  state.outcome = { ok, result, finishedAt: now, ...tally(state, runs) }
   state.metaDirty = true
   state.out.outcome = state.outcome
   state.out.progress = progressSnapshot(state, now)
@@ -37,7 +58,7 @@ const completeRun = (state: MachineState, run: RunState, ok: boolean, result: st
   if (run.done) return
   run.done = true
   state.metaDirty = true
-  if (state.config.frequent === null) return decideOutcome(state, ok, result, now)
+  if (state.config.frequent === null) return decideOutcome(state, ok, result, now, [run])
   state.runs.delete(run.n)
   state.deleteRuns.push(run.n)
   const entry = state.history.findIndex((record) => record.run === run.n)
@@ -59,8 +80,11 @@ const checkRun = (state: MachineState, run: RunState, now: number): void => {
   if (run.succeeded + run.failed !== run.created) {
     return completeRun(state, run, false, `counts do not add up: created ${run.created}, succeeded ${run.succeeded}, failed ${run.failed}`, now)
   }
+  // A root that failed never makes an ok outcome: the work it was to map out was never done (R-FIN-8).
+  const rootFailed = run.rootOutcome !== undefined && !run.rootOutcome.ok
   if (run.finalCreated) {
     const final = run.finalOutcome ?? { ok: false, text: "final task result missing" }
+    if (final.ok && rootFailed) return completeRun(state, run, false, failureSummary(run, "the root task failed"), now)
     return completeRun(state, run, final.ok, final.text, now)
   }
   switch (state.kind) {
@@ -69,11 +93,11 @@ const checkRun = (state: MachineState, run: RunState, now: number): void => {
       return completeRun(state, run, root.ok, root.text, now)
     }
     case "map":
-      return completeRun(state, run, run.failed === 0, counts(run), now)
+      return completeRun(state, run, run.failed === 0, run.failed === 0 ? counts(run) : `${counts(run)}; ${failureSummary(run, "so the map failed")}`, now)
     case "mapReduce":
     case "broadcast":
       if (!state.config.runReduceIfFail && run.failed > 0) {
-        return completeRun(state, run, false, `${counts(run)}; ${state.kind === "broadcast" ? "postProcess" : "reduce"} skipped`, now)
+        return completeRun(state, run, false, failureSummary(run, `${state.kind === "broadcast" ? "postProcess" : "reduce"} skipped`), now)
       }
       run.finalCreated = true
       createTask(state, run, { id: `${run.rootId}.F`, name: FINAL_NAME, kind: TaskKind.Final, body: "null", pinnedTo: state.localWorkerId })
@@ -85,7 +109,7 @@ export const checkRuns = (state: MachineState, now: number): void => {
 }
 
 /** Fails every task of a run still going, tells their workers to stop, and ends the run with `outcome`. */
-export const abortRun = (state: MachineState, run: RunState, taskError: string, outcome: string, now: number): void => {
+export const abortRun = (state: MachineState, run: RunState, taskError: TaskError, outcome: string, now: number): void => {
   if (run.done) return
   const stopped = new Map<string, string[]>()
   for (const task of [...state.tasks.values()]) {
@@ -96,10 +120,10 @@ export const abortRun = (state: MachineState, run: RunState, taskError: string, 
       if (ids === undefined) stopped.set(worker.id, [task.id])
       else ids.push(task.id)
     }
-    finish(state, task, false, null, false, taskError)
+    finish(state, task, false, null, taskError)
   }
   // Children still in their blocks have no worker to stop.
-  drainBlocks(state, run, (task) => finish(state, task, false, null, false, taskError))
+  drainBlocks(state, run, (task) => finish(state, task, false, null, taskError))
   for (const [workerId, taskIds] of stopped) {
     state.out.stops.push({ workerId, message: { instanceId: state.instanceId, taskIds, reason: outcome } })
   }
@@ -118,8 +142,9 @@ export const kill = (state: MachineState, taskId: string | null, reason: string,
     if (state.outcome !== null) {
       return new RejectedError({ reason: "instance-finished", message: `instance ${state.instanceId} has finished` })
     }
-    for (const run of [...state.runs.values()]) abortRun(state, run, "killed", reason, now)
-    decideOutcome(state, false, reason, now)
+    const runs = [...state.runs.values()]
+    for (const run of runs) abortRun(state, run, taskfoldError("killed", `killed: ${reason}`), reason, now)
+    decideOutcome(state, false, reason, now, runs)
     stopAllWorkers(state, reason)
     return undefined
   }
@@ -128,7 +153,7 @@ export const kill = (state: MachineState, taskId: string | null, reason: string,
     return new RejectedError({ reason: "unknown-task", message: `task ${taskId} is not running in ${state.instanceId}` })
   }
   const worker = task.worker
-  finish(state, task, false, null, false, "killed")
+  finish(state, task, false, null, taskfoldError("killed", `killed: ${reason}`))
   if (worker !== undefined && !worker.lost) {
     state.out.stops.push({ workerId: worker.id, message: { instanceId: state.instanceId, taskIds: [taskId], reason } })
   }
@@ -140,7 +165,7 @@ export const checkTimeouts = (state: MachineState, now: number): void => {
   for (const run of [...state.runs.values()]) {
     // A finished run cannot time out: no stop messages after the outcome, no wake-up in the past.
     if (run.done || run.timeoutAt === null || now < run.timeoutAt) continue
-    abortRun(state, run, "timed out", "timed out", now)
+    abortRun(state, run, taskfoldError("timed-out", "the instance timed out"), "timed out", now)
     if (state.config.frequent === null) stopAllWorkers(state, "timed out")
   }
 }
@@ -149,6 +174,20 @@ export const nextTimeout = (state: MachineState): number | null => {
   let at: number | null = null
   for (const run of state.runs.values()) if (!run.done && run.timeoutAt !== null && (at === null || run.timeoutAt < at)) at = run.timeoutAt
   return at
+}
+
+/**
+ * On resume the stored rows did not match the stored counters (a store lost or duplicated rows): the instance
+ * fails with the counts instead of reducing partial data (R-FIN-4).
+ */
+export const checkRestored = (state: MachineState, now: number): void => {
+  const problem = state.restoreProblem
+  if (problem === null) return
+  state.restoreProblem = null
+  const runs = [...state.runs.values()]
+  for (const run of runs) abortRun(state, run, taskfoldError("store-mismatch", problem), problem, now)
+  decideOutcome(state, false, problem, now, runs)
+  stopAllWorkers(state, problem)
 }
 
 /** The storage failed past its retries: the instance fails with the cause (R-RETRY-4). */

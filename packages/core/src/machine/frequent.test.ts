@@ -84,7 +84,8 @@ describe("frequent jobs", () => {
     expect(sentTo(d.last)).toEqual({ A: ["1.1"] })
     const out = d.step([], 15_001)
     expect(out.sends).toEqual([])
-    expect(d.row("1.1")).toMatchObject({ status: TaskStatus.Failed, lastError: "worker lost", attempt: 0 })
+    expect(d.row("1.1")).toMatchObject({ status: TaskStatus.Failed, attempt: 0 })
+    expect(d.error("1.1")).toEqual({ tag: "TaskfoldError", reason: "worker-lost", message: "worker lost: A" })
   })
 
   it("R-FREQ-3 a sub-instance over its timeout fails; the instance goes on", () => {
@@ -94,7 +95,8 @@ describe("frequent jobs", () => {
     expect(out.outcome).toBeNull()
     expect(d.state.history).toEqual([{ run: 1, triggeredAt: 0, status: "failed", result: "timed out" }])
     expect(out.stops).toEqual([{ workerId: LOCAL, message: { instanceId: "inst-1", taskIds: ["1"], reason: "timed out" } }])
-    expect(d.row("1")).toMatchObject({ status: TaskStatus.Failed, lastError: "timed out" })
+    expect(d.row("1").status).toBe(TaskStatus.Failed)
+    expect(d.error("1")).toEqual({ tag: "TaskfoldError", reason: "timed-out", message: "the instance timed out" })
     expect(sentTo(d.step([], 1_000))).toEqual({ [LOCAL]: ["2"] })
   })
 
@@ -122,12 +124,21 @@ describe("frequent jobs", () => {
   it("R-FREQ-3 the instance only ends on kill", () => {
     const d = frequent({ mode: "fixedRate", everyMs: 1_000 }, { taskRetries: 0 })
     d.fail(LOCAL, "1", "bad", 10)
-    expect(d.state.history).toEqual([{ run: 1, triggeredAt: 0, status: "failed", result: "bad" }])
+    expect(d.state.history).toEqual([{ run: 1, triggeredAt: 0, status: "failed", result: "Error: bad" }])
     expect(d.state.outcome).toBeNull()
     d.step([], 1_000)
     const out = d.step([{ _tag: "Kill", taskId: null, reason: "stop it", reply: d.replyId() }], 1_200)
-    expect(out.outcome).toEqual({ ok: false, result: "stop it", finishedAt: 1_200 })
-    expect(d.row("2")).toMatchObject({ status: TaskStatus.Failed, lastError: "killed" })
+    // the outcome counts the sub-instance still running (earlier ones are in the history)
+    const killed = { tag: "TaskfoldError", reason: "killed", message: "killed: stop it" }
+    expect(out.outcome).toEqual({
+      ok: false,
+      result: "stop it",
+      finishedAt: 1_200,
+      counts: { created: 1, succeeded: 0, failed: 1 },
+      errors: [{ taskId: "2", name: "ROOT", attempt: 0, error: killed }]
+    })
+    expect(d.row("2").status).toBe(TaskStatus.Failed)
+    expect(d.error("2")).toEqual(killed)
     expect(out.wakeAt).toBeNull()
     expect(d.step([], 5_000).sends).toEqual([])
   })

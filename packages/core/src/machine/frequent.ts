@@ -17,6 +17,7 @@ export const startRun = (state: MachineState, now: number): RunState => {
     live: 0,
     pendingMaps: 0,
     finalCreated: false,
+    errors: [],
     rootOutcome: undefined,
     finalOutcome: undefined,
     done: false

@@ -2,11 +2,13 @@ import { parseRate, type JobConfig } from "../model/config.ts"
 import type { InstanceRow, JobKind } from "../model/instance.ts"
 import { TaskKind, TaskStatus } from "../model/status.ts"
 import type { TaskRow } from "../model/task.ts"
+import { decodeTaskError } from "../model/task-error.ts"
 import { ChurningMap } from "./collections.ts"
 import { startRun } from "./frequent.ts"
 import { Output } from "./output.ts"
 import { LiveTask, newQueues, type MachineState, type RunState, type WorkerState } from "./state.ts"
 import { assign, enqueue, nameCounter, requeue } from "./tasks.ts"
+import { newWorker } from "./workers.ts"
 
 export interface NewInstance {
   readonly instanceId: string
@@ -32,6 +34,9 @@ const baseState = (init: NewInstance, startedAt: number): MachineState => {
     seed: init.seed | 0,
     nextSeq: 0,
     nextRun: 0,
+    nextBatch: 0,
+    batchesBySeq: new Map(),
+    restoreProblem: null,
     context: {},
     contextBytes: 2,
     tasks: new ChurningMap(),
@@ -80,21 +85,40 @@ export interface StoredInstance {
   readonly terminal: ReadonlyArray<{ readonly name: string; readonly worker: string | null; readonly status: number; readonly count: number }>
 }
 
-const placeholderWorker = (id: string, now: number, isLocal: boolean): WorkerState => ({
-  id,
-  isLocal,
-  slots: 0,
-  freeSlots: 0,
-  queueLength: 0,
-  lastSeen: now,
-  available: false,
-  lost: false,
-  held: 0,
-  running: 0,
-  succeeded: 0,
-  failed: 0,
-  nextSeq: 0
-})
+/** A worker known from stored rows only: no slots until it heartbeats. */
+const placeholderWorker = (state: MachineState, id: string, now: number): WorkerState => ({ ...newWorker(state, id, now), available: false })
+
+/**
+ * The stored rows against the stored counters (R-FIN-4): every created task has one row, terminal ones as
+ * counted. A mismatch means the store lost or duplicated rows; undefined if all adds up.
+ */
+const rowsProblem = (stored: StoredInstance): string | undefined => {
+  let created = 0
+  let succeeded = 0
+  let failed = 0
+  for (const counters of stored.instance.runs) {
+    created += counters.created
+    succeeded += counters.succeeded
+    failed += counters.failed
+  }
+  let terminalSucceeded = 0
+  let terminalFailed = 0
+  for (const count of stored.terminal) {
+    if (count.status === TaskStatus.Succeeded) terminalSucceeded += count.count
+    else terminalFailed += count.count
+  }
+  const ids = new Set<string>()
+  for (const row of stored.live) ids.add(row.id)
+  const rows = stored.live.length + terminalSucceeded + terminalFailed
+  if (ids.size !== stored.live.length || rows !== created || terminalSucceeded !== succeeded || terminalFailed !== failed) {
+    return (
+      `the store does not hold what the counters say: counted created ${created}, succeeded ${succeeded}, failed ${failed}; ` +
+      `stored ${rows} rows (${stored.live.length} live${ids.size === stored.live.length ? "" : `, ${stored.live.length - ids.size} of them repeated`}, ` +
+      `${terminalSucceeded} succeeded, ${terminalFailed} failed)`
+    )
+  }
+  return undefined
+}
 
 /**
  * Resumes an instance from its store after the tracker restarted (R-REC-1). Terminal tasks stay as they
@@ -111,6 +135,8 @@ export const restoreInstance = (stored: StoredInstance, localWorkerId: string, n
   )
   state.nextSeq = row.nextSeq
   state.nextRun = row.nextRun
+  state.nextBatch = row.nextBatch ?? 0
+  if (row.outcome === null) state.restoreProblem = rowsProblem(stored) ?? null
   state.nextTriggerAt = row.nextTriggerAt
   state.context = row.context
   state.contextBytes = JSON.stringify(row.context).length
@@ -133,6 +159,7 @@ export const restoreInstance = (stored: StoredInstance, localWorkerId: string, n
       live: 0,
       pendingMaps: 0,
       finalCreated: counters.finalCreated,
+      errors: [...(counters.errors ?? [])],
       rootOutcome: undefined,
       finalOutcome: undefined,
       done: false
@@ -164,7 +191,7 @@ export const restoreInstance = (stored: StoredInstance, localWorkerId: string, n
     task.redeliveries = taskRow.redeliveries
     task.childCount = taskRow.childCount
     task.dueAt = taskRow.dueAt
-    task.lastError = taskRow.lastError
+    task.lastError = taskRow.lastError === null ? null : decodeTaskError(taskRow.lastError)
     counter[taskRow.status === TaskStatus.Waiting ? "waiting" : taskRow.status === TaskStatus.Dispatched ? "dispatched" : "running"]++
     if (taskRow.status === TaskStatus.Waiting) state.waitingCount++
     else if (task.kind === TaskKind.Sub) state.subInFlight++
@@ -179,7 +206,7 @@ export const restoreInstance = (stored: StoredInstance, localWorkerId: string, n
     let worker = state.workers.get(workerId)
     if (worker === undefined) {
       // The new local worker, when it keeps its id, is never judged by heartbeats (R-WORK-4).
-      worker = placeholderWorker(workerId, now, workerId === localWorkerId)
+      worker = placeholderWorker(state, workerId, now)
       state.workers.set(workerId, worker)
       state.workerList.push(worker)
     }
@@ -197,7 +224,7 @@ export const restoreInstance = (stored: StoredInstance, localWorkerId: string, n
     if (count.worker === null) continue
     let worker = state.workers.get(count.worker)
     if (worker === undefined) {
-      worker = placeholderWorker(count.worker, now, count.worker === localWorkerId)
+      worker = placeholderWorker(state, count.worker, now)
       worker.lost = count.worker !== localWorkerId
       state.workers.set(worker.id, worker)
       state.workerList.push(worker)
@@ -207,9 +234,10 @@ export const restoreInstance = (stored: StoredInstance, localWorkerId: string, n
   const oldLocal = state.workers.get(row.localWorker)
   if (oldLocal !== undefined && row.localWorker !== localWorkerId) oldLocal.lost = true
   if (unacknowledged.length > 0) {
-    const batch = { worker: unacknowledged[0]!.worker!, seq: -1, at: now, tasks: unacknowledged, pending: unacknowledged.length }
+    const batch = { worker: unacknowledged[0]!.worker!, seq: -1, at: now, withParams: true, tasks: unacknowledged, pending: unacknowledged.length }
     for (const task of unacknowledged) task.batch = batch
     state.sentBatches.push(batch)
+    state.batchesBySeq.set(batch.seq, batch)
   }
   // A restored instance has no map calls in flight: their callers got no answer and will fail or retry.
   if (state.outcome === null && state.config.frequent !== null && state.nextTriggerAt === null && state.runs.size === 0) {

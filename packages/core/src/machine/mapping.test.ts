@@ -146,7 +146,7 @@ describe("mapping", () => {
     // A takes 2: 3 left waiting, within the bound but not below half of it; the calls stay suspended
     out = d.heartbeat("A", { slots: 2 })
     expect(sentTo(out)).toEqual({ A: ["0.3", "0.4"] })
-    expect(out.replies.map((reply) => reply.value)).toEqual([{ _tag: "Ack" }])
+    expect(out.replies.map((reply) => reply.value)).toEqual([{ _tag: "Heartbeat", reply: { dispatchMode: "push" } }])
     // A takes 2 more: 1 left < 2; the second call goes in, which fills the queue again; the third stays
     out = d.heartbeat("A", { slots: 4 })
     expect(sentTo(out)).toEqual({ A: ["0.5", "0.6"] })
@@ -161,6 +161,57 @@ describe("mapping", () => {
     expect(replyValue(out, third.reply)).toEqual({ _tag: "Mapped", created: 1 })
     expect(d.state.pendingMaps.size).toBe(0)
     expect(d.state.waitingCount).toBe(2)
+  })
+
+  it("R-MAP-6 a call from past the parent's children is refused with map-gap and creates nothing, using up no child number", () => {
+    const d = started()
+    const call = (from: number, n: number) => {
+      const event = d.mapEvent(LOCAL, "0", "child", Driver.items(n))
+      return { ...event, request: { ...event.request, from } }
+    }
+    const first = call(0, 2)
+    expect(replyValue(d.step([first]), first.reply)).toEqual({ _tag: "Mapped", created: 2 })
+    // a call whose predecessor (items 3..4) never got through
+    const gap = call(4, 1)
+    const out = d.step([gap])
+    const refused = replyValue(out, gap.reply)
+    expect(reason(refused)).toBe("map-gap")
+    expect((refused as RejectedError).message).toContain("2 children")
+    expect(out.write).toBeNull()
+    expect(d.live("0").childCount).toBe(2)
+    // the lost call, retried, and then the next one: numbers 3, 4, 5 with no hole
+    const lost = call(2, 2)
+    expect(replyValue(d.step([lost]), lost.reply)).toEqual({ _tag: "Mapped", created: 2 })
+    const again = call(4, 1)
+    expect(replyValue(d.step([again]), again.reply)).toEqual({ _tag: "Mapped", created: 1 })
+    expect([...d.store.keys()].sort()).toEqual(["0", "0.1", "0.2", "0.3", "0.4", "0.5"])
+    expect(d.state.runs.get(0)!.created).toBe(6)
+  })
+
+  it("R-MAP-6 a repeated call identical to one suspended by back-pressure joins it: both are answered, the children are made once", () => {
+    // The local worker runs the root and two children; five more wait, over the bound of 4.
+    const d = Driver.create({ config: { maxWaitingTasks: 4, queueAllowance: 0, progressInterval: 1_000_000_000 } })
+    d.startRoot({ slots: 3 })
+    expect(d.map(LOCAL, "0", "child", Driver.items(7))).toEqual({ _tag: "Mapped", created: 7 })
+    expect(d.state.waitingCount).toBe(5)
+    const event = d.mapEvent(LOCAL, "0", "more", Driver.items(2))
+    const call = { ...event, request: { ...event.request, from: 7 } }
+    expect(d.step([call]).replies).toEqual([])
+    // the worker's answer was lost on the way; it sends the same call again
+    const retry = { ...call, reply: d.replyId() }
+    expect(d.step([retry]).replies).toEqual([])
+    expect(d.state.pendingMaps.size).toBe(1)
+    expect(d.state.runs.get(0)!.pendingMaps).toBe(1)
+    // the queue drains: one answer per copy, the same one, and two children, not four
+    const out = d.heartbeat("A", { slots: 10 })
+    expect(replyValue(out, call.reply)).toEqual({ _tag: "Mapped", created: 2 })
+    expect(replyValue(out, retry.reply)).toEqual({ _tag: "Mapped", created: 2 })
+    expect(out.write!.inserts.map((row) => row.id)).toEqual(["0.8", "0.9"])
+    expect(d.state.runs.get(0)).toMatchObject({ created: 10, pendingMaps: 0 })
+    // a copy arriving after the answer is a replay: answered, nothing made again
+    const late = { ...call, reply: d.replyId() }
+    expect(replyValue(d.step([late]), late.reply)).toEqual({ _tag: "Mapped", created: 0 })
+    expect(d.state.runs.get(0)!.created).toBe(10)
   })
 
   it("R-MAP-5 standalone and broadcast jobs cannot map; map jobs can", () => {

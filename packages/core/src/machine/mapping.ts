@@ -32,15 +32,30 @@ const validate = (state: MachineState, request: MapRequest): RejectedError | und
   return undefined
 }
 
+/** A call identical to one still waiting (a retry after a lost answer, or a copy): true if it joined that one. */
+const joinWaiting = (state: MachineState, request: MapRequest, replies: ReadonlyArray<number>): boolean => {
+  if (request.from === undefined) return false
+  for (const pending of state.pendingMaps) {
+    const waiting = pending.request
+    if (waiting.taskId === request.taskId && waiting.attempt === request.attempt && waiting.from === request.from && waiting.bodies.length === request.bodies.length) {
+      pending.replies.push(...replies)
+      return true
+    }
+  }
+  return false
+}
+
 /**
  * A running task maps out children, all of one call or none (R-MAP-1). Child number k of the current
  * attempt gets id "<parent>.<k>"; numbers an earlier attempt already created are skipped (R-MAP-2).
  * Above maxWaitingTasks waiting tasks the call waits until the dispatcher drains below half (R-MAP-4).
+ * A call is answered once for every copy of it that came in; a replayed call creates nothing, and a call
+ * that would leave a gap in the numbering is refused (R-MAP-6).
  */
-export const applyMap = (state: MachineState, request: MapRequest, reply: number, now: number, admitted = false): void => {
+export const applyMap = (state: MachineState, request: MapRequest, replies: ReadonlyArray<number>, now: number, admitted = false): void => {
   touchWorker(state, request.workerId, now)
   const answer = (value: ReplyValue | RejectedError): void => {
-    state.out.replies.push({ id: reply, value })
+    for (const id of replies) state.out.replies.push({ id, value })
   }
   if (state.outcome !== null) {
     return answer(new RejectedError({ reason: "instance-finished", message: `instance ${state.instanceId} has finished` }))
@@ -54,15 +69,24 @@ export const applyMap = (state: MachineState, request: MapRequest, reply: number
   const invalid = validate(state, request)
   if (invalid !== undefined) return answer(invalid)
   if (request.bodies.length === 0) return answer({ _tag: "Mapped", created: 0 })
+  // This call's items are numbers cursor + 1 .. cursor + n of the attempt; the ones up to childCount exist
+  // already (made by an earlier attempt, or by this very call if it is a replay).
+  const cursor = request.from ?? parent.mapCursor
+  if (cursor > parent.childCount) {
+    return answer(
+      new RejectedError({
+        reason: "map-gap",
+        message: `task ${parent.id} has ${parent.childCount} children; a call from item ${cursor} would leave a gap (an earlier call of this attempt did not get through)`
+      })
+    )
+  }
   if (!admitted && (state.waitingCount > state.config.maxWaitingTasks || state.pendingMaps.size > 0)) {
-    state.pendingMaps.push({ request, reply, run: parent.run })
+    if (joinWaiting(state, request, replies)) return
+    state.pendingMaps.push({ request, replies: [...replies], run: parent.run })
     parent.run.pendingMaps++
     return
   }
-  // This call's items are numbers cursor + 1 .. cursor + n of the attempt; the ones up to childCount exist
-  // already (made by an earlier attempt, or by this very call if it is a replay).
   const bodies = request.bodies
-  const cursor = request.from ?? parent.mapCursor
   const skipped = Math.min(bodies.length, Math.max(0, parent.childCount - cursor))
   const created = bodies.length - skipped
   parent.mapCursor = Math.max(parent.mapCursor, cursor + bodies.length)
@@ -75,14 +99,22 @@ export const applyMap = (state: MachineState, request: MapRequest, reply: number
 }
 
 /**
- * Every task in flight is a mapper waiting for its answer (or none is left) and no dispatchRate token is due:
- * no slot will free up and the waiting tasks would never drain, so back-pressure must give way (R-MAP-4 must
- * not deadlock).
+ * No task in flight can get on and no dispatchRate token is due: on every worker, the tasks placed there are
+ * all mappers waiting for their answer, or such mappers fill all its slots (the tasks queued behind them never
+ * start). No slot will free up and the waiting tasks would never drain, so back-pressure must give way (R-MAP-4
+ * must not deadlock). O(workers + suspended calls), and only while calls are suspended.
  */
 const stalled = (state: MachineState): boolean => {
-  let live = 0
-  for (const run of state.runs.values()) live += run.live
-  return live - state.waitingCount <= state.pendingMaps.size && nextToken(state) === null
+  if (nextToken(state) !== null) return false
+  // Every copy of a call holds a slot (a batch delivered twice runs its tasks twice): count the callers, not the calls.
+  const mappers = new Map<string, number>()
+  for (const pending of state.pendingMaps) mappers.set(pending.request.workerId, (mappers.get(pending.request.workerId) ?? 0) + pending.replies.length)
+  for (const worker of state.workerList) {
+    if (worker.held === 0) continue
+    const blocked = mappers.get(worker.id) ?? 0
+    if (worker.held > blocked && blocked < Math.max(1, worker.slots)) return false
+  }
+  return true
 }
 
 /** Lets suspended map calls in, in arrival order, once the waiting tasks are below half the bound. */
@@ -92,6 +124,6 @@ export const admitPendingMaps = (state: MachineState, now: number): void => {
     const pending = state.pendingMaps.shift()
     if (pending === undefined) break
     pending.run.pendingMaps--
-    applyMap(state, pending.request, pending.reply, now, true)
+    applyMap(state, pending.request, pending.replies, now, true)
   }
 }

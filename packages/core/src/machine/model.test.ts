@@ -6,11 +6,14 @@
  * reported, which map calls wait for an answer). Real: the machine (`MachineState`), driven only by `step`,
  * and rebuilt from the store model with `restoreInstance` on a tracker restart.
  *
- * Commands: worker joins, heartbeats (busy and idle), crashes, time advancing (ack timeouts, retry backoff,
- * worker loss), status reports (in order, skipping, reordered in one batch, replayed duplicates, stale or
- * future attempts, from the wrong worker, for unknown tasks), map calls (valid, retried mappers re-mapping,
- * reserved names, over-size bodies, empty lists, stale attempts), failed sends, kills (task and instance),
- * a store write that fails (its write is dropped, then `StoreFailed`), tracker restarts and the owner's ack.
+ * Commands: worker joins (a worker that crashed comes back as a new incarnation), heartbeats (busy and idle,
+ * carrying incarnation, the highest batch seq taken and a message number), crashes, time advancing (ack
+ * timeouts, retry backoff, worker loss), status reports (in order, skipping, reordered in one batch, replayed
+ * duplicates, stale or future attempts, from the wrong worker, for unknown tasks, results over maxResultBytes),
+ * map calls (valid, with their position, sent twice as after a lost answer, retried mappers re-mapping, reserved
+ * names, over-size bodies, empty lists, stale attempts, a position past the children), the transport's answer
+ * to a send (Delivered), failed sends (refused or too large), kills (task and instance), a store write that
+ * fails (its write is dropped, then `StoreFailed`), tracker restarts and the owner's ack.
  *
  * Checked after every command (1, 6 and the progress checks are skipped once a write was lost):
  *  1. progress per task name (and per worker) equals the rows of the store model (R-PROG-1);
@@ -22,11 +25,14 @@
  *  6. the run counters of the written instance row equal the stored rows by status (R-FIN-1, R-FIN-4).
  * Also: every sent task is stored Dispatched(worker, attempt) first (R-DISP-1); every request is answered once;
  * every item of an answered map call is stored, the new ones in that step's write (R-MAP-1, R-MAP-2); reserved
- * names, over-size bodies, stale attempts and the final task cannot map (R-MAP-3); results are cut, a map job
- * keeps none (R-RETRY-3); a store failure fails the instance with "storage failure" (R-RETRY-4); the local
- * worker is never judged lost (R-WORK-4); a successful outcome is FINAL's result (mapReduce) or the counts
- * (map); wakeAt is never in the past; and a same-time Tick after every command finds no work left that only a
- * later step would have done (no stalls behind wakeAt).
+ * names, over-size bodies, stale attempts, the final task and a call past the children cannot map (R-MAP-3,
+ * R-MAP-6); a copy of a call creates nothing twice (R-MAP-6); no result is cut: one over maxResultBytes fails its
+ * task with result-too-large and is not retried, a map job keeps none (R-RETRY-3); a store failure fails the
+ * instance with "storage failure" (R-RETRY-4); the local worker is never judged lost (R-WORK-4); a successful
+ * outcome is FINAL's result (mapReduce, never with a failed root, never with a failure unless runReduceIfFail) or
+ * the counts (map); every outcome's counts and first errors match the store (R-FIN-8); wakeAt is never in the
+ * past; and a same-time Tick after every command finds no work left that only a later step would have done (no
+ * stalls behind wakeAt).
  * After the commands the run is drained: all workers come back and work honestly; the instance must finish,
  * and the owner's ack must release it and delete its rows (R-FIN-1, R-FIN-6, R-REC-1).
  *
@@ -41,6 +47,7 @@ import type { InstanceRow, NameProgress, Outcome } from "../model/instance.ts"
 import type { StatusReport, TaskBatch } from "../model/messages.ts"
 import { FINAL_NAME, TaskKind, TaskStatus, isTerminal } from "../model/status.ts"
 import type { TaskRow } from "../model/task.ts"
+import { decodeTaskError } from "../model/task-error.ts"
 import { createInstance, restoreInstance, type StoredInstance } from "./instance.ts"
 import { progressSnapshot } from "./progress.ts"
 import type { MachineEvent, MachineState, StepOutput, WriteBatch } from "./state.ts"
@@ -50,7 +57,9 @@ const INSTANCE = "inst"
 const REMOTES = ["w1", "w2", "w3"] as const
 const LOCAL_SLOTS = 2
 const MAX_BODY = 16
-const MAX_RESULT = 8
+const MAX_RESULT = 24
+/** Results of honest work fit maxResultBytes; a "big" result does not (R-RETRY-3). */
+const BIG_RESULT = JSON.stringify("x".repeat(MAX_RESULT))
 
 interface Held {
   attempt: number
@@ -69,6 +78,12 @@ interface SimWorker {
   /** Joined and not crashed. */
   alive: boolean
   readonly held: Map<string, Held>
+  /** Runs of the worker's process: a worker that crashed comes back as a new incarnation (R-WORK-2). */
+  incarnation: number
+  /** Message number of its next heartbeat or report, per incarnation (R-WORK-3). */
+  nextMessage: number
+  /** Highest batch seq it has taken (R-WORK-3). */
+  seen: number
 }
 
 interface MapCall {
@@ -78,6 +93,8 @@ interface MapCall {
   readonly from: number
   readonly n: number
   readonly valid: boolean
+  /** Copies of one call (a retry after a lost answer) share this: the first answer counts (R-MAP-6). */
+  readonly group: { answered: boolean }
 }
 
 interface Model {
@@ -85,6 +102,13 @@ interface Model {
   localId: string
   restarts: number
   readonly kind: "map" | "mapReduce"
+  readonly runReduceIfFail: boolean
+  /** The root was stored Failed when the tracker restarted (see the known bug in checkInvariants). */
+  rootFailedBeforeRestart: boolean
+  /** A worker came back in the case of the known bug noted in `reincarnate`. */
+  unseenBug: boolean
+  /** Tasks created after the outcome was decided (only by the known bug noted in applyWrite). */
+  readonly lateRows: Set<string>
   readonly remotes: string[]
   readonly workers: Map<string, SimWorker>
   /** The store model. */
@@ -97,9 +121,17 @@ interface Model {
   /** The outcome as first decided (R-FIN-6). */
   outcome: Outcome | null
   lastWake: number | null
-  readonly log: Array<{ readonly workerId: string; readonly report: StatusReport }>
-  /** Batches sent by the current tracker incarnation. */
-  sends: Array<{ readonly workerId: string; readonly seq: number; readonly tasks: ReadonlyArray<{ id: string; attempt: number }> }>
+  readonly log: Array<{ readonly workerId: string; readonly report: StatusReport; readonly n: number }>
+  /** Task attempts a result over maxResultBytes was reported for: "<id>@<attempt>" (R-RETRY-3). */
+  readonly bigResults: Set<string>
+  /** Batches sent by the current tracker incarnation; `taken`: the worker was alive and took it. */
+  sends: Array<{
+    readonly workerId: string
+    readonly seq: number
+    readonly tasks: ReadonlyArray<{ id: string; attempt: number }>
+    readonly taken: boolean
+    answered: boolean
+  }>
   readonly maps: Map<number, MapCall>
   readonly answered: Set<number>
   /** Pull requests waiting for their answer, by reply id: the worker that asked. */
@@ -135,6 +167,15 @@ const fail = (m: Model, message: string): never => {
 const applyWrite = (m: Model, write: WriteBatch): void => {
   for (const row of write.inserts) {
     if (m.rows.has(row.id)) fail(m, `task ${row.id} inserted twice (R-MAP-2, R-REC-2)`)
+    // Once the outcome is decided no task is created (R-FIN-6, R-FIN-7: no reduce after a kill). Known src bug, see
+    // the it.fails test "R-FIN-7 R-FIN-6 R-REC-1 a killed instance resumed ..." in finalize.test.ts: a tracker
+    // resumed after the outcome may create the final task. Until it is fixed that one case is let through (and
+    // left out of the outcome's counts); drop `lateRows` with the fix.
+    if (m.outcome !== null && write.instance.outcome !== null && !m.broken) {
+      if (!(m.restarts > 0 && row.name === FINAL_NAME)) fail(m, `task ${row.id} created after the outcome was decided (R-FIN-6)`)
+      m.lateRows.add(row.id)
+      hit("known bug: final task created after the outcome")
+    }
     m.rows.set(row.id, { ...row })
   }
   for (const update of write.updates) {
@@ -155,12 +196,20 @@ const applyWrite = (m: Model, write: WriteBatch): void => {
     if (next.status < prev.status && (next.attempt <= prev.attempt || (!m.broken && next.status > TaskStatus.Dispatched))) {
       fail(m, `task ${prev.id} moved back ${prev.status} -> ${next.status} with attempt ${prev.attempt} -> ${next.attempt} (R-STATE)`)
     }
-    // R-RETRY-3: results are cut to maxResultBytes (every test result is longer); a map job keeps no sub-task result
+    // R-RETRY-3: no result is cut; one over maxResultBytes fails its task, never retried; a map job keeps none
     if (next.status === TaskStatus.Succeeded && prev.status !== TaskStatus.Succeeded) {
-      const keeps = m.kind !== "map" || next.kind !== TaskKind.Sub
-      const ok = keeps ? next.result !== null && next.result.length <= MAX_RESULT && next.resultCut : next.result === null && !next.resultCut
-      if (!ok) fail(m, `task ${next.id} succeeded with result ${JSON.stringify(next.result)} cut ${next.resultCut} (R-RETRY-3)`)
+      const ok = m.kind === "map" ? next.result === null : next.result !== null && next.result.length <= MAX_RESULT
+      if (!ok || next.resultCut) fail(m, `task ${next.id} succeeded with result ${JSON.stringify(next.result)} cut ${next.resultCut} (R-RETRY-3)`)
     }
+    const reason = next.lastError === null || next.lastError === prev.lastError ? undefined : decodeTaskError(next.lastError).reason
+    if (reason === "result-too-large") {
+      if (next.status !== TaskStatus.Failed || next.failures !== prev.failures) fail(m, `task ${next.id} was retried after result-too-large (R-RETRY-3)`)
+      if (m.kind === "map") fail(m, `a map job checked the size of task ${next.id}'s result (R-RETRY-3)`)
+      if (!m.bigResults.has(`${next.id}@${next.attempt}`)) fail(m, `task ${next.id} failed with result-too-large, no such result was reported (R-RETRY-3)`)
+      hit("result too large")
+    }
+    if (reason === "too-large") hit("task too large for a message")
+    if (reason === "undeliverable") hit("undeliverable")
     if (next.attempt > prev.attempt) hit("task back to Waiting")
     if (next.failures > prev.failures) hit("task retried")
     m.rows.set(update.id, next)
@@ -234,9 +283,41 @@ const heartbeat = (m: Model, worker: SimWorker, forgetful = false): MachineEvent
       slots: worker.slots,
       freeSlots: Math.max(0, worker.slots - worker.held.size),
       queueLength: Math.max(0, worker.held.size - worker.slots),
-      idle
+      idle,
+      incarnation: `${worker.id}#${worker.incarnation}`,
+      seen: worker.seen,
+      n: worker.nextMessage++
     }
   }
+}
+
+const simWorker = (id: string, slots: number, alive: boolean): SimWorker => ({
+  id,
+  slots,
+  alive,
+  held: new Map(),
+  incarnation: 0,
+  nextMessage: 0,
+  seen: -1
+})
+
+/** A crashed worker's process starts again: a new incarnation, holding nothing, numbering from 0. */
+const reincarnate = (m: Model, r: Real, worker: SimWorker): void => {
+  // Known src bug, see the it.fails test "R-WORK-3 R-DISP-10 a task delivered before the first incarnation ..." in
+  // workers.test.ts: a tracker that knows no incarnation of this worker (it resumed from the store since) adopts
+  // the new process's as if it held the tasks, and then neither reaps nor redelivers those sent in numbered
+  // batches: they stay forever. Such a run is not required to finish; drop `unseenBug` with the fix.
+  const known = r.state.workers.get(worker.id)
+  if (known !== undefined && known.incarnation === undefined) {
+    for (const task of r.state.tasks.values()) {
+      if (task.worker === known && task.status >= TaskStatus.Received && task.sentSeq >= 0) m.unseenBug = true
+    }
+  }
+  worker.alive = true
+  worker.held.clear()
+  worker.incarnation++
+  worker.nextMessage = 0
+  worker.seen = -1
 }
 
 /** 5. The final task is sent: reduce will read every other stored task, each exactly once, all terminal. */
@@ -271,9 +352,11 @@ const deliver = (m: Model, workerId: string, batch: TaskBatch): void => {
       hit("final dispatched")
     }
   }
-  m.sends.push({ workerId, seq: batch.seq, tasks: batch.tasks.map((task) => ({ id: task.id, attempt: task.attempt })) })
   const worker = m.workers.get(workerId)
+  const taken = worker !== undefined && worker.alive
+  m.sends.push({ workerId, seq: batch.seq, tasks: batch.tasks.map((task) => ({ id: task.id, attempt: task.attempt })), taken, answered: false })
   if (worker === undefined || !worker.alive) return
+  worker.seen = Math.max(worker.seen, batch.seq)
   for (const task of batch.tasks) {
     worker.held.set(task.id, { attempt: task.attempt, name: task.name, status: TaskStatus.Dispatched, mapped: 0, mapping: false })
   }
@@ -315,6 +398,8 @@ const observe = (m: Model, out: StepOutput, delivered: boolean): void => {
     m.maps.delete(reply.id)
     const mapped = "_tag" in reply.value && reply.value._tag === "Mapped" ? reply.value : null
     if (mapped !== null && !call.valid) fail(m, `an invalid map call of ${call.taskId} was accepted (R-MAP-3)`)
+    const first = !call.group.answered
+    call.group.answered = true
     const held = m.workers.get(call.workerId)?.held.get(call.taskId)
     if (held === undefined || held.attempt !== call.attempt) continue
     held.mapping = false
@@ -329,6 +414,10 @@ const observe = (m: Model, out: StepOutput, delivered: boolean): void => {
       }
       const inserted = (out.write?.inserts ?? []).filter((row) => ids.has(row.id)).length
       if (inserted !== mapped.created) fail(m, `map call of ${call.taskId} answered ${JSON.stringify(mapped)} but ${inserted} of its children were inserted`)
+    }
+    if (!first) {
+      hit("map copy answered")
+      continue
     }
     held.mapped += call.n
     hit(call.from > 0 ? "map answered (later call)" : "map answered")
@@ -376,6 +465,7 @@ const checkInvariants = (m: Model, r: Real): void => {
   if (outcome !== null) {
     if (outcome.result.startsWith("worker lost: ")) fail(m, "the local worker was judged lost (R-WORK-4)")
     if (outcome.result.startsWith("counts do not add up")) fail(m, `counts did not add up (R-FIN-4)`)
+    if (outcome.result.startsWith("the store does not hold")) fail(m, `a resumed tracker found the store and its counters apart (R-FIN-4)`)
   }
   if (m.broken) return
   const instance = m.instance
@@ -413,15 +503,41 @@ const checkInvariants = (m: Model, r: Real): void => {
     const inFlight = [...m.rows.values()].filter((row) => row.kind === TaskKind.Sub && row.status >= TaskStatus.Dispatched && row.status <= TaskStatus.Running).length
     if (inFlight > m.maxInFlight) fail(m, `${inFlight} sub-tasks in flight, maxInFlight is ${m.maxInFlight} (R-DISP-9)`)
   }
-  // a successful outcome is the final task's result (mapReduce) or the counts with no failure (map)
-  if (outcome !== null && (outcome.ok || outcome.result.startsWith("total: "))) {
-    const rows = [...m.rows.values()]
-    if (m.kind === "map") {
-      const succeeded = rows.filter((row) => row.status === TaskStatus.Succeeded).length
-      const failed = rows.filter((row) => row.status === TaskStatus.Failed).length
+  if (outcome !== null) {
+    const rows = [...m.rows.values()].filter((row) => !m.lateRows.has(row.id))
+    const failedRows = rows.filter((row) => row.status === TaskStatus.Failed)
+    const succeeded = rows.filter((row) => row.status === TaskStatus.Succeeded).length
+    const failed = failedRows.length
+    // R-FIN-8: the counts are the store's, and the first errors name failed tasks as stored, at most maxReportedErrors
+    const counts = { created: rows.length, succeeded, failed }
+    if (JSON.stringify(outcome.counts) !== JSON.stringify(counts)) fail(m, `outcome counts ${JSON.stringify(outcome.counts)}, store says ${JSON.stringify(counts)} (R-FIN-8)`)
+    if (outcome.errors.length !== Math.min(failed, defaultConfig.maxReportedErrors)) {
+      fail(m, `outcome names ${outcome.errors.length} errors of ${failed} failed tasks (R-FIN-8)`)
+    }
+    if (new Set(outcome.errors.map((entry) => entry.taskId)).size !== outcome.errors.length) fail(m, "outcome names a failed task twice (R-FIN-8)")
+    for (const entry of outcome.errors) {
+      const row = m.rows.get(entry.taskId)
+      const stored = row?.lastError === null || row === undefined ? undefined : decodeTaskError(row.lastError)
+      if (row?.status !== TaskStatus.Failed || row.name !== entry.name || row.attempt !== entry.attempt || JSON.stringify(stored) !== JSON.stringify(entry.error)) {
+        fail(m, `outcome names ${JSON.stringify(entry)} but the store holds ${JSON.stringify(row)} (R-FIN-8)`)
+      }
+    }
+    if (outcome.ok) {
+      // R-FIN-8: an ok outcome is true of the work: the root succeeded
+      // (Known src bug, see the it.fails test "R-FIN-8 R-REC-1 a root that failed before a tracker restart ..." in
+      // finalize.test.ts: a resumed tracker forgets that the root failed. Until it is fixed, a run that restarted
+      // after its root failed is left out of this one check; remove `rootFailedBeforeRestart` with the fix.)
+      if (rows.find((row) => row.id === "0")?.status !== TaskStatus.Succeeded && !m.rootFailedBeforeRestart) {
+        fail(m, "an ok outcome with a root that did not succeed (R-FIN-8)")
+      }
+      if (failed > 0 && !(m.kind === "mapReduce" && m.runReduceIfFail)) fail(m, `an ok outcome with ${failed} failed tasks (R-FIN-2, R-FIN-3)`)
+    }
+    // a successful outcome is the final task's result (mapReduce) or the counts with no failure (map)
+    if (m.kind === "map" && (outcome.ok || outcome.result.startsWith("total: "))) {
       const expected = `total: ${rows.length}, succeeded: ${succeeded}, failed: ${failed}`
-      if (outcome.result !== expected || outcome.ok !== (failed === 0)) fail(m, `map outcome ${outcome.result}, store says ${expected} (R-FIN-2)`)
-    } else if (outcome.ok) {
+      const named = failed === 0 ? outcome.result === expected : outcome.result.startsWith(`${expected}; ${failed} of ${rows.length} tasks failed, so the map failed; first errors: `)
+      if (!named || outcome.ok !== (failed === 0)) fail(m, `map outcome ${outcome.result}, store says ${expected} (R-FIN-2)`)
+    } else if (m.kind === "mapReduce" && outcome.ok) {
       const final = rows.find((row) => row.name === FINAL_NAME)
       if (final?.status !== TaskStatus.Succeeded || final.result !== outcome.result) {
         fail(m, `mapReduce succeeded with ${outcome.result} but the final task is ${JSON.stringify(final)} (R-FIN-3)`)
@@ -460,10 +576,7 @@ class JoinCmd implements Cmd {
   run(m: Model, r: Real): void {
     const worker = m.workers.get(m.remotes[this.index % m.remotes.length] as string)
     if (worker !== undefined) {
-      if (!worker.alive) {
-        worker.alive = true
-        worker.held.clear()
-      }
+      if (!worker.alive) reincarnate(m, r, worker)
       worker.slots = this.slots
       exec(m, r, [heartbeat(m, worker)])
     }
@@ -483,7 +596,12 @@ class HeartbeatCmd implements Cmd {
   run(m: Model, r: Real): void {
     const alive = workerOrder(m).filter((worker) => worker.alive)
     const worker = alive[this.pick % Math.max(1, alive.length)]
-    if (worker !== undefined) exec(m, r, [heartbeat(m, worker, this.forgetful)])
+    if (worker !== undefined) {
+      // The transport answers a send right when the worker takes it, so the answers of the batches it forgot
+      // now came before (not modelled): none of them may arrive later.
+      if (this.forgetful) for (const send of m.sends) if (send.workerId === worker.id) send.answered = true
+      exec(m, r, [heartbeat(m, worker, this.forgetful)])
+    }
     settle(m, r)
   }
   toString = () => `heartbeat(${this.pick}${this.forgetful ? ",idle-forgot" : ""})`
@@ -523,7 +641,7 @@ class AdvanceCmd implements Cmd {
   toString = () => `advance(${this.ms}${this.beat ? ",beat" : ""})`
 }
 
-type ReportKind = "received" | "running" | "succeed" | "fail" | "reorder-done" | "reorder-start"
+type ReportKind = "received" | "running" | "succeed" | "succeed-big" | "fail" | "reorder-done" | "reorder-start"
 
 /** Tasks the alive workers hold; a task blocked in `map` still has its progress reported, but cannot end or map. */
 const heldTasks = (m: Model, blocked = false): Array<{ worker: SimWorker; id: string; held: Held }> => {
@@ -535,16 +653,23 @@ const heldTasks = (m: Model, blocked = false): Array<{ worker: SimWorker; id: st
   return list
 }
 
-const report = (id: string, attempt: number, status: 3 | 4 | 5 | 6): StatusReport =>
+const report = (id: string, attempt: number, status: 3 | 4 | 5 | 6, big = false): StatusReport =>
   status === TaskStatus.Succeeded
-    ? { taskId: id, attempt, status, result: JSON.stringify(`r${id}-long-enough-to-cut`) }
+    ? { taskId: id, attempt, status, result: big ? BIG_RESULT : JSON.stringify(`r${id}`.slice(0, 16)) }
     : status === TaskStatus.Failed
-      ? { taskId: id, attempt, status, error: `boom ${id}` }
+      ? { taskId: id, attempt, status, error: attempt % 2 === 0 ? `boom ${id}` : { tag: "BoomError", message: `boom ${id}`, cause: { tag: "string", message: "deeper" } } }
       : { taskId: id, attempt, status }
 
-const sendReports = (m: Model, r: Real, workerId: string, reports: StatusReport[]): StepOutput => {
-  for (const entry of reports) m.log.push({ workerId, report: entry })
-  return exec(m, r, [{ _tag: "Reports", reply: m.nextReply++, batch: { instanceId: INSTANCE, workerId, reports } }])
+/** Reports from a worker, numbered as its next message; `n` given: a copy of an earlier message (a replay). */
+const sendReports = (m: Model, r: Real, workerId: string, reports: StatusReport[], n?: number): StepOutput => {
+  const worker = m.workers.get(workerId)
+  const number = n ?? (worker === undefined ? undefined : worker.nextMessage++)
+  for (const entry of reports) {
+    m.log.push({ workerId, report: entry, n: number ?? -1 })
+    if (entry.result === BIG_RESULT) m.bigResults.add(`${entry.taskId}@${entry.attempt}`)
+  }
+  const batch = { instanceId: INSTANCE, workerId, reports, ...(number === undefined || number < 0 ? {} : { n: number }) }
+  return exec(m, r, [{ _tag: "Reports", reply: m.nextReply++, batch }])
 }
 
 class ReportCmd implements Cmd {
@@ -568,8 +693,8 @@ class ReportCmd implements Cmd {
           ? [report(id, attempt, 3)]
           : this.kind === "running"
             ? [report(id, attempt, 4)]
-            : this.kind === "succeed"
-              ? [report(id, attempt, 6)]
+            : this.kind === "succeed" || this.kind === "succeed-big"
+              ? [report(id, attempt, 6, this.kind === "succeed-big")]
               : this.kind === "fail"
                 ? [report(id, attempt, 5)]
                 : this.kind === "reorder-done"
@@ -600,7 +725,8 @@ class ReplayCmd implements Cmd {
     if (entry !== undefined) {
       const ids = [m.localId, ...m.remotes]
       const workerId = this.other === 0 ? entry.workerId : (ids[(ids.indexOf(entry.workerId) + this.other) % ids.length] as string)
-      sendReports(m, r, workerId, [entry.report])
+      // a network copy carries the message number it had; from another worker it carries none
+      sendReports(m, r, workerId, [entry.report], this.other === 0 ? entry.n : -1)
     }
     settle(m, r)
   }
@@ -624,7 +750,7 @@ class UnknownReportCmd implements Cmd {
   toString = () => `unknownReport(${this.ghost ? "ghost" : "local"})`
 }
 
-type MapVariant = "A" | "B" | "ROOT" | "FINAL" | "big-text" | "big-bytes" | "empty"
+type MapVariant = "A" | "B" | "twice" | "gap" | "ROOT" | "FINAL" | "big-text" | "big-bytes" | "empty"
 
 class MapCmd implements Cmd {
   readonly pick: number
@@ -650,17 +776,38 @@ class MapCmd implements Cmd {
       if (this.variant === "big-bytes") bodies.push(new Uint8Array(MAX_BODY + 1))
       const name = this.variant === "B" ? "B" : this.variant === "ROOT" || this.variant === "FINAL" ? this.variant : "A"
       const attempt = Math.max(0, held.attempt + this.skew)
-      // reduce (the final task) may not map: its children would never reach it (R-FIN-3)
-      const valid = (this.variant === "A" || this.variant === "B" || this.variant === "empty") && attempt === held.attempt && held.name !== FINAL_NAME
-      const reply = m.nextReply++
+      // reduce (the final task) may not map: its children would never reach it (R-FIN-3); nor may a call from
+      // past the children it has, which would leave a gap (R-MAP-6)
+      const plain = this.variant === "A" || this.variant === "B" || this.variant === "twice" || this.variant === "empty"
+      const valid = plain && attempt === held.attempt && held.name !== FINAL_NAME
+      // the worker names the call's position among the attempt's items, as the runtime does (R-MAP-6)
+      const from = this.variant === "gap" ? held.mapped + 50 : held.mapped
       const blocks = valid && n > 0
-      m.maps.set(reply, { workerId: worker.id, taskId: id, attempt: blocks ? held.attempt : -1, from: held.mapped, n, valid })
+      const group = { answered: false }
+      const call = (): number => {
+        const reply = m.nextReply++
+        m.maps.set(reply, { workerId: worker.id, taskId: id, attempt: blocks ? held.attempt : -1, from, n, valid, group })
+        return reply
+      }
+      const event = (reply: number): MachineEvent => ({
+        _tag: "Map",
+        reply,
+        request: { instanceId: INSTANCE, workerId: worker.id, taskId: id, attempt, name, bodies, from }
+      })
+      const reply = call()
       if (blocks) held.mapping = true
-      const out = exec(m, r, [{ _tag: "Map", reply, request: { instanceId: INSTANCE, workerId: worker.id, taskId: id, attempt, name, bodies } }])
+      const out = exec(m, r, [event(reply)])
       const answer = out.replies.find((entry) => entry.id === reply)?.value
       if (answer === undefined) hit("map suspended")
       if (n === 0 && valid && answer !== undefined && "_tag" in answer && answer._tag === "Mapped" && answer.created !== 0) {
         fail(m, "an empty map call created tasks (R-MAP-3)")
+      }
+      if (this.variant === "gap" && answer !== undefined && answer._tag === "RejectedError" && answer.reason === "map-gap") hit("map gap refused")
+      if (this.variant === "twice" && blocks) {
+        // the answer was lost on the way (or is still to come): the worker sends the very same call again
+        if (answer !== undefined) held.mapping = true
+        exec(m, r, [event(call())])
+        hit(answer === undefined ? "map copy of a suspended call" : "map copy of an answered call")
       }
     }
     settle(m, r)
@@ -691,8 +838,10 @@ class PullCmd implements Cmd {
 
 class SendFailCmd implements Cmd {
   readonly pick: number
-  constructor(pick: number) {
+  readonly tooLarge: boolean
+  constructor(pick: number, tooLarge: boolean) {
     this.pick = pick
+    this.tooLarge = tooLarge
   }
   check = live
   run(m: Model, r: Real): void {
@@ -704,11 +853,37 @@ class SendFailCmd implements Cmd {
         const held = worker?.held.get(task.id)
         if (held !== undefined && held.attempt === task.attempt && held.status === TaskStatus.Dispatched) worker?.held.delete(task.id)
       }
-      exec(m, r, [{ _tag: "SendFailed", workerId: send.workerId, seq: send.seq }])
+      send.answered = true
+      exec(m, r, [{ _tag: "SendFailed", workerId: send.workerId, seq: send.seq, tooLarge: this.tooLarge, error: this.tooLarge ? "413" : "refused" }])
     }
     settle(m, r)
   }
-  toString = () => `sendFailed(${this.pick})`
+  toString = () => `sendFailed(${this.pick}${this.tooLarge ? ",too-large" : ""})`
+}
+
+/** The transport answers a send the worker took: its receipt (R-DISP-10); the tasks it still holds are Received. */
+class DeliveredCmd implements Cmd {
+  readonly pick: number
+  constructor(pick: number) {
+    this.pick = pick
+  }
+  check = live
+  run(m: Model, r: Real): void {
+    const open = m.sends.filter((send) => send.taken && !send.answered)
+    const send = open[open.length - 1 - (this.pick % Math.max(1, open.length))]
+    if (send !== undefined) {
+      send.answered = true
+      const worker = m.workers.get(send.workerId)
+      for (const task of send.tasks) {
+        const held = worker?.held.get(task.id)
+        if (held !== undefined && held.attempt === task.attempt) held.status = Math.max(held.status, TaskStatus.Received)
+      }
+      hit("delivered")
+      exec(m, r, [{ _tag: "Delivered", workerId: send.workerId, seq: send.seq }])
+    }
+    settle(m, r)
+  }
+  toString = () => `delivered(${this.pick})`
 }
 
 class KillCmd implements Cmd {
@@ -751,10 +926,12 @@ class RestartCmd implements Cmd {
   run(m: Model, r: Real): void {
     const stored = loadStored(m)
     hit("restart")
+    if (m.rows.get("0")?.status === TaskStatus.Failed) m.rootFailedBeforeRestart = true
     const remote = stored.live.filter((row) => row.worker !== null && row.worker !== m.localId && row.status >= TaskStatus.Dispatched)
     if (remote.length > 0) hit("restart with remote tasks in flight")
     if (remote.some((row) => row.childCount > 0)) hit(`restart with a remote mapper in flight, attempt ${remote.some((row) => row.childCount > 0 && row.attempt > 0) ? "> 0" : "0"}`)
     // the old process died with its local worker and with every map call waiting for an answer
+    const lastIncarnation = m.workers.get(m.localId)?.incarnation ?? 0
     m.workers.delete(m.localId)
     for (const call of m.maps.values()) {
       const held = m.workers.get(call.workerId)?.held.get(call.taskId)
@@ -764,7 +941,9 @@ class RestartCmd implements Cmd {
     m.sends = []
     m.restarts++
     if (!this.sameLocal) m.localId = `local${m.restarts}`
-    const local: SimWorker = { id: m.localId, slots: LOCAL_SLOTS, alive: true, held: new Map() }
+    const local = simWorker(m.localId, LOCAL_SLOTS, true)
+    // the local worker's process is new too
+    local.incarnation = lastIncarnation + 1
     m.workers.set(local.id, local)
     r.state = restoreInstance(stored, m.localId, m.now)
     m.lastWake = null
@@ -800,7 +979,7 @@ const commandArb: fc.Arbitrary<Cmd> = fc.oneof(
     arbitrary: fc
       .tuple(
         fc.nat(7),
-        fc.constantFrom<ReportKind>("received", "running", "succeed", "succeed", "succeed", "fail", "reorder-done", "reorder-start"),
+        fc.constantFrom<ReportKind>("received", "running", "succeed", "succeed", "succeed", "succeed-big", "fail", "reorder-done", "reorder-start"),
         fc.constantFrom(0, 0, 0, 0, 0, 0, -1, 1)
       )
       .map(([pick, kind, skew]) => new ReportCmd(pick, kind, skew))
@@ -813,12 +992,13 @@ const commandArb: fc.Arbitrary<Cmd> = fc.oneof(
       .tuple(
         fc.nat(7),
         fc.integer({ min: 1, max: 4 }),
-        fc.constantFrom<MapVariant>("A", "A", "A", "B", "B", "ROOT", "FINAL", "big-text", "big-bytes", "empty"),
+        fc.constantFrom<MapVariant>("A", "A", "A", "B", "B", "twice", "twice", "gap", "ROOT", "FINAL", "big-text", "big-bytes", "empty"),
         fc.constantFrom(0, 0, 0, 0, 0, -1, 1)
       )
       .map(([pick, n, variant, skew]) => new MapCmd(pick, n, variant, skew))
   },
-  { weight: 2, arbitrary: fc.nat(3).map((pick) => new SendFailCmd(pick)) },
+  { weight: 2, arbitrary: fc.tuple(fc.nat(3), fc.nat(3)).map(([pick, large]) => new SendFailCmd(pick, large === 0)) },
+  { weight: 5, arbitrary: fc.nat(3).map((pick) => new DeliveredCmd(pick)) },
   { weight: 6, arbitrary: fc.tuple(fc.nat(3), fc.integer({ min: 1, max: 3 })).map(([pick, size]) => new PullCmd(pick, size)) },
   {
     weight: 3,
@@ -889,6 +1069,10 @@ const setup = (job: Job) => (): { model: Model; real: Real } => {
     localId: "local",
     restarts: 0,
     kind: job.kind,
+    runReduceIfFail: job.runReduceIfFail,
+    rootFailedBeforeRestart: false,
+    unseenBug: false,
+    lateRows: new Set(),
     remotes,
     workers: new Map(),
     rows: new Map(),
@@ -899,6 +1083,7 @@ const setup = (job: Job) => (): { model: Model; real: Real } => {
     outcome: null,
     lastWake: null,
     log: [],
+    bigResults: new Set(),
     sends: [],
     maps: new Map(),
     answered: new Set(),
@@ -906,8 +1091,8 @@ const setup = (job: Job) => (): { model: Model; real: Real } => {
     maxInFlight: job.pull ? job.maxInFlight : null,
     nextReply: 1
   }
-  model.workers.set("local", { id: "local", slots: LOCAL_SLOTS, alive: true, held: new Map() })
-  for (const id of remotes) model.workers.set(id, { id, slots: 2, alive: false, held: new Map() })
+  model.workers.set("local", simWorker("local", LOCAL_SLOTS, true))
+  for (const id of remotes) model.workers.set(id, simWorker(id, 2, false))
   const real: Real = {
     state: createInstance(
       { instanceId: INSTANCE, job: "job", kind: job.kind, config, params: "{}", localWorkerId: "local", seed: job.seed },
@@ -937,10 +1122,7 @@ const drain = (m: Model, r: Real): void => {
   for (let round = 0; round < 40 && m.outcome === null; round++) {
     for (const id of m.remotes) {
       const worker = m.workers.get(id)
-      if (worker !== undefined && !worker.alive) {
-        worker.alive = true
-        worker.held.clear()
-      }
+      if (worker !== undefined && !worker.alive) reincarnate(m, r, worker)
     }
     for (const worker of workerOrder(m)) {
       const reports: StatusReport[] = []
@@ -968,6 +1150,7 @@ const drain = (m: Model, r: Real): void => {
     settle(m, r)
   }
   if (m.released) return
+  if (m.outcome === null && m.unseenBug) return hit("known bug: tasks of a restarted worker kept forever")
   if (m.outcome === null) fail(m, `the instance did not finish with every worker doing its work (R-FIN-1, R-REC-1)`)
   hit("drained")
   exec(m, r, [{ _tag: "OutcomeAcked" }])

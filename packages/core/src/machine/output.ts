@@ -1,6 +1,7 @@
 import type { InstanceRow, Outcome, Progress } from "../model/instance.ts"
 import type { DispatchedTask, StopMessage, TaskBatch } from "../model/messages.ts"
 import type { TaskRow, TaskUpdate } from "../model/task.ts"
+import { encodeTaskError } from "../model/task-error.ts"
 import type { LiveTask, Reply, StepOutput, WriteBatch } from "./state.ts"
 
 /*
@@ -35,14 +36,25 @@ export class Send {
 export class Batch implements TaskBatch {
   readonly instanceId: string
   readonly job: string
-  readonly params: string
+  // Declared, not defined: a batch without params has no params key at all (structured clone, schemas).
+  declare readonly params?: string
+  declare readonly maxResultBytes?: number
   readonly seq: number
   readonly context: TaskBatch["context"]
   readonly tasks: DispatchedTask[]
-  constructor(instanceId: string, job: string, params: string, seq: number, context: TaskBatch["context"], tasks: DispatchedTask[]) {
+  constructor(
+    instanceId: string,
+    job: string,
+    params: string | undefined,
+    maxResultBytes: number | undefined,
+    seq: number,
+    context: TaskBatch["context"],
+    tasks: DispatchedTask[]
+  ) {
     this.instanceId = instanceId
     this.job = job
-    this.params = params
+    if (params !== undefined) (this as { params?: string }).params = params
+    if (maxResultBytes !== undefined) (this as { maxResultBytes?: number }).maxResultBytes = maxResultBytes
     this.seq = seq
     this.context = context
     this.tasks = tasks
@@ -105,7 +117,7 @@ export class Update implements TaskUpdate {
     this.childCount = task.childCount
     this.dueAt = task.dueAt
     this.result = task.result
-    this.resultCut = task.resultCut
-    this.lastError = task.lastError
+    this.resultCut = false
+    this.lastError = task.lastError === null ? null : encodeTaskError(task.lastError)
   }
 }

@@ -107,7 +107,7 @@ describe("progress", () => {
     d.succeed(LOCAL, "0")
     d.succeed("A", "0.1")
     const out = d.step([d.reportsEvent(LOCAL, [{ taskId: "0.F", attempt: 0, status: TaskStatus.Succeeded, result: "9" }])], 1_000)
-    expect(out.outcome).toEqual({ ok: true, result: "9", finishedAt: 1_000 })
+    expect(out.outcome).toEqual({ ok: true, result: "9", finishedAt: 1_000, counts: { created: 3, succeeded: 3, failed: 0 }, errors: [] })
     expect(out.progress).toMatchObject({ at: 1_000, outcome: out.outcome })
     expect(out.progress!.byName["FINAL"]).toEqual({ total: 1, waiting: 0, dispatched: 0, running: 0, succeeded: 1, failed: 0 })
     expect(d.step([], 20_000).progress).toBeNull()

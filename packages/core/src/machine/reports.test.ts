@@ -172,4 +172,24 @@ describe("reports", () => {
     expect(out.write).toBeNull()
     expect(d.state.tasks.size).toBe(3)
   })
+
+  it("R-RETRY-5 a reported error keeps its tag, reason, message and causes; plain text becomes an Error with that message; the stored row holds its JSON", () => {
+    const d = withChildren(0)
+    const structured = {
+      tag: "ParseError",
+      message: "bad row 7",
+      cause: { tag: "SyntaxError", message: "Unexpected token", cause: { tag: "string", message: "deep" } }
+    }
+    d.report("A", [
+      { taskId: "0.1", attempt: 0, status: TaskStatus.Failed, error: structured },
+      { taskId: "0.2", attempt: 0, status: TaskStatus.Failed, error: "plain words" }
+    ])
+    expect(d.error("0.1")).toEqual(structured)
+    expect(JSON.parse(d.row("0.1").lastError!)).toEqual(structured)
+    expect(d.error("0.2")).toEqual({ tag: "Error", message: "plain words" })
+    // a Failed report with no error at all still names one
+    const e = withChildren(0)
+    e.report("A", [{ taskId: "0.1", attempt: 0, status: TaskStatus.Failed }])
+    expect(e.error("0.1")).toEqual({ tag: "Error", message: "failed" })
+  })
 })

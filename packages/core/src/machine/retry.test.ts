@@ -33,9 +33,9 @@ describe("retry", () => {
       attempt: 1,
       failures: 1,
       dueAt: 2_100,
-      lastError: "division by zero",
       result: null
     })
+    expect(d.error("0.1")).toEqual({ tag: "Error", message: "division by zero" })
     expect(d.last.sends).toEqual([])
     expect(d.last.wakeAt).toBe(2_100)
     d.heartbeat("A", {}, 2_099)
@@ -53,7 +53,8 @@ describe("retry", () => {
     expect(d.live("0.1")).toMatchObject({ failures: 1, attempt: 1, status: TaskStatus.Dispatched })
     d.fail("A", "0.1", "second")
     expect(d.state.tasks.has("0.1")).toBe(false)
-    expect(d.row("0.1")).toMatchObject({ status: TaskStatus.Failed, failures: 1, attempt: 1, lastError: "second", result: null })
+    expect(d.row("0.1")).toMatchObject({ status: TaskStatus.Failed, failures: 1, attempt: 1, result: null })
+    expect(d.error("0.1")).toEqual({ tag: "Error", message: "second" })
     expect(d.state.runs.get(0)!.failed).toBe(1)
   })
 
@@ -124,42 +125,58 @@ describe("retry", () => {
     expect(d.live("0.2")).toMatchObject({ attempt: 1, pinnedTo: "A" })
   })
 
-  it("R-RETRY-3 results longer than maxResultBytes are cut, on a character boundary, and marked as cut", () => {
-    const d = started({ maxResultBytes: 10 })
+  it("R-RETRY-3 a result longer than maxResultBytes fails that task alone with result-too-large, never cut, never retried", () => {
+    const d = started({ maxResultBytes: 10, taskRetries: 3 })
     d.heartbeat("A")
     d.map(LOCAL, "0", "child", Driver.items(4))
-    d.succeed("A", "0.1", `"${"x".repeat(20)}"`)
-    expect(d.row("0.1")).toMatchObject({ result: `"${"x".repeat(9)}`, resultCut: true })
-    d.succeed("A", "0.2", `"${"é".repeat(10)}"`)
-    // 1 + 4 × 2 = 9 bytes; a fifth é would make 11
-    expect(d.row("0.2")).toMatchObject({ result: `"éééé`, resultCut: true })
-    d.succeed("A", "0.3", '"short"')
-    expect(d.row("0.3")).toMatchObject({ result: '"short"', resultCut: false })
-    // bytes count, not characters: 7 characters, 12 bytes
-    d.succeed("A", "0.4", `"ééééé"`)
-    expect(d.row("0.4")).toMatchObject({ result: `"éééé`, resultCut: true })
+    // one report carries all four results; only the one too long fails
+    d.report(
+      "A",
+      [
+        { taskId: "0.1", attempt: 0, status: TaskStatus.Succeeded, result: `"${"x".repeat(20)}"` },
+        { taskId: "0.2", attempt: 0, status: TaskStatus.Succeeded, result: '"short"' },
+        // bytes count, not characters: 7 characters, 12 bytes
+        { taskId: "0.3", attempt: 0, status: TaskStatus.Succeeded, result: `"ééééé"` },
+        // exactly at the limit: 1 + 4 × 2 + 1 = 10 bytes
+        { taskId: "0.4", attempt: 0, status: TaskStatus.Succeeded, result: `"éééé"` }
+      ]
+    )
+    expect(d.row("0.1")).toMatchObject({ status: TaskStatus.Failed, result: null, resultCut: false, failures: 0, attempt: 0 })
+    expect(d.error("0.1")).toEqual({
+      tag: "TaskfoldError",
+      reason: "result-too-large",
+      message: "the result of task 0.1 is 22 bytes of UTF-8; maxResultBytes is 10"
+    })
+    expect(d.row("0.2")).toMatchObject({ status: TaskStatus.Succeeded, result: '"short"', resultCut: false, lastError: null })
+    expect(d.row("0.3")).toMatchObject({ status: TaskStatus.Failed, result: null })
+    expect(d.error("0.3")!.message).toContain("12 bytes")
+    expect(d.row("0.4")).toMatchObject({ status: TaskStatus.Succeeded, result: `"éééé"` })
+    expect(d.state.tasks.has("0.1")).toBe(false)
+    expect(d.state.runs.get(0)).toMatchObject({ succeeded: 2, failed: 2 })
   })
 
-  it("R-RETRY-3 the default maxResultBytes is 8 KiB", () => {
+  it("R-RETRY-3 the default maxResultBytes is 1 MiB of UTF-8", () => {
     const d = started()
+    expect(d.state.config.maxResultBytes).toBe(1024 * 1024)
     d.heartbeat("A")
     d.map(LOCAL, "0", "child", Driver.items(2))
-    d.succeed("A", "0.1", "1".repeat(8192))
-    expect(d.row("0.1")).toMatchObject({ resultCut: false })
-    expect(d.row("0.1").result).toHaveLength(8192)
-    d.succeed("A", "0.2", "1".repeat(8193))
-    expect(d.row("0.2")).toMatchObject({ resultCut: true })
-    expect(d.row("0.2").result).toHaveLength(8192)
+    d.succeed("A", "0.1", "1".repeat(1024 * 1024))
+    expect(d.row("0.1")).toMatchObject({ status: TaskStatus.Succeeded, resultCut: false })
+    expect(d.row("0.1").result).toHaveLength(1024 * 1024)
+    d.succeed("A", "0.2", "1".repeat(1024 * 1024 + 1))
+    expect(d.row("0.2")).toMatchObject({ status: TaskStatus.Failed, result: null })
+    expect(d.error("0.2")!.reason).toBe("result-too-large")
   })
 
-  it("R-RETRY-3 a map job keeps no sub-task results", () => {
-    const d = started({}, "map")
+  it("R-RETRY-3 a map job keeps no results at all, and checks no size", () => {
+    const d = started({ maxResultBytes: 4 }, "map")
     d.heartbeat("A")
     d.map(LOCAL, "0", "child", Driver.items(1))
-    d.succeed("A", "0.1", '"kept?"')
+    d.succeed("A", "0.1", '"kept? much longer than the limit"')
     expect(d.row("0.1")).toMatchObject({ status: TaskStatus.Succeeded, result: null, resultCut: false })
-    d.succeed(LOCAL, "0", '"root"')
-    expect(d.row("0").result).toBe('"root"')
+    d.succeed(LOCAL, "0", '"root, also longer than the limit"')
+    expect(d.row("0")).toMatchObject({ status: TaskStatus.Succeeded, result: null })
+    expect(d.last.outcome).toMatchObject({ ok: true, result: "total: 2, succeeded: 2, failed: 0" })
     const reduce = started({}, "mapReduce")
     reduce.heartbeat("A")
     reduce.map(LOCAL, "0", "child", Driver.items(1))
@@ -172,7 +189,7 @@ describe("retry", () => {
     d.heartbeat("A")
     d.map(LOCAL, "0", "child", Driver.items(2))
     const out = d.step([{ _tag: "StoreFailed", cause: "disk full" }], 50)
-    expect(out.outcome).toEqual({ ok: false, result: "storage failure: disk full", finishedAt: 50 })
+    expect(out.outcome).toMatchObject({ ok: false, result: "storage failure: disk full", finishedAt: 50, counts: { created: 3, succeeded: 0 } })
     expect(out.write!.instance.outcome).toEqual(out.outcome)
     expect(out.stops.map((stop) => [stop.workerId, stop.message.taskIds, stop.message.reason])).toEqual([
       [LOCAL, null, "storage failure"],
@@ -183,6 +200,6 @@ describe("retry", () => {
     expect(d.last.sends).toEqual([])
     const again = d.step([{ _tag: "StoreFailed", cause: "other" }], 60)
     expect(again.outcome).toBeNull()
-    expect(d.state.outcome).toEqual({ ok: false, result: "storage failure: disk full", finishedAt: 50 })
+    expect(d.state.outcome).toEqual(out.outcome)
   })
 })

@@ -1,6 +1,7 @@
 import { RejectedError } from "../model/errors.ts"
 import { TaskKind, TaskStatus } from "../model/status.ts"
-import { nextRandom, utf8Length } from "./collections.ts"
+import type { TaskError } from "../model/task-error.ts"
+import { nextRandom } from "./collections.ts"
 import { findTask } from "./blocks.ts"
 import { finish, requeue } from "./tasks.ts"
 import type { LiveTask, MachineState } from "./state.ts"
@@ -15,28 +16,18 @@ export const backoffDelay = (state: MachineState, failures: number): number => {
   return Math.round(full * (1 - backoff.jitter * random))
 }
 
-/** A failed attempt: retried while failures < taskRetries, else terminal (R-RETRY-1, R-RETRY-2). */
-export const failAttempt = (state: MachineState, task: LiveTask, error: string, now: number): void => {
+/** A result the worker found too large would be too large again: that failure is not retried (R-RETRY-3). */
+const isFinal = (error: TaskError): boolean => error.tag === "TaskfoldError" && error.reason === "result-too-large"
+
+/** A failed attempt: retried while failures < taskRetries, else terminal (R-RETRY-1, R-RETRY-2, R-RETRY-3). */
+export const failAttempt = (state: MachineState, task: LiveTask, error: TaskError, now: number): void => {
   task.lastError = error
-  if (task.failures < state.config.taskRetries) {
+  if (task.failures < state.config.taskRetries && !isFinal(error)) {
     task.failures++
     requeue(state, task, now, now + backoffDelay(state, task.failures))
   } else {
-    finish(state, task, false, null, false, error)
+    finish(state, task, false, null, error)
   }
-}
-
-/** Cuts a result to maxResultBytes on a character boundary (R-RETRY-3); a result that fits is returned as it is. */
-export const cutResult = (text: string, maxBytes: number): string => {
-  if (text.length * 3 <= maxBytes || utf8Length(text) <= maxBytes) return text
-  let low = 0
-  let high = Math.min(text.length, maxBytes)
-  while (low < high) {
-    const mid = (low + high + 1) >> 1
-    if (utf8Length(text.slice(0, mid)) <= maxBytes) low = mid
-    else high = mid - 1
-  }
-  return text.slice(0, low)
 }
 
 /** A task that may still run: same attempt, placed on that worker (used by map and context calls). */

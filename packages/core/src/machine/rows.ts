@@ -1,5 +1,6 @@
 import { TaskKind, TaskStatus } from "../model/status.ts"
 import type { TaskRow } from "../model/task.ts"
+import { encodeTaskError } from "../model/task-error.ts"
 import type { ChildBlock } from "./blocks.ts"
 import type { LiveTask } from "./state.ts"
 
@@ -19,8 +20,8 @@ export const toRow = (task: LiveTask): TaskRow => ({
   childCount: task.childCount,
   dueAt: task.dueAt,
   result: task.result,
-  resultCut: task.resultCut,
-  lastError: task.lastError
+  resultCut: false,
+  lastError: task.lastError === null ? null : encodeTaskError(task.lastError)
 })
 
 /** The rows of a block's children, in seq order: the ones made live as they stand, the others Waiting. */

@@ -1,9 +1,10 @@
 import type { JobConfig } from "../model/config.ts"
 import type { RejectedError } from "../model/errors.ts"
-import type { InstanceRow, JobKind, NameProgress, Outcome, Progress, RunRecord } from "../model/instance.ts"
-import type { ContextAppend, Heartbeat, MapRequest, PullRequest, ReportBatch, StopMessage, TaskBatch } from "../model/messages.ts"
+import type { FailedTask, InstanceRow, JobKind, NameProgress, Outcome, Progress, RunRecord } from "../model/instance.ts"
+import type { ContextAppend, Heartbeat, HeartbeatReply, MapRequest, PullRequest, ReportBatch, StopMessage, TaskBatch } from "../model/messages.ts"
 import { TaskStatus, type TaskKind } from "../model/status.ts"
 import type { TaskBody, TaskRow, TaskUpdate } from "../model/task.ts"
+import type { TaskError } from "../model/task-error.ts"
 import type { ChildBlock } from "./blocks.ts"
 import { ChurningMap, Fifo, MinHeap } from "./collections.ts"
 
@@ -23,8 +24,7 @@ interface RareFields {
   /** Children mapped by the current attempt; restarts at 0 with each attempt (R-MAP-2). */
   mapCursor: number
   dueAt: number | null
-  lastError: string | null
-  resultCut: boolean
+  lastError: TaskError | null
 }
 
 /** A task that is not terminal yet, or became terminal in the step being built. */
@@ -42,6 +42,8 @@ export class LiveTask {
   result: string | null = null
   /** The batch it was last sent in, while unacknowledged. */
   batch: SentBatch | undefined = undefined
+  /** Seq of the batch it was last sent in: an idle heartbeat judges only tasks its worker had seen (R-WORK-3). */
+  sentSeq = -1
   queued = false
   /** 0: clean; 1: changed; 2: its row is inserted in this step's write. */
   dirty: 0 | 1 | 2 = 0
@@ -69,8 +71,7 @@ export class LiveTask {
       childCount: 0,
       mapCursor: 0,
       dueAt: null,
-      lastError: null,
-      resultCut: false
+      lastError: null
     }
     return this.rare
   }
@@ -112,17 +113,11 @@ export class LiveTask {
   set dueAt(value: number | null) {
     if (value !== null || this.rare !== undefined) this.rareFields().dueAt = value
   }
-  get lastError(): string | null {
+  get lastError(): TaskError | null {
     return this.rare?.lastError ?? null
   }
-  set lastError(value: string | null) {
+  set lastError(value: TaskError | null) {
     if (value !== null || this.rare !== undefined) this.rareFields().lastError = value
-  }
-  get resultCut(): boolean {
-    return this.rare?.resultCut ?? false
-  }
-  set resultCut(value: boolean) {
-    if (value || this.rare !== undefined) this.rareFields().resultCut = value
   }
 }
 
@@ -141,7 +136,18 @@ export interface WorkerState {
   running: number
   succeeded: number
   failed: number
-  nextSeq: number
+  /** The run of the worker's process its heartbeats name; a new one lost the old one's tasks. */
+  incarnation: string | undefined
+  /** Incarnations seen before: their late messages change nothing. */
+  retired: string[]
+  /** Highest message number seen from the worker (reports and heartbeats), -1 for none. */
+  lastMessage: number
+  /** The worker has taken a batch carrying the instance's params; later batches leave them out. */
+  paramsSent: boolean
+  /** Tasks per batch this worker takes; halved when a batch was too large for it (R-DISP-10). */
+  batchLimit: number
+  /** Batches whose send was answered but that no heartbeat has shown as seen yet, oldest first. */
+  unseen: Array<{ readonly seq: number; readonly at: number }>
 }
 
 /** Tasks sent together; kept until acknowledged or timed out (R-DISP-8). */
@@ -149,6 +155,8 @@ export interface SentBatch {
   readonly worker: WorkerState
   readonly seq: number
   readonly at: number
+  /** The batch carried the instance's params. */
+  readonly withParams: boolean
   tasks: LiveTask[]
   pending: number
 }
@@ -166,6 +174,8 @@ export interface RunState {
   live: number
   pendingMaps: number
   finalCreated: boolean
+  /** The first tasks that failed for good (up to maxReportedErrors), for the outcome (R-FIN-8). */
+  errors: FailedTask[]
   rootOutcome: { ok: boolean; text: string } | undefined
   finalOutcome: { ok: boolean; text: string } | undefined
   done: boolean
@@ -173,7 +183,8 @@ export interface RunState {
 
 export interface PendingMap {
   readonly request: MapRequest
-  readonly reply: number
+  /** Every caller waiting for this call: a repeated call joins the one already waiting (R-MAP-6). */
+  readonly replies: number[]
   readonly run: RunState
 }
 
@@ -184,7 +195,15 @@ export type MachineEvent =
   | { readonly _tag: "Pull"; readonly request: PullRequest; readonly reply: number }
   | { readonly _tag: "Context"; readonly request: ContextAppend; readonly reply: number }
   | { readonly _tag: "Kill"; readonly taskId: string | null; readonly reason: string; readonly reply: number }
-  | { readonly _tag: "SendFailed"; readonly workerId: string; readonly seq: number }
+  | { readonly _tag: "Delivered"; readonly workerId: string; readonly seq: number }
+  | {
+      readonly _tag: "SendFailed"
+      readonly workerId: string
+      readonly seq: number
+      /** The receiver refused the message for its size: it is split, not counted (R-DISP-10). */
+      readonly tooLarge: boolean
+      readonly error: string
+    }
   | { readonly _tag: "StoreFailed"; readonly cause: string }
   | { readonly _tag: "OutcomeAcked" }
   | { readonly _tag: "Tick" }
@@ -201,6 +220,7 @@ export type ReplyValue =
   | { readonly _tag: "Mapped"; readonly created: number }
   | { readonly _tag: "Reports"; readonly reply: ReportsReply }
   | { readonly _tag: "Ack" }
+  | { readonly _tag: "Heartbeat"; readonly reply: HeartbeatReply }
   | { readonly _tag: "Pulled"; readonly batch: TaskBatch | null }
   | { readonly _tag: "Context"; readonly accepted: boolean }
 
@@ -243,6 +263,12 @@ export interface MachineState {
   seed: number
   nextSeq: number
   nextRun: number
+  /** Seq of the next batch sent, to any worker; stored, so it keeps rising across restarts. */
+  nextBatch: number
+  /** Unacknowledged batches by seq, for their send's answer. */
+  readonly batchesBySeq: Map<number, SentBatch>
+  /** Set on resume when the stored rows do not match the stored counters: the instance fails with it (R-FIN-4). */
+  restoreProblem: string | null
   context: Record<string, unknown>
   contextBytes: number
   /** Live tasks by id, except waiting children still in their blocks; a task leaves when it becomes terminal. */

@@ -2,8 +2,8 @@ import { RejectedError } from "../model/errors.ts"
 import type { InstanceRow } from "../model/instance.ts"
 import { TaskStatus } from "../model/status.ts"
 import type { TaskRow, TaskUpdate } from "../model/task.ts"
-import { dispatch, expireBatches, nextBatchExpiry, nextToken, pull, sendFailed } from "./dispatch.ts"
-import { checkRuns, checkTimeouts, kill, nextTimeout, outcomeAcknowledged, storageFailed } from "./finalize.ts"
+import { delivered, dispatch, expireBatches, nextBatchExpiry, nextToken, pull, sendFailed } from "./dispatch.ts"
+import { checkRestored, checkRuns, checkTimeouts, kill, nextTimeout, outcomeAcknowledged, storageFailed } from "./finalize.ts"
 import { triggerRuns } from "./frequent.ts"
 import { admitPendingMaps, applyMap } from "./mapping.ts"
 import { appendContext, pushProgress } from "./progress.ts"
@@ -19,12 +19,12 @@ const handle = (state: MachineState, event: MachineEvent, now: number): void => 
   const replies = state.out.replies
   switch (event._tag) {
     case "Map":
-      return applyMap(state, event.request, event.reply, now)
+      return applyMap(state, event.request, [event.reply], now)
     case "Reports":
       replies.push({ id: event.reply, value: { _tag: "Reports", reply: applyReports(state, event.batch, now) } })
       return
     case "Heartbeat":
-      replies.push({ id: event.reply, value: applyHeartbeat(state, event.heartbeat, now) ?? { _tag: "Ack" } })
+      replies.push({ id: event.reply, value: applyHeartbeat(state, event.heartbeat, now) })
       return
     case "Pull": {
       const batch = pull(state, event.request, now)
@@ -39,8 +39,10 @@ const handle = (state: MachineState, event: MachineEvent, now: number): void => 
     case "Kill":
       replies.push({ id: event.reply, value: kill(state, event.taskId, event.reason, now) ?? { _tag: "Ack" } })
       return
+    case "Delivered":
+      return delivered(state, event.workerId, event.seq, now)
     case "SendFailed":
-      return sendFailed(state, event.workerId, event.seq, now)
+      return sendFailed(state, event.workerId, event.seq, event.tooLarge, event.error, now)
     case "StoreFailed":
       return storageFailed(state, event.cause, now)
     case "OutcomeAcked":
@@ -69,6 +71,7 @@ export const instanceRow = (state: MachineState): InstanceRow => ({
   seed: state.seed,
   nextSeq: state.nextSeq,
   nextRun: state.nextRun,
+  nextBatch: state.nextBatch,
   nextTriggerAt: state.nextTriggerAt,
   context: state.context as InstanceRow["context"],
   runs: [...state.runs.values()].map((run) => ({
@@ -77,7 +80,8 @@ export const instanceRow = (state: MachineState): InstanceRow => ({
     created: run.created,
     succeeded: run.succeeded,
     failed: run.failed,
-    finalCreated: run.finalCreated
+    finalCreated: run.finalCreated,
+    errors: [...run.errors]
   })),
   history: [...state.history],
   outcome: state.outcome,
@@ -118,6 +122,7 @@ const earliest = (times: Array<number | null | undefined>): number | null => {
 export const step = (state: MachineState, events: ReadonlyArray<MachineEvent>, now: number): StepOutput => {
   state.out = new Output()
   if (state.released) return state.out
+  checkRestored(state, now)
   for (const event of events) handle(state, event, now)
   expireBatches(state, now)
   checkLiveness(state, now)

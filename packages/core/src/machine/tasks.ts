@@ -1,5 +1,6 @@
 import { TaskKind, TaskStatus } from "../model/status.ts"
 import type { TaskBody } from "../model/task.ts"
+import { describeError, type TaskError } from "../model/task-error.ts"
 import { Fifo } from "./collections.ts"
 import { LiveTask, type MachineState, type NameCounter, type RunState, type WorkerState } from "./state.ts"
 
@@ -130,16 +131,19 @@ export const tasksOn = (state: MachineState, worker: WorkerState): LiveTask[] =>
 }
 
 /** The task left Dispatched: its batch no longer waits for it. */
-export const acknowledge = (task: LiveTask): void => {
+export const acknowledge = (state: MachineState, task: LiveTask): void => {
   const batch = task.batch
   if (batch === undefined) return
   task.batch = undefined
-  if (--batch.pending === 0) batch.tasks = []
+  if (--batch.pending === 0) {
+    batch.tasks = []
+    state.batchesBySeq.delete(batch.seq)
+  }
 }
 
 /** Back to Waiting with a new attempt (redelivery, failover, retry); pinned tasks keep their worker. */
 export const requeue = (state: MachineState, task: LiveTask, now: number, dueAt: number | null): void => {
-  acknowledge(task)
+  acknowledge(state, task)
   release(task)
   task.worker = undefined
   task.attempt++
@@ -151,17 +155,9 @@ export const requeue = (state: MachineState, task: LiveTask, now: number, dueAt:
 }
 
 /** Makes a task terminal: counted once, out of memory after this step's write (R-REC-2). */
-export const finish = (
-  state: MachineState,
-  task: LiveTask,
-  ok: boolean,
-  result: string | null,
-  resultCut: boolean,
-  error: string | null
-): void => {
-  acknowledge(task)
+export const finish = (state: MachineState, task: LiveTask, ok: boolean, result: string | null, error: TaskError | null): void => {
+  acknowledge(state, task)
   task.result = result
-  task.resultCut = resultCut
   if (error !== null) task.lastError = error
   task.queued = false
   setStatus(state, task, ok ? TaskStatus.Succeeded : TaskStatus.Failed)
@@ -174,8 +170,16 @@ export const finish = (
   state.tasks.delete(task.id)
   const run = task.run
   if (ok) run.succeeded++
-  else run.failed++
+  else {
+    run.failed++
+    // The first failures are named by the outcome (R-FIN-8).
+    const lastError = task.lastError ?? { tag: "Error", message: "failed" }
+    if (run.errors.length < state.config.maxReportedErrors) {
+      run.errors.push({ taskId: task.id, name: task.name, attempt: task.attempt, error: lastError })
+    }
+  }
   run.live--
-  if (task.kind === TaskKind.Root) run.rootOutcome = { ok, text: ok ? (result ?? "null") : (error ?? "failed") }
-  if (task.kind === TaskKind.Final) run.finalOutcome = { ok, text: ok ? (result ?? "null") : (error ?? "failed") }
+  const text = ok ? (result ?? "null") : describeError(task.lastError ?? { tag: "Error", message: "failed" })
+  if (task.kind === TaskKind.Root) run.rootOutcome = { ok, text }
+  if (task.kind === TaskKind.Final) run.finalOutcome = { ok, text }
 }

@@ -9,6 +9,7 @@ import type { JobKind, Progress } from "../model/instance.ts"
 import type { DispatchedTask, StatusReport } from "../model/messages.ts"
 import { TaskStatus } from "../model/status.ts"
 import type { TaskBody, TaskRow } from "../model/task.ts"
+import { decodeTaskError, type TaskError } from "../model/task-error.ts"
 import { findTask } from "./blocks.ts"
 import { createInstance, restoreInstance, type StoredInstance } from "./instance.ts"
 import type { LiveTask, MachineEvent, MachineState, ReplyValue, ReportsReply, StepOutput, WorkerState } from "./state.ts"
@@ -31,6 +32,14 @@ export interface JoinOptions {
   readonly freeSlots?: number
   readonly queueLength?: number
   readonly idle?: boolean
+  /** The worker process's incarnation (R-WORK-2: a new one loses the old one's tasks). */
+  readonly incarnation?: string
+  /** Highest batch seq the worker had taken (R-WORK-3). */
+  readonly seen?: number
+  /** The lowest batch seq this incarnation took (R-WORK-2). */
+  readonly firstSeen?: number
+  /** The worker's message number (R-WORK-3). */
+  readonly n?: number
 }
 
 export const config = (overrides: Partial<JobConfig> = {}): JobConfig => resolveConfigSync(overrides)
@@ -108,7 +117,11 @@ export class Driver {
         slots,
         freeSlots: options.freeSlots ?? slots,
         queueLength: options.queueLength ?? 0,
-        idle: options.idle ?? false
+        idle: options.idle ?? false,
+        ...(options.incarnation === undefined ? {} : { incarnation: options.incarnation }),
+        ...(options.seen === undefined ? {} : { seen: options.seen }),
+        ...(options.firstSeen === undefined ? {} : { firstSeen: options.firstSeen }),
+        ...(options.n === undefined ? {} : { n: options.n })
       }
     }
   }
@@ -123,8 +136,8 @@ export class Driver {
     return this.live(taskId).attempt
   }
 
-  reportsEvent(workerId: string, reports: ReadonlyArray<StatusReport>): MachineEvent & { _tag: "Reports" } {
-    return { _tag: "Reports", reply: this.replyId(), batch: { instanceId: INSTANCE, workerId, reports } }
+  reportsEvent(workerId: string, reports: ReadonlyArray<StatusReport>, n?: number): MachineEvent & { _tag: "Reports" } {
+    return { _tag: "Reports", reply: this.replyId(), batch: { instanceId: INSTANCE, workerId, reports, ...(n === undefined ? {} : { n }) } }
   }
 
   /** Sends reports and returns the machine's answer to them. */
@@ -169,6 +182,22 @@ export class Driver {
     return Array.from({ length: n }, (_, i) => JSON.stringify(i))
   }
 
+  /** The transport answered the send of batch `seq`: the worker took it (R-DISP-10). */
+  delivered(workerId: string, seq: number, at?: number): StepOutput {
+    return this.step([{ _tag: "Delivered", workerId, seq }], at)
+  }
+
+  /** The send of batch `seq` failed (R-DISP-7, R-DISP-10). */
+  sendFailed(workerId: string, seq: number, tooLarge = false, error = "refused", at?: number): StepOutput {
+    return this.step([{ _tag: "SendFailed", workerId, seq, tooLarge, error }], at)
+  }
+
+  /** The stored error of a task, decoded (R-RETRY-5); null if it has none. */
+  error(taskId: string): TaskError | null {
+    const text = this.row(taskId).lastError
+    return text === null ? null : decodeTaskError(text)
+  }
+
   live(taskId: string): LiveTask {
     const task = findTask(this.state, taskId)
     if (task === undefined) throw new Error(`task ${taskId} is not live`)
@@ -206,6 +235,10 @@ export const sentTo = (out: StepOutput): Record<string, string[]> => {
   for (const send of out.sends) (result[send.workerId] ??= []).push(...send.batch.tasks.map((task) => task.id))
   return result
 }
+
+/** The batches sent in a step, per worker: [workerId, seq, task ids]. */
+export const sentBatches = (out: StepOutput): Array<[string, number, string[]]> =>
+  out.sends.map((send) => [send.workerId, send.batch.seq, send.batch.tasks.map((task) => task.id)])
 
 export const sentTasks = (out: StepOutput): DispatchedTask[] => out.sends.flatMap((send) => send.batch.tasks)
 

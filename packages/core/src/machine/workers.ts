@@ -1,9 +1,35 @@
 import { RejectedError } from "../model/errors.ts"
 import type { Heartbeat } from "../model/messages.ts"
 import { TaskKind, TaskStatus } from "../model/status.ts"
+import { taskfoldError } from "../model/task-error.ts"
 import { abortRun } from "./finalize.ts"
-import type { LiveTask, MachineState, WorkerState } from "./state.ts"
+import type { LiveTask, MachineState, ReplyValue, WorkerState } from "./state.ts"
 import { finish, requeue, tasksOn } from "./tasks.ts"
+import { redeliver } from "./dispatch.ts"
+
+/** Incarnations of one worker remembered as retired. */
+const RETIRED_KEPT = 8
+
+export const newWorker = (state: MachineState, id: string, now: number): WorkerState => ({
+  id,
+  isLocal: id === state.localWorkerId,
+  slots: 0,
+  freeSlots: 0,
+  queueLength: 0,
+  lastSeen: now,
+  available: true,
+  lost: false,
+  held: 0,
+  running: 0,
+  succeeded: 0,
+  failed: 0,
+  incarnation: undefined,
+  retired: [],
+  lastMessage: -1,
+  paramsSent: false,
+  batchLimit: state.config.dispatchBatchSize,
+  unseen: []
+})
 
 /** Any message from a worker shows it is alive. */
 export const touchWorker = (state: MachineState, workerId: string, now: number): WorkerState | undefined => {
@@ -12,14 +38,51 @@ export const touchWorker = (state: MachineState, workerId: string, now: number):
   return worker
 }
 
+/** Records a worker's message number; false if a later message of the worker came first. */
+export const noteMessage = (worker: WorkerState, n: number): boolean => {
+  if (n <= worker.lastMessage) return false
+  worker.lastMessage = n
+  return true
+}
+
 const aliveCount = (state: MachineState): number => {
   let alive = 0
   for (const worker of state.workerList) if (!worker.lost) alive++
   return alive
 }
 
-/** Registers, refreshes or re-admits a worker (R-WORK-1, R-WORK-5) and reaps the tasks an idle worker forgot (R-WORK-3). */
-export const applyHeartbeat = (state: MachineState, heartbeat: Heartbeat, now: number): RejectedError | undefined => {
+/**
+ * A heartbeat naming a new incarnation: the worker's process restarted, and what the tracker had placed on
+ * the old one is gone (R-WORK-2). False if the heartbeat comes from a retired incarnation (a late message).
+ */
+const adoptIncarnation = (state: MachineState, worker: WorkerState, heartbeat: Heartbeat, now: number): boolean => {
+  const incarnation = heartbeat.incarnation
+  if (incarnation === undefined || incarnation === worker.incarnation) return true
+  if (worker.retired.includes(incarnation)) return false
+  const old = worker.incarnation
+  worker.incarnation = incarnation
+  worker.lastMessage = -1
+  worker.paramsSent = false
+  worker.unseen = []
+  if (old === undefined) return true
+  worker.retired.push(old)
+  if (worker.retired.length > RETIRED_KEPT) worker.retired.shift()
+  // What the old incarnation had taken is gone; what the new one took (from firstSeen on) is not. Batches
+  // still on their way are left to their send's answer.
+  const first = heartbeat.firstSeen ?? -1
+  for (const task of tasksOn(state, worker)) {
+    if (task.status !== TaskStatus.Received && task.status !== TaskStatus.Running) continue
+    if (first < 0 || task.sentSeq < first) taskLost(state, task, "worker restarted", now)
+  }
+  return true
+}
+
+/**
+ * Registers, refreshes or re-admits a worker (R-WORK-1, R-WORK-5) and reaps the tasks an idle worker forgot
+ * (R-WORK-3): only tasks sent in batches the worker had seen when it wrote the heartbeat, and only if no later
+ * message of the worker arrived first.
+ */
+export const applyHeartbeat = (state: MachineState, heartbeat: Heartbeat, now: number): ReplyValue | RejectedError => {
   let worker = state.workers.get(heartbeat.workerId)
   if (worker === undefined || worker.lost) {
     const limit = state.config.maxWorkers
@@ -27,58 +90,57 @@ export const applyHeartbeat = (state: MachineState, heartbeat: Heartbeat, now: n
       return new RejectedError({ reason: "worker-limit", message: `instance ${state.instanceId} already has ${limit} workers` })
     }
   }
+  const reply: ReplyValue = { _tag: "Heartbeat", reply: { dispatchMode: state.config.dispatchMode } }
   if (worker === undefined) {
-    worker = {
-      id: heartbeat.workerId,
-      isLocal: heartbeat.workerId === state.localWorkerId,
-      slots: 0,
-      freeSlots: 0,
-      queueLength: 0,
-      lastSeen: now,
-      available: true,
-      lost: false,
-      held: 0,
-      running: 0,
-      succeeded: 0,
-      failed: 0,
-      nextSeq: 0
-    }
+    worker = newWorker(state, heartbeat.workerId, now)
     state.workers.set(worker.id, worker)
     state.workerList.push(worker)
   }
+  if (!adoptIncarnation(state, worker, heartbeat, now)) return reply
   worker.lost = false
   worker.available = true
+  worker.lastSeen = now
+  // An older heartbeat than a message already taken tells nothing new about the worker's slots or tasks.
+  if (heartbeat.n !== undefined && !noteMessage(worker, heartbeat.n)) return reply
   worker.slots = heartbeat.slots
   worker.freeSlots = heartbeat.freeSlots
   worker.queueLength = heartbeat.queueLength
-  worker.lastSeen = now
+  const seen = heartbeat.seen ?? Number.POSITIVE_INFINITY
+  while (worker.unseen.length > 0 && (worker.unseen[0] as { seq: number }).seq <= seen) worker.unseen.shift()
   if (heartbeat.idle && worker.running > 0) {
+    // Batches the transport delivered but the idle worker never took (lost between the two): redelivered, counted.
+    const never = new Set<number>()
+    while (worker.unseen.length > 0 && (worker.unseen[0] as { at: number }).at + state.config.ackTimeout <= now) never.add(worker.unseen.shift()!.seq)
     for (const task of tasksOn(state, worker)) {
-      if (task.status === TaskStatus.Received || task.status === TaskStatus.Running) taskLost(state, task, "worker lost its task", now)
+      if (task.status !== TaskStatus.Received && task.status !== TaskStatus.Running) continue
+      if (task.sentSeq <= seen) taskLost(state, task, "worker lost its task", now)
+      else if (never.has(task.sentSeq)) redeliver(state, task, `worker ${worker.id} never took batch ${task.sentSeq}`, now)
     }
   }
-  return undefined
+  return reply
 }
 
 /** A non-terminal task whose worker is gone or forgot it (R-WORK-2). */
 export const taskLost = (state: MachineState, task: LiveTask, reason: string, now: number): void => {
+  const error = taskfoldError("worker-lost", `${reason}: ${task.worker?.id ?? task.pinnedTo ?? "its worker"}`)
   switch (task.kind) {
     case TaskKind.Root:
     case TaskKind.Final:
-      abortRun(state, task.run, reason, `${reason}: ${task.name} task ${task.id} cannot run`, now)
+      abortRun(state, task.run, error, `${reason}: ${task.name} task ${task.id} cannot run`, now)
       return
     case TaskKind.Broadcast:
-      finish(state, task, false, null, false, reason)
+      finish(state, task, false, null, error)
       return
     case TaskKind.Sub:
       if (state.config.failover && state.config.frequent === null) requeue(state, task, now, null)
-      else finish(state, task, false, null, false, reason)
+      else finish(state, task, false, null, error)
   }
 }
 
 export const loseWorker = (state: MachineState, worker: WorkerState, now: number): void => {
   worker.lost = true
   worker.available = false
+  worker.paramsSent = false
   for (const task of tasksOn(state, worker)) taskLost(state, task, "worker lost", now)
   const pinned = state.pinned.get(worker.id)
   if (pinned !== undefined) {

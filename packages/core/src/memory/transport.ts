@@ -3,9 +3,20 @@ import { TransportError } from "../model/errors.ts"
 import type { Outcome } from "../model/instance.ts"
 import type { TransportShape } from "../ports/transport.ts"
 import type { Tracker } from "../tracker/tracker.ts"
-import type { TrackerLink, WorkerHandle } from "../worker/runtime.ts"
+import { toTaskError } from "../model/task-error.ts"
+import type { LinkError, TrackerLink, WorkerHandle } from "../worker/runtime.ts"
 
 const unreachable = (what: string) => new TransportError({ reason: "unreachable", message: `${what} is not reachable` })
+
+/** A worker's link to a tracker in the same process, found by `lookup` at every call (it may come and go). */
+export const directLink = (lookup: Effect.Effect<Tracker, LinkError>): TrackerLink => ({
+  report: (batch) => Effect.flatMap(lookup, (found) => found.report(batch)),
+  map: (request) => Effect.flatMap(lookup, (found) => found.map(request)),
+  heartbeat: (heartbeat) => Effect.flatMap(lookup, (found) => found.heartbeat(heartbeat)),
+  appendContext: (request) => Effect.flatMap(lookup, (found) => found.appendContext(request)),
+  readResults: (run, afterSeq, limit) => Effect.flatMap(lookup, (found) => found.readResults(run, afterSeq, limit)),
+  pull: (request) => Effect.flatMap(lookup, (found) => found.pull(request))
+})
 
 /**
  * Trackers and workers in one process, talking by direct calls. Removing a worker makes it unreachable,
@@ -26,8 +37,8 @@ export const makeMemoryNetwork = () => {
       Effect.suspend(() => {
         const worker = workers.get(workerId)
         if (worker === undefined) return Effect.fail(unreachable(`worker ${workerId}`))
-        worker.deliver(batch)
-        return Effect.void
+        const refused = worker.deliver(batch)
+        return refused === undefined ? Effect.void : Effect.fail(new TransportError({ reason: "rejected", message: refused.message }))
       }),
     stop: (workerId, message) =>
       Effect.suspend(() => {
@@ -40,18 +51,16 @@ export const makeMemoryNetwork = () => {
       Effect.suspend(() => {
         const owner = owners.get(instanceId)
         if (owner === undefined) return Effect.fail(unreachable(`the owner of ${instanceId}`))
-        owner(outcome)
+        try {
+          owner(outcome)
+        } catch (error) {
+          return Effect.fail(new TransportError({ reason: "rejected", message: `the owner of ${instanceId} threw: ${toTaskError(error).message}` }))
+        }
         return Effect.void
       })
   }
 
-  const link = (instanceId: string): TrackerLink => ({
-    report: (batch) => Effect.flatMap(tracker(instanceId), (found) => found.report(batch)),
-    map: (request) => Effect.flatMap(tracker(instanceId), (found) => found.map(request)),
-    heartbeat: (heartbeat) => Effect.flatMap(tracker(instanceId), (found) => found.heartbeat(heartbeat)),
-    appendContext: (request) => Effect.flatMap(tracker(instanceId), (found) => found.appendContext(request)),
-    readResults: (run, afterSeq, limit) => Effect.flatMap(tracker(instanceId), (found) => found.readResults(run, afterSeq, limit))
-  })
+  const link = (instanceId: string): TrackerLink => directLink(tracker(instanceId))
 
   return {
     transport,

@@ -53,6 +53,8 @@ export const JobConfig = Schema.Struct({
   maxInFlight: PositiveInt,
   failover: Schema.Boolean,
   runReduceIfFail: Schema.Boolean,
+  /** Failed tasks an outcome names with their errors (R-FIN-8). */
+  maxReportedErrors: NonNegativeInt,
   maxWorkers: Schema.NullOr(PositiveInt),
   frequent: Schema.NullOr(FrequentSchedule),
   maxConcurrentSubInstances: PositiveInt
@@ -66,7 +68,7 @@ export const defaultConfig: JobConfig = {
   taskRetries: 1,
   retryBackoff: { kind: "exponential", baseMs: 1_000, maxMs: 60_000, jitter: 0.2 },
   maxTaskBodyBytes: 64 * 1024,
-  maxResultBytes: 8 * 1024,
+  maxResultBytes: 1024 * 1024,
   maxWaitingTasks: 100_000,
   maxContextBytes: 8 * 1024,
   progressInterval: 5_000,
@@ -80,7 +82,8 @@ export const defaultConfig: JobConfig = {
   dispatchMode: "push",
   maxInFlight: 1_024,
   failover: true,
-  runReduceIfFail: true,
+  runReduceIfFail: false,
+  maxReportedErrors: 10,
   maxWorkers: null,
   frequent: null,
   maxConcurrentSubInstances: 1

@@ -14,6 +14,7 @@ export class RejectedError extends Schema.TaggedError<RejectedError>()("Rejected
     "instance-finished",
     "unknown-worker",
     "worker-limit",
+    "map-gap",
     "bad-input"
   ]),
   message: Schema.String
@@ -27,7 +28,8 @@ export class StoreError extends Schema.TaggedError<StoreError>()("StoreError", {
 
 /** A message could not be delivered to a worker or to the instance's owner. */
 export class TransportError extends Schema.TaggedError<TransportError>()("TransportError", {
-  reason: Schema.Literals(["unreachable", "rejected", "timeout", "closed"]),
+  /** too-large: the receiver refused the message for its size (HTTP 413); a smaller one may pass. */
+  reason: Schema.Literals(["unreachable", "rejected", "timeout", "closed", "too-large"]),
   message: Schema.String
 }) {}
 

@@ -1,14 +1,35 @@
 import { Schema } from "effect"
 import { JobConfig } from "./config.ts"
+import { TaskErrorSchema } from "./task-error.ts"
 
 export const JobKind = Schema.Literals(["standalone", "broadcast", "map", "mapReduce"])
 export type JobKind = typeof JobKind.Type
+
+/** How many tasks an instance (or a run) created, and how they ended (R-FIN-4). */
+export const TaskCounts = Schema.Struct({
+  created: Schema.Int,
+  succeeded: Schema.Int,
+  failed: Schema.Int
+})
+export type TaskCounts = typeof TaskCounts.Type
+
+/** A task that failed for good, as an outcome names it (R-FIN-8). */
+export const FailedTask = Schema.Struct({
+  taskId: Schema.String,
+  name: Schema.String,
+  attempt: Schema.Int,
+  error: TaskErrorSchema
+})
+export type FailedTask = typeof FailedTask.Type
 
 export const Outcome = Schema.Struct({
   ok: Schema.Boolean,
   /** The final task's result, the counts line, or the reason of a failure. */
   result: Schema.String,
-  finishedAt: Schema.Number
+  finishedAt: Schema.Number,
+  counts: TaskCounts,
+  /** The first maxReportedErrors tasks that failed for good, in the order they failed. */
+  errors: Schema.Array(FailedTask)
 })
 export type Outcome = typeof Outcome.Type
 
@@ -28,7 +49,9 @@ export const RunCounters = Schema.Struct({
   created: Schema.Int,
   succeeded: Schema.Int,
   failed: Schema.Int,
-  finalCreated: Schema.Boolean
+  finalCreated: Schema.Boolean,
+  /** The first failed tasks of the run, for its outcome (R-FIN-8). */
+  errors: Schema.optionalKey(Schema.Array(FailedTask))
 })
 export type RunCounters = typeof RunCounters.Type
 
@@ -44,6 +67,8 @@ export const InstanceRow = Schema.Struct({
   seed: Schema.Int,
   nextSeq: Schema.Int,
   nextRun: Schema.Int,
+  /** The next batch seq: batches are numbered across workers and tracker restarts. */
+  nextBatch: Schema.optionalKey(Schema.Int),
   nextTriggerAt: Schema.NullOr(Schema.Number),
   context: Schema.Record(Schema.String, Schema.Json),
   runs: Schema.Array(RunCounters),

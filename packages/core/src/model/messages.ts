@@ -1,9 +1,13 @@
 import { Schema } from "effect"
+import { Id } from "./id.ts"
 import { ReportedStatusSchema, TaskKindSchema } from "./status.ts"
 import { TaskBody } from "./task.ts"
+import { TaskErrorSchema } from "./task-error.ts"
 
-const Id = Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(256))
 const Count = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
+/** Slots a worker may announce: enough for any machine, small enough that credit arithmetic stays exact. */
+export const MAX_SLOTS = 65_536
+const Slots = Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: MAX_SLOTS }))
 
 /** One task as a worker receives it. */
 export const DispatchedTask = Schema.Struct({
@@ -15,11 +19,16 @@ export const DispatchedTask = Schema.Struct({
 })
 export type DispatchedTask = typeof DispatchedTask.Type
 
-/** Tracker → worker: tasks to run. `seq` numbers the batches sent to one worker. */
+/**
+ * Tracker → worker: tasks to run. `seq` numbers the instance's batches (across workers and tracker restarts).
+ * `params` (JSON text) comes with the batches until the worker has taken one, not with every batch;
+ * `maxResultBytes` is the limit the worker checks results against before it sends them (R-RETRY-3).
+ */
 export const TaskBatch = Schema.Struct({
   instanceId: Id,
   job: Schema.String,
-  params: Schema.String,
+  params: Schema.optionalKey(Schema.String),
+  maxResultBytes: Schema.optionalKey(Count),
   seq: Count,
   context: Schema.Record(Schema.String, Schema.Json),
   tasks: Schema.Array(DispatchedTask)
@@ -32,8 +41,8 @@ export const StatusReport = Schema.Struct({
   status: ReportedStatusSchema,
   /** JSON text of the result, with Succeeded. */
   result: Schema.optionalKey(Schema.String),
-  /** Why it failed, with Failed. */
-  error: Schema.optionalKey(Schema.String)
+  /** Why it failed, with Failed (R-RETRY-5); plain text is taken as the message. */
+  error: Schema.optionalKey(Schema.Union([TaskErrorSchema, Schema.String]))
 })
 export type StatusReport = typeof StatusReport.Type
 
@@ -41,6 +50,8 @@ export type StatusReport = typeof StatusReport.Type
 export const ReportBatch = Schema.Struct({
   instanceId: Id,
   workerId: Id,
+  /** Numbers this worker's messages to the instance (reports and heartbeats), so an older heartbeat is known as such. */
+  n: Schema.optionalKey(Count),
   reports: Schema.Array(StatusReport)
 })
 export type ReportBatch = typeof ReportBatch.Type
@@ -64,22 +75,37 @@ export type MapRequest = typeof MapRequest.Type
 /**
  * Worker → tracker, every heartbeatInterval. `idle`: the worker holds no task of the instance and has
  * no status left to report, so a task it acknowledged but no longer holds was lost (R-WORK-3).
+ * `incarnation` names one run of the worker's process: a new one means the old one's tasks are gone.
+ * `seen`: the highest batch seq it had taken when it wrote the heartbeat; `n`: its message number. An
+ * idle heartbeat judges only tasks sent in batches it had seen, and none if a later message of the
+ * worker arrived before it.
  */
 export const Heartbeat = Schema.Struct({
   instanceId: Id,
   workerId: Id,
-  slots: Count,
-  freeSlots: Count,
+  slots: Slots,
+  freeSlots: Slots,
   queueLength: Count,
-  idle: Schema.Boolean
+  idle: Schema.Boolean,
+  incarnation: Schema.optionalKey(Id),
+  seen: Schema.optionalKey(Schema.Int.check(Schema.isGreaterThanOrEqualTo(-1))),
+  /** The lowest batch seq this incarnation took (-1: none): what a new incarnation holds was sent from there on. */
+  firstSeen: Schema.optionalKey(Schema.Int.check(Schema.isGreaterThanOrEqualTo(-1))),
+  n: Schema.optionalKey(Count)
 })
 export type Heartbeat = typeof Heartbeat.Type
+
+/** Tracker → worker, the answer to a heartbeat: how the instance hands out sub-tasks (R-DISP-9). */
+export const HeartbeatReply = Schema.Struct({
+  dispatchMode: Schema.Literals(["push", "pull"])
+})
+export type HeartbeatReply = typeof HeartbeatReply.Type
 
 /** Worker → tracker, pull mode: up to pageSize tasks please (R-DISP-9). */
 export const PullRequest = Schema.Struct({
   instanceId: Id,
   workerId: Id,
-  pageSize: Schema.Int.check(Schema.isGreaterThan(0))
+  pageSize: Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: MAX_SLOTS }))
 })
 export type PullRequest = typeof PullRequest.Type
 

@@ -1,5 +1,6 @@
 import { Schema } from "effect"
 import { TaskKindSchema, TaskStatusSchema } from "./status.ts"
+import type { TaskError } from "./task-error.ts"
 
 /** A task body: JSON text, or raw bytes. */
 export const TaskBody = Schema.Union([Schema.String, Schema.instanceOf(Uint8Array)])
@@ -23,9 +24,11 @@ export const TaskRow = Schema.Struct({
   childCount: Schema.Int,
   /** A retried task waits until then (R-RETRY-1). */
   dueAt: Schema.NullOr(Schema.Number),
-  /** JSON text of the result, cut to maxResultBytes. */
+  /** JSON text of the result, at most maxResultBytes of UTF-8 (R-RETRY-3). */
   result: Schema.NullOr(Schema.String),
+  /** Always false: results are no longer cut (R-RETRY-3); kept so rows stored before stay readable. */
   resultCut: Schema.Boolean,
+  /** JSON text of the last TaskError (R-RETRY-5). */
   lastError: Schema.NullOr(Schema.String)
 })
 export type TaskRow = typeof TaskRow.Type
@@ -39,7 +42,8 @@ export interface TaskResult {
   readonly taskId: string
   readonly name: string
   readonly ok: boolean
-  /** The value the processor returned (ok), the error text (not ok), or the cut JSON text. */
+  /** The value the processor returned (ok), or the error's message (not ok). */
   readonly result: unknown
-  readonly cut: boolean
+  /** Why it failed (not ok): tag, reason, message and causes (R-RETRY-5). */
+  readonly error?: TaskError
 }

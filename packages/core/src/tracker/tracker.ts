@@ -1,12 +1,13 @@
-import { Clock, Deferred, Duration, Effect, Option, Queue, Schedule, type Scope } from "effect"
+import { Clock, Deferred, Duration, Effect, Option, Queue, Schedule, Scope } from "effect"
 import { createInstance, restoreInstance } from "../machine/instance.ts"
 import { progressSnapshot } from "../machine/progress.ts"
 import { step } from "../machine/step.ts"
 import type { MachineEvent, MachineState, ReplyValue, ReportsReply, StepOutput } from "../machine/state.ts"
 import type { JobConfig } from "../model/config.ts"
-import { RejectedError, StoreError } from "../model/errors.ts"
+import { RejectedError, StoreError, TransportError } from "../model/errors.ts"
 import type { JobKind, Outcome, Progress } from "../model/instance.ts"
-import type { ContextAppend, Heartbeat, MapRequest, PullRequest, ReportBatch, TaskBatch } from "../model/messages.ts"
+import type { ContextAppend, Heartbeat, HeartbeatReply, MapRequest, PullRequest, ReportBatch, TaskBatch } from "../model/messages.ts"
+import { toTaskError } from "../model/task-error.ts"
 import { isTerminal } from "../model/status.ts"
 import { TaskStore, type StoredResult } from "../ports/task-store.ts"
 import { Transport } from "../ports/transport.ts"
@@ -18,7 +19,7 @@ export interface Tracker {
   readonly instanceId: string
   readonly map: (request: MapRequest) => Effect.Effect<number, TrackerError>
   readonly report: (batch: ReportBatch) => Effect.Effect<ReportsReply, TrackerError>
-  readonly heartbeat: (heartbeat: Heartbeat) => Effect.Effect<void, TrackerError>
+  readonly heartbeat: (heartbeat: Heartbeat) => Effect.Effect<HeartbeatReply, TrackerError>
   readonly pull: (request: PullRequest) => Effect.Effect<TaskBatch | null, TrackerError>
   readonly appendContext: (request: ContextAppend) => Effect.Effect<boolean, TrackerError>
   /** Kill the instance (taskId null) or one task (R-FIN-7). */
@@ -75,6 +76,8 @@ const runTracker = (state: MachineState, hooks: TrackerHooks): Effect.Effect<Tra
   Effect.gen(function* () {
     const store = yield* TaskStore
     const transport = yield* Transport
+    // Sends outlive the step that made them (the last stops go out after release), not the tracker's scope.
+    const scope = yield* Scope.Scope
     const inbox = yield* Queue.unbounded<Envelope>()
     const pending = new Map<number, Deferred.Deferred<ReplyValue, TrackerError>>()
     const listeners = new Set<(progress: Progress) => void>()
@@ -124,8 +127,13 @@ const runTracker = (state: MachineState, hooks: TrackerHooks): Effect.Effect<Tra
             })
           )
 
+    // An owner that throws is an owner that did not take the outcome: it is offered again (R-FIN-6).
     const deliverOutcome = (value: Outcome) =>
-      transport.deliverOutcome(state.instanceId, value).pipe(
+      Effect.suspend(() => transport.deliverOutcome(state.instanceId, value)).pipe(
+        Effect.catchDefect((defect) =>
+          Effect.fail(new TransportError({ reason: "rejected", message: `the owner of ${state.instanceId} threw: ${toTaskError(defect).message}` }))
+        ),
+        Effect.tapError((error) => Effect.logWarning(`outcome of ${state.instanceId} not taken yet: ${error.message}`)),
         Effect.retry(Schedule.exponential("50 millis").pipe(Schedule.modifyDelay((meta) => Effect.succeed(Math.min(Duration.toMillis(meta.duration), 5_000))))),
         Effect.andThen(Queue.offer(inbox, { event: { _tag: "OutcomeAcked" } }))
       )
@@ -161,18 +169,39 @@ const runTracker = (state: MachineState, hooks: TrackerHooks): Effect.Effect<Tra
           Deferred.doneUnsafe(outcome, Effect.succeed(out.outcome))
           yield* Effect.forkChild(deliverOutcome(out.outcome))
         }
-        yield* Effect.forEach(
-          out.sends,
-          ({ workerId, batch }) =>
-            transport.send(workerId, batch).pipe(
-              Effect.catch(() => Queue.offer(inbox, { event: { _tag: "SendFailed", workerId, seq: batch.seq } }))
+        // Sends and stops run beside the loop: a slow receiver (a send waits for its receipt) never holds the
+        // next step; their answers come back as events (R-DISP-10).
+        const sends = out.sends
+        const stops = out.stops
+        if (sends.length > 0 || stops.length > 0) {
+          yield* Effect.forkIn(
+            Effect.forEach(
+              sends,
+              ({ workerId, batch }) =>
+                // The send's answer is the worker's receipt (R-DISP-10); a failure of any kind is counted by the machine.
+                Effect.suspend(() => transport.send(workerId, batch)).pipe(
+                  Effect.catchDefect((defect) => Effect.fail(new TransportError({ reason: "unreachable", message: toTaskError(defect).message }))),
+                  Effect.matchEffect({
+                    onSuccess: () => Queue.offer(inbox, { event: { _tag: "Delivered", workerId, seq: batch.seq } }),
+                    onFailure: (error) =>
+                      Queue.offer(inbox, {
+                        event: { _tag: "SendFailed", workerId, seq: batch.seq, tooLarge: error.reason === "too-large", error: error.message }
+                      })
+                  })
+                ),
+              { concurrency: "unbounded", discard: true }
+            ).pipe(
+              Effect.andThen(
+                Effect.forEach(stops, ({ workerId, message }) => Effect.ignoreCause(Effect.suspend(() => transport.stop(workerId, message))), {
+                  concurrency: "unbounded",
+                  discard: true
+                })
+              )
             ),
-          { concurrency: "unbounded", discard: true }
-        )
-        yield* Effect.forEach(out.stops, ({ workerId, message }) => Effect.ignore(transport.stop(workerId, message)), {
-          concurrency: "unbounded",
-          discard: true
-        })
+            scope,
+            { startImmediately: true }
+          )
+        }
         // The generator outlives the step in old space; holding its output would keep every write batch alive.
         output = null as never
         out = null as never
@@ -231,7 +260,10 @@ const runTracker = (state: MachineState, hooks: TrackerHooks): Effect.Effect<Tra
         call(batch.instanceId, (reply) => ({ _tag: "Reports", batch, reply })).pipe(
           Effect.flatMap(expect("Reports", (value) => (value as Extract<ReplyValue, { _tag: "Reports" }>).reply))
         ),
-      heartbeat: (heartbeat) => call(heartbeat.instanceId, (reply) => ({ _tag: "Heartbeat", heartbeat, reply })).pipe(Effect.asVoid),
+      heartbeat: (heartbeat) =>
+        call(heartbeat.instanceId, (reply) => ({ _tag: "Heartbeat", heartbeat, reply })).pipe(
+          Effect.flatMap(expect("Heartbeat", (value) => (value as Extract<ReplyValue, { _tag: "Heartbeat" }>).reply))
+        ),
       pull: (request) =>
         call(request.instanceId, (reply) => ({ _tag: "Pull", request, reply })).pipe(
           Effect.flatMap(expect("Pulled", (value) => (value as Extract<ReplyValue, { _tag: "Pulled" }>).batch))

@@ -2,7 +2,7 @@ import { Duration, Effect } from "effect"
 import type { ReportsReply } from "../machine/state.ts"
 import { ConfigError, RejectedError, StoreError, TransportError } from "../model/errors.ts"
 import type { Outcome, Progress } from "../model/instance.ts"
-import { TaskBatch } from "../model/messages.ts"
+import { TaskBatch, type HeartbeatReply } from "../model/messages.ts"
 import type { StoredResult } from "../ports/task-store.ts"
 import type { TransportShape } from "../ports/transport.ts"
 import type { TrackerLink } from "../worker/runtime.ts"
@@ -34,7 +34,8 @@ const errorFrom = (status: number, body: unknown): ClientError => {
   if (error?.tag === "ConfigError") return new ConfigError({ reason: "invalid-config", message })
   if (status === 404) return new RejectedError({ reason: "unknown-instance", message })
   if (status === 400) return new RejectedError({ reason: "bad-input", message: error?.path ? `${message} at ${error.path}` : message })
-  return new TransportError({ reason: status === 401 || status === 413 ? "rejected" : "unreachable", message })
+  if (status === 413) return new TransportError({ reason: "too-large", message })
+  return new TransportError({ reason: status === 401 ? "rejected" : "unreachable", message })
 }
 
 /** fetch's own message ("fetch failed") with the reason under it ("connect ECONNREFUSED 127.0.0.1:7070"). */
@@ -97,8 +98,25 @@ export const httpTrackerLink =
             }
           })
         ),
-      map: (message) => post("map", message).pipe(Effect.map(field<number>("created"))),
-      heartbeat: (heartbeat) => post("heartbeat", heartbeat).pipe(Effect.asVoid),
+      // A call held by back-pressure is answered "suspended" before any timeout; it is sent again as it was,
+      // and the tracker joins it to the one still waiting (R-MAP-4, R-MAP-6).
+      map: (message) =>
+        post("map", message).pipe(
+          Effect.flatMap((body) => {
+            const reply = body as { created?: number; suspended?: boolean }
+            return reply.suspended === true ? Effect.fail(SUSPENDED) : Effect.succeed(reply.created ?? 0)
+          }),
+          Effect.retry({ while: (error) => error === SUSPENDED }),
+          Effect.mapError((error) => (error === SUSPENDED ? new TransportError({ reason: "timeout", message: "map call suspended" }) : error))
+        ),
+      heartbeat: (heartbeat) =>
+        post("heartbeat", heartbeat).pipe(
+          Effect.map((body): HeartbeatReply | void => {
+            const mode = (body as { dispatchMode?: unknown } | null)?.dispatchMode
+            return mode === "pull" || mode === "push" ? { dispatchMode: mode } : undefined
+          })
+        ),
+      pull: (request) => httpPull(options, instanceId, request.workerId, request.pageSize),
       appendContext: (message) => post("context", message).pipe(Effect.map(field<boolean>("accepted"))),
       readResults: (run, afterSeq, limit) =>
         call("GET", `${paths.call(instanceId, "results")}?run=${run}&afterSeq=${afterSeq}&limit=${limit}`).pipe(
@@ -107,9 +125,17 @@ export const httpTrackerLink =
     }
   }
 
+const SUSPENDED = new TransportError({ reason: "timeout", message: "suspended" })
+
 /** Pulls a page of tasks in pull mode (R-DISP-9); the batch is checked with its Schema. */
-export const httpPull = (options: HttpClientOptions, instanceId: string, workerId: string, pageSize: number) =>
+export const httpPull = (
+  options: HttpClientOptions,
+  instanceId: string,
+  workerId: string,
+  pageSize: number
+): Effect.Effect<TaskBatch | null, Exclude<ClientError, ConfigError>> =>
   request(options, "POST", paths.call(instanceId, "pull"), { instanceId, workerId, pageSize }).pipe(
+    Effect.mapError(asLinkError),
     Effect.flatMap((body) => {
       const batch = (body as { batch: unknown }).batch
       return batch === null

@@ -1,4 +1,4 @@
-import { Effect, type Schema } from "effect"
+import { Duration, Effect, type Schema } from "effect"
 import { Hono, type Context } from "hono"
 import { bodyLimit } from "hono/body-limit"
 import { ConfigError, RejectedError, StoreError, TransportError } from "../model/errors.ts"
@@ -20,6 +20,11 @@ export interface AppOptions {
   /** The shared secret every request must carry as `Authorization: Bearer <token>` (R-WIRE-2). */
   readonly token: string
   readonly maxBodyBytes?: number
+  /**
+   * How long a map call held by back-pressure waits before it is answered "suspended" and sent again by the
+   * worker: below any client's timeout, so a suspended call never times out on the way (R-MAP-6). Default 10 s.
+   */
+  readonly mapWaitMs?: number
 }
 
 type AnyError = RejectedError | ConfigError | StoreError | TransportError
@@ -140,8 +145,14 @@ export const makeTrackerApp = (host: TrackerHost, options: AppOptions): Hono => 
       }))
     )
   )
-  instanceCall("map", MapRequest, (tracker, request) => tracker.map(request).pipe(Effect.map((created) => ({ created }))))
-  instanceCall("heartbeat", Heartbeat, (tracker, heartbeat) => tracker.heartbeat(heartbeat).pipe(Effect.as({})))
+  const mapWait = Duration.millis(options.mapWaitMs ?? 10_000)
+  instanceCall("map", MapRequest, (tracker, request) =>
+    tracker.map(request).pipe(
+      Effect.map((created): { created?: number; suspended?: boolean } => ({ created })),
+      Effect.timeoutOrElse({ duration: mapWait, orElse: () => Effect.succeed({ suspended: true }) })
+    )
+  )
+  instanceCall("heartbeat", Heartbeat, (tracker, heartbeat) => tracker.heartbeat(heartbeat))
   instanceCall("pull", PullRequest, (tracker, request) => tracker.pull(request).pipe(Effect.map((batch) => ({ batch }))))
   instanceCall("context", ContextAppend, (tracker, request) => tracker.appendContext(request).pipe(Effect.map((accepted) => ({ accepted }))))
 

@@ -9,7 +9,10 @@ export const makeWorkerApp = (worker: WorkerHandle, options: AppOptions): Hono =
   const app = guardedApp(options)
   app.post("/v1/batches", async (c) => {
     const batch = await readMessage(c, TaskBatch)
-    return batch.ok ? answer(c, Effect.sync(() => worker.deliver(batch.value)).pipe(Effect.as({})), 202) : batch.response
+    if (!batch.ok) return batch.response
+    // Answered as soon as the batch is taken, before any of its tasks runs: the answer is the receipt (R-DISP-10).
+    const refused = worker.deliver(batch.value)
+    return answer(c, refused === undefined ? Effect.succeed({}) : Effect.fail(refused), 202)
   })
   app.post("/v1/stop", async (c) => {
     const message = await readMessage(c, StopMessage)

@@ -1,22 +1,38 @@
-import { Cause, Effect, Exit, type Scope } from "effect"
-import { countResults, runReturned, type Job, type Processor, type Reducer, type TaskContext, type TaskView } from "../api/job.ts"
+import { Effect, Exit, type Scope } from "effect"
+import type { Job, TaskContext, TaskView } from "../api/job.ts"
 import { Fifo } from "../machine/collections.ts"
 import type { ReportsReply } from "../machine/state.ts"
-import { RejectedError, type StoreError, type TransportError } from "../model/errors.ts"
-import type { ContextAppend, DispatchedTask, Heartbeat, MapRequest, ReportBatch, StatusReport, StopMessage, TaskBatch } from "../model/messages.ts"
+import { ConfigError, RejectedError, type StoreError, type TransportError } from "../model/errors.ts"
+import type {
+  ContextAppend,
+  DispatchedTask,
+  Heartbeat,
+  HeartbeatReply,
+  MapRequest,
+  PullRequest,
+  ReportBatch,
+  StatusReport,
+  StopMessage,
+  TaskBatch
+} from "../model/messages.ts"
+import { MAX_SLOTS } from "../model/messages.ts"
 import { TaskKind, TaskStatus } from "../model/status.ts"
-import type { TaskBody, TaskResult } from "../model/task.ts"
+import { describeError, toTaskError, type TaskError } from "../model/task-error.ts"
 import type { StoredResult } from "../ports/task-store.ts"
+import { decodeBody, encodeBody, runTask, type Executor, type Settled, type TaskCalls, type TaskRun } from "./execute.ts"
 
-type LinkError = RejectedError | StoreError | TransportError
+export type LinkError = RejectedError | StoreError | TransportError
 
 /** How a worker reaches the tracker of one instance. */
 export interface TrackerLink {
   readonly report: (batch: ReportBatch) => Effect.Effect<ReportsReply, LinkError>
   readonly map: (request: MapRequest) => Effect.Effect<number, LinkError>
-  readonly heartbeat: (heartbeat: Heartbeat) => Effect.Effect<void, LinkError>
+  /** Answers how the instance hands out sub-tasks; a link that answers nothing means push. */
+  readonly heartbeat: (heartbeat: Heartbeat) => Effect.Effect<HeartbeatReply | void, LinkError>
   readonly appendContext: (request: ContextAppend) => Effect.Effect<boolean, LinkError>
   readonly readResults: (run: number, afterSeq: number, limit: number) => Effect.Effect<ReadonlyArray<StoredResult>, LinkError>
+  /** Pull mode (R-DISP-9): a page of sub-tasks, or null if none waits. */
+  readonly pull?: (request: PullRequest) => Effect.Effect<TaskBatch | null, LinkError>
 }
 
 export interface WorkerOptions {
@@ -26,25 +42,33 @@ export interface WorkerOptions {
   readonly connect: (instanceId: string) => TrackerLink
   /** Milliseconds between heartbeats (R-WORK-1). */
   readonly heartbeatInterval: number
+  /** Runs processors elsewhere (another thread); by default they run in this thread, in the slots. */
+  readonly executor?: Executor
+  /** Pull mode: how long to wait before asking again when the tracker had nothing. Default 100 ms. */
+  readonly pullIdleMs?: number
 }
 
 export interface WorkerHandle {
   readonly id: string
   /** Registers with an instance's tracker and keeps heartbeating to it (R-WORK-5). */
   readonly join: (instanceId: string) => Effect.Effect<void, LinkError>
-  /** A batch of tasks from a tracker; they queue for the slots. */
-  readonly deliver: (batch: TaskBatch) => void
+  /**
+   * A batch of tasks from a tracker: taken at once, run later (R-DISP-10), so the answer to the send is the
+   * receipt. Refused (and nothing taken) if the batch leaves out params this worker does not have.
+   */
+  readonly deliver: (batch: TaskBatch) => RejectedError | undefined
   readonly stop: (message: StopMessage) => void
   readonly stats: () => { readonly running: number; readonly queued: number; readonly completed: number }
 }
 
 interface InstanceOnWorker {
   readonly id: string
-  readonly workerId: string
   readonly link: TrackerLink
   job: string
-  paramsText: string
+  /** JSON text of the params, once a batch brought them. */
+  paramsText: string | undefined
   params: unknown
+  maxResultBytes: number | undefined
   context: Record<string, unknown>
   /** Tasks queued or running here. */
   held: number
@@ -52,41 +76,45 @@ interface InstanceOnWorker {
   outbox: WorkerTask[]
   /** A report message is under way (or about to be sent). */
   flushing: boolean
-  /** Tasks delivered while a report was under way: their receipts wait for the report after it. */
-  receiptsLater: WorkerTask[]
-  /** Receipts that have waited for one report: they go with the next. */
-  receiptsNext: WorkerTask[]
+  /** The highest and the lowest batch seq taken, for heartbeats (R-WORK-3). */
+  seen: number
+  firstSeen: number
+  /** Numbers the messages to this instance's tracker. */
+  sent: number
+  /** The tracker hands out sub-tasks only when asked (R-DISP-9). */
+  pullMode: boolean
+  pulling: boolean
+  /** Result bytes one report message may carry; halved when a message was too large. */
+  reportBytes: number
   stopped: boolean
 }
 
-const RESULT_PAGE = 1_000
+/** Result and error bytes one report message carries at most: far below any receiver's body limit. */
+const REPORT_BYTES = 4 * 1024 * 1024
+/** Tasks a pulling worker asks for beyond its free slots, so it never idles between pages. */
+const PULL_AHEAD = 16
 
-const decodeBody = (body: TaskBody): unknown => (typeof body === "string" ? JSON.parse(body) : body)
-const encodeBody = (item: unknown): TaskBody =>
-  item instanceof Uint8Array ? (item as Uint8Array<ArrayBuffer>) : (JSON.stringify(item) ?? "null")
-/** JSON text of a result; no value is the one shared "null" (JSON.stringify makes a new string each time, and the store keeps every result). */
-const encodeResult = (value: unknown): string => (value === null || value === undefined ? "null" : (JSON.stringify(value) ?? "null"))
-const messageOf = (error: unknown): string =>
-  error instanceof Error ? error.message : typeof error === "string" ? error : JSON.stringify(error) ?? String(error)
+/** Retry delays of a call to the tracker whose answer was lost: 50 ms doubling to 5 s, for as long as it takes. */
+const retryDelay = (attempt: number): number => Math.min(5_000, 50 * 2 ** Math.min(attempt, 7))
 
-const failureMessage = (cause: Cause.Cause<unknown>): string => messageOf(Cause.squash(cause))
+/**
+ * Errors a retry may cure: the call or its answer was lost on the way. A StoreError is an answer: the tracker
+ * retried its write already and the instance failed with it (R-RETRY-4).
+ */
+const isLost = (error: LinkError): boolean => error._tag === "TransportError" && error.reason !== "too-large"
 
-/** Runs a link call for a processor: a promise that rejects with an Error naming the tracker's reason. */
-const callTracker = <A>(effect: Effect.Effect<A, LinkError>): Promise<A> =>
-  Effect.runPromiseExit(effect).then((exit) => {
-    if (Exit.isSuccess(exit)) return exit.value
-    throw new Error(failureMessage(exit.cause))
-  })
+/** An Error for user code, naming the tracker's reason. */
+const linkFailure = (error: LinkError): Error => Object.assign(new Error(error.message), { name: error._tag, reason: error.reason })
 
 /** The newest status a task has to report; the outbox keeps only that one (ARCHITECTURE: worker runtime). */
-type Pending = typeof TaskStatus.Received | typeof TaskStatus.Running | typeof TaskStatus.Failed | typeof TaskStatus.Succeeded
+type Pending = typeof TaskStatus.Received | typeof TaskStatus.Failed | typeof TaskStatus.Succeeded
 
 /**
  * One task on this worker: its place in the queue and the outbox, its processor's view of it (TaskView)
  * and its context (TaskContext), in one object handed to the processor as both. Its own fields are the
  * view's, so spreading or printing a task shows just those; the worker's bookkeeping is private.
  */
-class WorkerTask implements TaskView, TaskContext {
+class WorkerTask implements TaskView, TaskContext, TaskCalls {
   readonly id: string
   readonly name: string
   /** The decoded body, from the moment the task starts. */
@@ -95,26 +123,28 @@ class WorkerTask implements TaskView, TaskContext {
   readonly isRoot: boolean
   readonly #instance: InstanceOnWorker
   readonly #dispatched: DispatchedTask
+  readonly #worker: WorkerCore
   #controller: AbortController | undefined = undefined
   #mapChain: Promise<unknown> | undefined = undefined
-  /** Items this attempt has mapped so far: where its next map call starts. */
+  /** Items of this attempt the tracker has taken: where its next map call starts (R-MAP-6). */
   #mapped = 0
-  #started = false
+  /** A map call of this attempt was given up without an answer: whether it created its items is unknown. */
+  #mapLost = false
   #done = false
   #cancelled = false
-  #acked = false
   /** Its slot while it runs, else -1. */
   #slot = -1
   /** What to report, 0 while the task is not in the outbox. */
   #pending: Pending | 0 = 0
-  /** The result (Succeeded) or the error (Failed) to report. */
-  #outcome = ""
+  #result = ""
+  #error: TaskError | undefined = undefined
 
-  constructor(instance: InstanceOnWorker, dispatched: DispatchedTask) {
+  constructor(worker: WorkerCore, instance: InstanceOnWorker, dispatched: DispatchedTask) {
     this.id = dispatched.id
     this.name = dispatched.name
     this.attempt = dispatched.attempt
     this.isRoot = dispatched.kind === TaskKind.Root
+    this.#worker = worker
     this.#instance = instance
     this.#dispatched = dispatched
   }
@@ -132,45 +162,75 @@ class WorkerTask implements TaskView, TaskContext {
     this.#controller ??= new AbortController()
     return this.#controller.signal
   }
+  /**
+   * One task's map calls reach the tracker one after the other, in call order, each starting where the
+   * ones the tracker took ended; a call whose answer was lost is sent again as it was (R-MAP-2, R-MAP-6).
+   */
   map(items: ReadonlyArray<unknown>, name: string): Promise<number> {
-    const instance = this.#instance
-    const request: MapRequest = {
-      instanceId: instance.id,
-      workerId: instance.workerId,
-      taskId: this.id,
-      attempt: this.attempt,
-      name,
-      from: this.#mapped,
-      bodies: items.map(encodeBody)
+    let bodies: MapRequest["bodies"]
+    try {
+      bodies = items.map(encodeBody)
+    } catch (error) {
+      return Promise.reject(Object.assign(new Error(`map: an item cannot be sent as JSON: ${toTaskError(error).message}`), { name: "MapError" }))
     }
-    this.#mapped += items.length
-    // One task's map calls reach the tracker in the order they were made (R-MAP-2).
-    const call = (this.#mapChain ?? Promise.resolve()).then(() => callTracker(instance.link.map(request)))
+    const send = (): Promise<number> => {
+      // After a call given up unanswered the numbering of this attempt is unknown: a later call would take
+      // the numbers of items that may exist already (R-MAP-6). The attempt maps no more; a retry starts over.
+      if (this.#mapLost) {
+        return Promise.reject(Object.assign(new Error("map: an earlier map call of this attempt got no answer"), { name: "MapError" }))
+      }
+      const instance = this.#instance
+      const request: MapRequest = {
+        instanceId: instance.id,
+        workerId: this.#worker.id,
+        taskId: this.id,
+        attempt: this.attempt,
+        name,
+        from: this.#mapped,
+        bodies
+      }
+      return this.#worker.call(this, instance.link.map(request)).then(
+        (created) => {
+          this.#mapped += bodies.length
+          return created
+        },
+        (error: unknown) => {
+          // A refusal created nothing and used up no number; anything else may have got through.
+          if (!(error instanceof Error && error.name === "RejectedError")) this.#mapLost = true
+          throw error
+        }
+      )
+    }
+    const call = (this.#mapChain ?? Promise.resolve()).then(send)
     this.#mapChain = call.catch(() => undefined)
     return call
   }
   appendContext(entries: Record<string, unknown>): Promise<boolean> {
+    let copy: Record<string, ContextAppend["entries"][string]>
+    try {
+      copy = JSON.parse(JSON.stringify(entries))
+    } catch (error) {
+      return Promise.reject(new Error(`appendContext: the entries cannot be sent as JSON: ${toTaskError(error).message}`))
+    }
     const instance = this.#instance
-    return callTracker(
-      instance.link.appendContext({
-        instanceId: instance.id,
-        workerId: instance.workerId,
-        taskId: this.id,
-        attempt: this.attempt,
-        entries: JSON.parse(JSON.stringify(entries))
-      })
+    return this.#worker.call(
+      this,
+      instance.link.appendContext({ instanceId: instance.id, workerId: this.#worker.id, taskId: this.id, attempt: this.attempt, entries: copy })
     )
+  }
+  readResults(afterSeq: number, limit: number): Promise<ReadonlyArray<StoredResult>> {
+    return this.#worker.call(this, this.#instance.link.readResults(Number(this.id.split(".")[0]), afterSeq, limit))
   }
 
   // The worker's side.
   get instance(): InstanceOnWorker {
     return this.#instance
   }
+  get dispatched(): DispatchedTask {
+    return this.#dispatched
+  }
   get kind(): DispatchedTask["kind"] {
     return this.#dispatched.kind
-  }
-  get started(): boolean {
-    return this.#started
   }
   get done(): boolean {
     return this.#done
@@ -178,14 +238,13 @@ class WorkerTask implements TaskView, TaskContext {
   get cancelled(): boolean {
     return this.#cancelled
   }
-  get acked(): boolean {
-    return this.#acked
-  }
 
-  /** Takes a slot and decodes the body for the processor; throws if the body is not JSON. */
+  /** Takes a slot. */
   begin(slot: number): void {
-    this.#started = true
     this.#slot = slot
+  }
+  /** Decodes the body for a processor in this thread; throws if the body is not JSON. */
+  decode(): void {
     if (this.#dispatched.kind !== TaskKind.Final) this.body = decodeBody(this.#dispatched.body)
   }
   /** Done: gives its slot back. */
@@ -195,35 +254,38 @@ class WorkerTask implements TaskView, TaskContext {
     this.#slot = -1
     return slot
   }
-  acknowledge(): void {
-    this.#acked = true
-  }
   cancel(reason: string): void {
     this.#cancelled = true
     this.#controller?.abort(reason)
   }
 
   /** Sets the status to report; true if the task has to join the outbox. */
-  setPending(status: Pending, outcome = ""): boolean {
+  setPending(status: Pending, settled?: Settled): boolean {
     const joins = this.#pending === 0
     this.#pending = status
-    this.#outcome = outcome
+    if (settled !== undefined) {
+      if (settled.ok) this.#result = settled.result
+      else this.#error = settled.error
+    }
     return joins
+  }
+  /** Bytes of result or error the pending report carries. */
+  get reportSize(): number {
+    return this.#pending === TaskStatus.Succeeded ? this.#result.length : this.#pending === TaskStatus.Failed ? 256 : 0
   }
   /** The report to send now; the task leaves the outbox. */
   takeReport(): StatusReport {
     const status = this.#pending as Pending
     this.#pending = 0
     const { id: taskId, attempt } = this
-    if (status === TaskStatus.Succeeded) return { taskId, attempt, status, result: this.#outcome }
-    if (status === TaskStatus.Failed) return { taskId, attempt, status, error: this.#outcome }
+    if (status === TaskStatus.Succeeded) return { taskId, attempt, status, result: this.#result }
+    if (status === TaskStatus.Failed) return { taskId, attempt, status, error: this.#error ?? { tag: "Error", message: "failed" } }
     return { taskId, attempt, status }
   }
   /** A report that could not be sent is kept, unless a newer status replaced it meanwhile; true if it went back. */
   putBack(report: StatusReport): boolean {
     if (this.#pending !== 0) return false
-    this.#pending = report.status
-    this.#outcome = report.result ?? report.error ?? ""
+    this.#pending = report.status as Pending
     return true
   }
   /** Leaves the outbox without reporting (its instance stopped). */
@@ -232,83 +294,91 @@ class WorkerTask implements TaskView, TaskContext {
   }
 }
 
-const resultOf = (row: StoredResult): TaskResult => {
-  const ok = row.status === TaskStatus.Succeeded
-  const result = ok ? (row.resultCut || row.result === null ? row.result : row.result === "null" ? null : JSON.parse(row.result)) : row.lastError
-  return { taskId: row.id, name: row.name, ok, result, cut: row.resultCut }
+/** What the tasks of a worker need of it. */
+interface WorkerCore {
+  readonly id: string
+  /** A call to the tracker for a running task: sent again while its answer is lost, until the task ends. */
+  readonly call: <A>(task: WorkerTask, effect: Effect.Effect<A, LinkError>) => Promise<A>
+}
+
+const checkOptions = (options: WorkerOptions): ConfigError | undefined => {
+  const bad = (message: string) => new ConfigError({ reason: "invalid-config", message: `worker ${options.id}: ${message}` })
+  if (!Number.isInteger(options.slots) || options.slots < 1 || options.slots > MAX_SLOTS) {
+    return bad(`slots must be a whole number from 1 to ${MAX_SLOTS}, not ${String(options.slots)}`)
+  }
+  if (!Number.isFinite(options.heartbeatInterval) || options.heartbeatInterval <= 0) {
+    return bad(`heartbeatInterval must be a positive number of milliseconds, not ${String(options.heartbeatInterval)}`)
+  }
+  return undefined
 }
 
 /**
- * A run's terminal results for reduce, read page by page in seq order (R-FIN-3). A plain iterator: a
- * result already read is handed out at the cost of one resolved promise, where an async generator takes several.
+ * A worker: takes batches at once and runs their tasks later on a fixed number of slots (R-DISP-10), reports
+ * statuses in batches holding only the newest status per task, heartbeats to every instance it serves, pulls
+ * in pull mode, and honours stop and kill. Processors run in the slots directly (no fiber, timer or message
+ * per task), or on an executor; one report message carries every status that came in while the previous
+ * one was under way.
  */
-class ResultStream implements AsyncIterator<TaskResult> {
-  readonly #link: TrackerLink
-  readonly #run: number
-  #page: ReadonlyArray<StoredResult> = []
-  #at = 0
-  #afterSeq = -1
-  #last = false
-
-  constructor(link: TrackerLink, run: number) {
-    this.#link = link
-    this.#run = run
-  }
-
-  next(): Promise<IteratorResult<TaskResult>> {
-    const row = this.#page[this.#at]
-    if (row !== undefined) {
-      this.#at++
-      return Promise.resolve({ done: false, value: resultOf(row) })
-    }
-    if (this.#last) return Promise.resolve({ done: true, value: undefined })
-    return callTracker(this.#link.readResults(this.#run, this.#afterSeq, RESULT_PAGE)).then((page) => {
-      this.#page = page
-      this.#at = 0
-      this.#last = page.length < RESULT_PAGE
-      if (page.length > 0) this.#afterSeq = (page[page.length - 1] as StoredResult).seq
-      return this.next()
-    })
-  }
-}
-
-const processorOf = (job: Job, kind: DispatchedTask["kind"]): Processor =>
-  kind === TaskKind.Root && job.kind === "broadcast" ? (job.preProcess ?? (() => null)) : job.process
-
-const reducerOf = (job: Job): Reducer =>
-  job.kind === "mapReduce" ? job.reduce : job.kind === "broadcast" ? (job.postProcess ?? countResults) : countResults
-
-/**
- * A worker: runs tasks on a fixed number of slots, reports statuses in batches holding only the newest
- * status per task, heartbeats to every instance it serves, and honours stop and kill. Processors run in
- * the slots directly: no fiber, timer or message per task; one report message carries every status
- * that came in while the previous one was under way.
- */
-export const startWorker = (options: WorkerOptions): Effect.Effect<WorkerHandle, never, Scope.Scope> =>
+export const startWorker = (options: WorkerOptions): Effect.Effect<WorkerHandle, ConfigError, Scope.Scope> =>
   Effect.gen(function* () {
+    const invalid = checkOptions(options)
+    if (invalid !== undefined) return yield* invalid
+    // Everything the worker starts runs with the services it was started with (a test's clock among them).
+    const services = yield* Effect.context<never>()
+    const runFork = Effect.runForkWith(services)
+    const runPromiseExit = Effect.runPromiseExitWith(services)
+    const sleep = (ms: number): Promise<unknown> => runPromiseExit(Effect.sleep(ms))
+    const incarnation = globalThis.crypto.randomUUID()
     const instances = new Map<string, InstanceOnWorker>()
     const queue = new Fifo<WorkerTask>()
     /** Running tasks by slot (no Set: entries that come and go all the time make a Set's tables outlive them). */
     const slots: Array<WorkerTask | undefined> = new Array(options.slots).fill(undefined)
     const freeSlots: number[] = Array.from({ length: options.slots }, (_, i) => options.slots - 1 - i)
+    const pullIdleMs = options.pullIdleMs ?? 100
     let completed = 0
+    /** The worker's scope closed. */
+    let closed = false
+
+    const live = (task: WorkerTask) => !closed && !task.cancelled && !task.done && !task.instance.stopped
+
+    const core: WorkerCore = {
+      id: options.id,
+      call: async <A>(task: WorkerTask, effect: Effect.Effect<A, LinkError>): Promise<A> => {
+        for (let attempt = 0; ; attempt++) {
+          // A closed worker is a dead process: its processors' calls go nowhere.
+          if (closed) throw new Error(`worker ${options.id} is closed`)
+          const exit = await runPromiseExit(effect)
+          if (Exit.isSuccess(exit)) return exit.value
+          const error = exit.cause.reasons.find((reason) => reason._tag === "Fail")
+          const failure = error === undefined ? undefined : (error as unknown as { error: LinkError }).error
+          if (failure === undefined || !isLost(failure) || !live(task)) {
+            throw failure === undefined ? new Error(`call to the tracker failed: ${describeError(toTaskError(exit.cause))}`) : linkFailure(failure)
+          }
+          await sleep(retryDelay(attempt))
+        }
+      }
+    }
 
     const instanceFor = (instanceId: string): InstanceOnWorker => {
       let instance = instances.get(instanceId)
       if (instance === undefined) {
         instance = {
           id: instanceId,
-          workerId: options.id,
           link: options.connect(instanceId),
           job: "",
-          paramsText: "",
+          paramsText: undefined,
           params: null,
+          maxResultBytes: undefined,
           context: {},
           held: 0,
           outbox: [],
           flushing: false,
-          receiptsLater: [],
-          receiptsNext: [],
+          seen: -1,
+          firstSeen: -1,
+          sent: 0,
+          pullMode: false,
+          pulling: false,
+          reportBytes: REPORT_BYTES,
           stopped: false
         }
         instances.set(instanceId, instance)
@@ -322,52 +392,68 @@ export const startWorker = (options: WorkerOptions): Effect.Effect<WorkerHandle,
       slots: options.slots,
       freeSlots: freeSlots.length,
       queueLength: queue.size,
-      idle: instance.held === 0 && instance.outbox.length === 0 && !instance.flushing
+      idle: instance.held === 0 && instance.outbox.length === 0 && !instance.flushing,
+      incarnation,
+      seen: instance.seen,
+      firstSeen: instance.firstSeen,
+      n: ++instance.sent
     })
 
-    const flush = (instance: InstanceOnWorker): void => {
-      if (instance.stopped) {
-        instance.flushing = false
-        return
+    /** Takes from the outbox what one message may carry. */
+    const takeReports = (instance: InstanceOnWorker): { tasks: WorkerTask[]; reports: StatusReport[] } => {
+      const outbox = instance.outbox
+      let count = 0
+      let bytes = 0
+      while (count < outbox.length && (count === 0 || bytes + (outbox[count] as WorkerTask).reportSize <= instance.reportBytes)) {
+        bytes += (outbox[count] as WorkerTask).reportSize
+        count++
       }
-      const due = instance.receiptsNext
-      instance.receiptsNext = instance.receiptsLater
-      instance.receiptsLater = []
-      for (const task of due) confirmReceipt(task)
-      // With nothing else to carry them, waiting receipts go now.
-      if (instance.outbox.length === 0) {
-        const waiting = instance.receiptsNext
-        instance.receiptsNext = []
-        for (const task of waiting) confirmReceipt(task)
-      }
-      if (instance.outbox.length === 0) {
-        instance.flushing = false
-        return
-      }
-      const tasks = instance.outbox
-      instance.outbox = []
+      const tasks = count === outbox.length ? outbox : outbox.slice(0, count)
+      instance.outbox = count === outbox.length ? [] : outbox.slice(count)
       const reports: StatusReport[] = new Array(tasks.length)
       for (let i = 0; i < tasks.length; i++) reports[i] = (tasks[i] as WorkerTask).takeReport()
-      Effect.runPromiseExit(instance.link.report({ instanceId: instance.id, workerId: options.id, reports })).then((exit) => {
-        if (Exit.isFailure(exit)) {
-          // Keep what was not superseded meanwhile and try again; a report is never dropped silently.
-          if (!instance.stopped) {
-            for (let i = 0; i < tasks.length; i++) {
-              const task = tasks[i] as WorkerTask
-              if (task.putBack(reports[i] as StatusReport)) instance.outbox.push(task)
-            }
-          }
-          void Effect.runPromise(Effect.sleep(200)).then(() => flush(instance))
-          return
+      return { tasks, reports }
+    }
+
+    let failedFlushes = 0
+    const flush = (instance: InstanceOnWorker): void => {
+      if (instance.stopped || instance.outbox.length === 0) {
+        instance.flushing = false
+        return
+      }
+      const { tasks, reports } = takeReports(instance)
+      const batch: ReportBatch = { instanceId: instance.id, workerId: options.id, n: ++instance.sent, reports }
+      runPromiseExit(instance.link.report(batch)).then((exit) => {
+        if (Exit.isSuccess(exit)) {
+          failedFlushes = 0
+          if (instance.reportBytes < REPORT_BYTES) instance.reportBytes = Math.min(REPORT_BYTES, instance.reportBytes * 2)
+          return flush(instance)
         }
-        flush(instance)
+        const failure = exit.cause.reasons.find((reason) => reason._tag === "Fail") as { error: LinkError } | undefined
+        const error = failure?.error
+        if (error instanceof RejectedError && error.reason === "unknown-instance") {
+          // The tracker no longer knows the instance (finished, and its stop was lost): forget it here too.
+          return stop({ instanceId: instance.id, taskIds: null, reason: error.message })
+        }
+        // Too large for the receiver: smaller messages from now on (R-RETRY-3: one large result fails no other).
+        if (error !== undefined && error._tag === "TransportError" && error.reason === "too-large") instance.reportBytes = Math.max(1, instance.reportBytes >> 2)
+        // Keep what was not superseded meanwhile and try again; a report is never dropped silently.
+        if (!instance.stopped) {
+          const kept: WorkerTask[] = []
+          for (let i = 0; i < tasks.length; i++) {
+            const task = tasks[i] as WorkerTask
+            if (task.putBack(reports[i] as StatusReport)) kept.push(task)
+          }
+          instance.outbox = kept.concat(instance.outbox)
+        }
+        void sleep(retryDelay(failedFlushes++)).then(() => flush(instance))
       })
     }
 
-    const post = (task: WorkerTask, status: Pending, outcome?: string): void => {
+    const post = (task: WorkerTask, status: Pending, settled?: Settled): void => {
       const instance = task.instance
       if (instance.stopped) return
-      if (task.setPending(status, outcome)) instance.outbox.push(task)
+      if (task.setPending(status, settled)) instance.outbox.push(task)
       if (!instance.flushing) {
         instance.flushing = true
         // One microtask later: everything that finished synchronously meanwhile goes in the same message.
@@ -375,14 +461,7 @@ export const startWorker = (options: WorkerOptions): Effect.Effect<WorkerHandle,
       }
     }
 
-    /** Confirms receipt (R-DISP-8) of a task that has not finished; a finished one reported its result instead. */
-    const confirmReceipt = (task: WorkerTask): void => {
-      if (task.done) return
-      task.acknowledge()
-      post(task, task.started ? TaskStatus.Running : TaskStatus.Received)
-    }
-
-    const finish = (task: WorkerTask, status: typeof TaskStatus.Succeeded | typeof TaskStatus.Failed, outcome: string): void => {
+    const finish = (task: WorkerTask, settled: Settled): void => {
       const slot = task.end()
       if (slot >= 0) {
         slots[slot] = undefined
@@ -390,61 +469,53 @@ export const startWorker = (options: WorkerOptions): Effect.Effect<WorkerHandle,
       }
       task.instance.held--
       completed++
-      if (!task.cancelled) post(task, status, outcome)
+      if (!task.cancelled) post(task, settled.ok ? TaskStatus.Succeeded : TaskStatus.Failed, settled)
       pump()
+      if (task.instance.pullMode) pullMore(task.instance)
     }
 
-    const succeed = (task: WorkerTask, value: unknown): void => {
-      let text: string
-      try {
-        text = encodeResult(value)
-      } catch (error) {
-        return finish(task, TaskStatus.Failed, messageOf(error))
-      }
-      finish(task, TaskStatus.Succeeded, text)
+    /** Waits for an asynchronous settle; one async frame per task, no closures. */
+    const await_ = async (task: WorkerTask, pending: Promise<Settled>): Promise<void> => {
+      finish(task, await pending)
     }
 
-    const fail = (task: WorkerTask, error: unknown): void => finish(task, TaskStatus.Failed, messageOf(error))
-
-    /** Waits for a processor's promise; one async frame per task, no closures. */
-    const settle = async (task: WorkerTask, pending: Promise<unknown>): Promise<void> => {
-      let value: unknown
-      try {
-        value = await pending
-      } catch (error) {
-        return fail(task, error)
-      }
-      succeed(task, value)
-    }
-
-    const resultsOf = (instance: InstanceOnWorker, run: number): AsyncIterable<TaskResult> => ({
-      [Symbol.asyncIterator]: () => new ResultStream(instance.link, run)
+    const unknownJob = (instance: InstanceOnWorker): Settled => ({
+      ok: false,
+      error: { tag: "UnknownJob", message: `job ${instance.job} is not known to worker ${options.id}` }
     })
 
-    const start = (task: WorkerTask): void => {
+    const execute = (task: WorkerTask): Settled | Promise<Settled> => {
       const instance = task.instance
-      const slot = freeSlots.pop() as number
-      slots[slot] = task
-      if (task.acked) post(task, TaskStatus.Running)
-      try {
-        task.begin(slot)
-        const job = options.jobs(instance.job)
-        if (job === undefined) throw new Error(`job ${instance.job} is not known to worker ${options.id}`)
-        const returned =
-          task.kind === TaskKind.Final
-            ? reducerOf(job)(resultsOf(instance, Number(task.id.split(".")[0])), task)
-            : processorOf(job, task.kind)(task, task)
-        // An Effect runs with the task's signal, so a kill interrupts it.
-        const value = Effect.isEffect(returned) ? runReturned(returned, task.signal) : returned
-        if (value instanceof Promise) void settle(task, value)
-        else succeed(task, value)
-      } catch (error) {
-        fail(task, error)
+      if (options.executor !== undefined) {
+        const run: TaskRun = {
+          instanceId: instance.id,
+          job: instance.job,
+          task: task.dispatched,
+          params: instance.paramsText ?? "null",
+          context: instance.context,
+          maxResultBytes: instance.maxResultBytes
+        }
+        return options.executor.run(run, task, task.signal).catch((error: unknown) => ({ ok: false, error: toTaskError(error) }) as const)
       }
+      const job = options.jobs(instance.job)
+      if (job === undefined) return unknownJob(instance)
+      try {
+        task.decode()
+      } catch (error) {
+        return { ok: false, error: toTaskError(error) }
+      }
+      return runTask(job, task.kind, task, (afterSeq, limit) => task.readResults(afterSeq, limit), instance.maxResultBytes)
     }
 
-    /** The worker's scope closed. */
-    let closed = false
+    const start = (task: WorkerTask): void => {
+      const slot = freeSlots.pop() as number
+      slots[slot] = task
+      task.begin(slot)
+      const settled = execute(task)
+      if (settled instanceof Promise) void await_(task, settled)
+      else finish(task, settled)
+    }
+
     // Tasks that finish synchronously call pump again from inside start: the flag turns that into a loop.
     let pumping = false
     function pump(): void {
@@ -465,33 +536,87 @@ export const startWorker = (options: WorkerOptions): Effect.Effect<WorkerHandle,
       }
     }
 
-    const deliver = (batch: TaskBatch): void => {
-      if (closed) return
-      const instance = instanceFor(batch.instanceId)
-      if (instance.stopped) return
+    /** Processors start on a later turn of the event loop, never inside deliver: taking a batch is its receipt (R-DISP-10). */
+    let pumpScheduled = false
+    const schedulePump = (): void => {
+      if (pumpScheduled || closed) return
+      pumpScheduled = true
+      runFork(
+        Effect.yieldNow.pipe(
+          Effect.andThen(
+            Effect.sync(() => {
+              pumpScheduled = false
+              pump()
+            })
+          )
+        )
+      )
+    }
+
+    const take = (instance: InstanceOnWorker, batch: TaskBatch, pulled: boolean): void => {
       instance.job = batch.job
-      if (instance.paramsText !== batch.params) {
+      if (batch.params !== undefined && instance.paramsText !== batch.params) {
         instance.paramsText = batch.params
         instance.params = JSON.parse(batch.params)
       }
+      instance.maxResultBytes = batch.maxResultBytes
       instance.context = batch.context
+      if (batch.seq > instance.seen) instance.seen = batch.seq
+      if (instance.firstSeen < 0 || batch.seq < instance.firstSeen) instance.firstSeen = batch.seq
       const dispatched = batch.tasks
-      const tasks: WorkerTask[] = new Array(dispatched.length)
       for (let i = 0; i < dispatched.length; i++) {
-        const task = new WorkerTask(instance, dispatched[i] as DispatchedTask)
-        tasks[i] = task
+        const task = new WorkerTask(core, instance, dispatched[i] as DispatchedTask)
         queue.push(task)
+        // A pulled batch has no send whose answer confirms it: its receipt goes with the next report.
+        if (pulled) post(task, TaskStatus.Received)
       }
-      instance.held += tasks.length
-      pump()
-      // While a report is under way, receipts wait for the report after it: a task that finishes meanwhile
-      // reports its result instead, one status change for the tracker rather than two. The wait is a report's
-      // round trip or two, far below the ack timeout.
-      if (instance.flushing) {
-        for (const task of tasks) if (!task.done) instance.receiptsLater.push(task)
-      } else {
-        for (const task of tasks) confirmReceipt(task)
+      instance.held += dispatched.length
+      schedulePump()
+    }
+
+    const deliver = (batch: TaskBatch): RejectedError | undefined => {
+      if (closed) return new RejectedError({ reason: "unknown-worker", message: `worker ${options.id} is closed` })
+      const instance = instanceFor(batch.instanceId)
+      if (instance.stopped) return new RejectedError({ reason: "instance-finished", message: `worker ${options.id} stopped instance ${batch.instanceId}` })
+      if (batch.params === undefined && instance.paramsText === undefined) {
+        return new RejectedError({ reason: "bad-input", message: `worker ${options.id} has no params of ${batch.instanceId}: send them with the batch` })
       }
+      try {
+        if (batch.params !== undefined) JSON.parse(batch.params)
+      } catch {
+        return new RejectedError({ reason: "bad-input", message: `the params of ${batch.instanceId} are not JSON` })
+      }
+      take(instance, batch, false)
+      return undefined
+    }
+
+    /** Pull mode: asks for a page whenever there is room, waits a little when there was nothing (R-DISP-9). */
+    const pullMore = (instance: InstanceOnWorker): void => {
+      const pullCall = instance.link.pull
+      if (pullCall === undefined || instance.pulling || instance.stopped || closed) return
+      const room = freeSlots.length + PULL_AHEAD - queue.size
+      if (room <= 0) return
+      instance.pulling = true
+      runPromiseExit(pullCall({ instanceId: instance.id, workerId: options.id, pageSize: Math.min(room, MAX_SLOTS) })).then(async (exit) => {
+        let again = true
+        if (Exit.isSuccess(exit)) {
+          if (exit.value !== null && !instance.stopped && !closed) take(instance, exit.value, true)
+          else await sleep(pullIdleMs)
+        } else {
+          const failure = exit.cause.reasons.find((reason) => reason._tag === "Fail") as { error: LinkError } | undefined
+          if (failure?.error instanceof RejectedError && failure.error.reason === "unknown-instance") again = false
+          else await sleep(pullIdleMs * 5)
+        }
+        instance.pulling = false
+        if (again) pullMore(instance)
+      })
+    }
+
+    const learn = (instance: InstanceOnWorker, reply: HeartbeatReply | void): void => {
+      const pull = reply !== undefined && reply.dispatchMode === "pull"
+      if (pull === instance.pullMode) return
+      instance.pullMode = pull
+      if (pull) pullMore(instance)
     }
 
     const stop = (message: StopMessage): void => {
@@ -508,8 +633,6 @@ export const startWorker = (options: WorkerOptions): Effect.Effect<WorkerHandle,
         instance.stopped = true
         for (const task of instance.outbox) task.dropPending()
         instance.outbox = []
-        instance.receiptsLater = []
-        instance.receiptsNext = []
         instances.delete(instance.id)
       }
     }
@@ -517,11 +640,13 @@ export const startWorker = (options: WorkerOptions): Effect.Effect<WorkerHandle,
     /** A tracker that no longer knows the instance (finished, and its stop was lost): forget it here too. */
     const heartbeatTo = (instance: InstanceOnWorker) =>
       instance.link.heartbeat(heartbeatOf(instance)).pipe(
+        Effect.tap((reply) => Effect.sync(() => learn(instance, reply))),
         Effect.catch((error) =>
           error instanceof RejectedError && error.reason === "unknown-instance"
             ? Effect.sync(() => stop({ instanceId: instance.id, taskIds: null, reason: error.message }))
             : Effect.void
-        )
+        ),
+        Effect.catchDefect(() => Effect.void)
       )
     const heartbeatAll = Effect.suspend(() => Effect.forEach([...instances.values()], heartbeatTo, { concurrency: "unbounded", discard: true }))
 
@@ -532,13 +657,18 @@ export const startWorker = (options: WorkerOptions): Effect.Effect<WorkerHandle,
         for (const id of [...instances.keys()]) stop({ instanceId: id, taskIds: null, reason: "worker closed" })
       })
     )
-    yield* Effect.forkScoped(
-      Effect.forever(Effect.sleep(options.heartbeatInterval).pipe(Effect.andThen(heartbeatAll)))
-    )
+    yield* Effect.forkScoped(Effect.forever(Effect.sleep(options.heartbeatInterval).pipe(Effect.andThen(heartbeatAll))))
 
     return {
       id: options.id,
-      join: (instanceId) => Effect.suspend(() => instanceFor(instanceId).link.heartbeat(heartbeatOf(instanceFor(instanceId)))),
+      join: (instanceId) =>
+        Effect.suspend(() => {
+          const instance = instanceFor(instanceId)
+          return instance.link.heartbeat(heartbeatOf(instance)).pipe(
+            Effect.tap((reply) => Effect.sync(() => learn(instance, reply))),
+            Effect.asVoid
+          )
+        }),
       deliver,
       stop,
       stats: () => ({ running: options.slots - freeSlots.length, queued: queue.size, completed })
