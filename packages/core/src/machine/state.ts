@@ -147,14 +147,15 @@ export interface WorkerState {
   /** Tasks per batch this worker takes; halved when a batch was too large for it (R-DISP-10). */
   batchLimit: number
   /** Batches whose send was answered but that no heartbeat has shown as seen yet, oldest first. */
-  unseen: Array<{ readonly seq: number; readonly at: number }>
+  unseen: Array<{ readonly seq: number; at: number }>
 }
 
 /** Tasks sent together; kept until acknowledged or timed out (R-DISP-8). */
 export interface SentBatch {
   readonly worker: WorkerState
   readonly seq: number
-  readonly at: number
+  /** When it was sent; moved on by a stall of the tracker's own thread. */
+  at: number
   /** The batch carried the instance's params. */
   readonly withParams: boolean
   tasks: LiveTask[]
@@ -196,6 +197,8 @@ export type MachineEvent =
   | { readonly _tag: "Context"; readonly request: ContextAppend; readonly reply: number }
   | { readonly _tag: "Kill"; readonly taskId: string | null; readonly reason: string; readonly reply: number }
   | { readonly _tag: "Delivered"; readonly workerId: string; readonly seq: number }
+  /** The tracker's own thread was busy this long past the time it meant to wake (R-DISP-10). */
+  | { readonly _tag: "Stalled"; readonly ms: number }
   | {
       readonly _tag: "SendFailed"
       readonly workerId: string

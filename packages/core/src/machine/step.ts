@@ -13,7 +13,7 @@ import type { MachineEvent, MachineState, StepOutput } from "./state.ts"
 import { ChildBlock, settleBlock } from "./blocks.ts"
 import { blockRows, toRow } from "./rows.ts"
 import { enqueue } from "./tasks.ts"
-import { applyHeartbeat, checkLiveness, nextLivenessCheck } from "./workers.ts"
+import { applyHeartbeat, checkLiveness, creditStall, nextLivenessCheck } from "./workers.ts"
 
 const handle = (state: MachineState, event: MachineEvent, now: number): void => {
   const replies = state.out.replies
@@ -39,6 +39,8 @@ const handle = (state: MachineState, event: MachineEvent, now: number): void => 
     case "Kill":
       replies.push({ id: event.reply, value: kill(state, event.taskId, event.reason, now) ?? { _tag: "Ack" } })
       return
+    case "Stalled":
+      return creditStall(state, event.ms, now)
     case "Delivered":
       return delivered(state, event.workerId, event.seq, now)
     case "SendFailed":

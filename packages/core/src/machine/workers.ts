@@ -151,6 +151,19 @@ export const loseWorker = (state: MachineState, worker: WorkerState, now: number
 }
 
 /**
+ * The tracker's own thread was stalled (a processor in the same thread did long synchronous work): nothing
+ * could reach it meanwhile, so the silence is its own, not the workers'. Their last contact and the sends
+ * waiting for a receipt move on by the stall, so none of them is judged on it (R-DISP-10).
+ */
+export const creditStall = (state: MachineState, stall: number, now: number): void => {
+  for (const worker of state.workerList) {
+    worker.lastSeen = Math.min(now, worker.lastSeen + stall)
+    for (const entry of worker.unseen) entry.at = Math.min(now, entry.at + stall)
+  }
+  for (const batch of state.sentBatches) batch.at = Math.min(now, batch.at + stall)
+}
+
+/**
  * Workers silent for workerTimeout are lost (R-WORK-1). The local worker lives in the tracker's own
  * process: it is never judged by its heartbeats, so it cannot retire while the instance is live (R-WORK-4).
  */

@@ -57,6 +57,9 @@ export interface NewTrackerOptions extends TrackerHooks {
   readonly seed?: number
 }
 
+/** A step this much later than the tracker asked to wake (or half a heartbeat, if less) means its thread was stalled. */
+const STALL_MS = 1_000
+
 /** Store writes are retried this many times before the instance fails with "storage failure" (R-RETRY-4). */
 const STORE_RETRIES = 3
 
@@ -220,14 +223,23 @@ const runTracker = (state: MachineState, hooks: TrackerHooks): Effect.Effect<Tra
 
     const loop = Effect.gen(function* () {
       let envelopes: ReadonlyArray<Envelope> = []
+      let wakeAt: number | null = null
+      let idleSince = 0
       for (;;) {
         const now = yield* Clock.currentTimeMillis
-        const events: MachineEvent[] = new Array(envelopes.length)
-        for (let i = 0; i < envelopes.length; i++) events[i] = (envelopes[i] as Envelope).event
+        // Woken far later than asked: this thread was busy (a long synchronous processor beside the tracker) at
+        // some time since the last step, and the silence of the workers meanwhile is its own (R-DISP-10). The
+        // whole wait is credited: a worker that died meanwhile is found at most one wait later. The stall comes first.
+        const stalled = wakeAt !== null && now - wakeAt > Math.min(STALL_MS, state.config.heartbeatInterval / 2) ? 1 : 0
+        const events: MachineEvent[] = new Array(envelopes.length + stalled)
+        if (stalled === 1) events[0] = { _tag: "Stalled", ms: now - idleSince }
+        for (let i = 0; i < envelopes.length; i++) events[i + stalled] = (envelopes[i] as Envelope).event
         const out = step(state, events, now)
         yield* perform(out, now)
         if (state.released) break
         hooks.onWake?.(out.wakeAt)
+        wakeAt = out.wakeAt
+        idleSince = yield* Clock.currentTimeMillis
         envelopes = yield* nextEvents(out.wakeAt)
       }
       close("released")
