@@ -63,7 +63,7 @@ describe("the taskfold command", () => {
       [["run"], /a job module is required/],
       [["run", jobs, "--workers", "zero", "--job", "squares"], /--workers must be an integer/],
       [["run", jobs, "--job", "squares", "--params", "{"], /--params is not valid JSON/],
-      [["run", jobs], /exports several jobs \((squares, broken|broken, squares)\): choose one with --job/],
+      [["run", jobs], /exports several jobs \(.*squares.*\): choose one with --job/],
       [["serve", "--port", "0", "--token", "x"], /--jobs is required/],
       [["serve", "--port", "70000", "--token", "x", "--jobs", jobs], /--port must be a port number/],
       [["serve", "--port", "0", "--jobs", jobs], /--token \(or the TASKFOLD_TOKEN environment variable\) is required/],
@@ -107,6 +107,21 @@ describe("the taskfold command", () => {
     const failed = await taskfold("run", jobs, "--job", "broken")
     expect(failed.code).toBe(1)
     expect(JSON.parse(failed.stdout)).toMatchObject({ ok: false, result: expect.stringContaining("broken on purpose") })
+  })
+
+  it("R-FIN-8 run names every failed task with its error, on stderr and in the JSON line, never only a count", async () => {
+    const failed = await taskfold("run", jobs, "--job", "some-fail", "--workers", "2", "--threads", "0")
+    expect(failed.code).toBe(1)
+    const line = JSON.parse(failed.stdout) as { ok: boolean; counts: unknown; errors: Array<{ taskId: string; name: string; error: { tag: string; message: string } }> }
+    expect(line.ok).toBe(false)
+    expect(line.counts).toEqual({ created: 11, succeeded: 9, failed: 2 })
+    expect(line.errors.map((error) => [error.taskId, error.name, error.error.tag, error.error.message]).sort()).toEqual([
+      ["0.4", "part", "RangeError", "part 3 is out of range"],
+      ["0.8", "part", "RangeError", "part 7 is out of range"]
+    ])
+    expect(failed.stderr).toMatch(/failed: 11 tasks, 9 succeeded, 2 failed/)
+    expect(failed.stderr).toMatch(/task 0\.4 \(part, attempt 0\): RangeError: part 3 is out of range/)
+    expect(failed.stderr).toMatch(/task 0\.8 \(part, attempt 0\): RangeError: part 7 is out of range/)
   })
 
   it("submit --wait against a server prints the outcome line; status answers after the instance finished", async () => {

@@ -5,7 +5,7 @@ import { makeTrackerServer } from "../server/host.ts"
 import { openSqliteStore } from "../sqlite/store.ts"
 import { scopedThreadPool } from "../threads/pool.ts"
 import { CommandError, helpOption, integer, json, jsonObject, parse, threads, UsageError } from "./args.ts"
-import { messageOf, outcomeLine, runEffect } from "./common.ts"
+import { messageOf, outcomeLine, outcomeSummary, runEffect } from "./common.ts"
 import { progressView } from "./progress.ts"
 
 export const runHelp = `Usage: taskfold run <job-module> [options]
@@ -133,7 +133,10 @@ export const run = async (args: ReadonlyArray<string>): Promise<number> => {
         })
       )
     )
-    for (const result of results) process.stdout.write(`${outcomeLine(result.instanceId, result.outcome)}\n`)
+    for (const result of results) {
+      process.stderr.write(outcomeSummary(result.outcome))
+      process.stdout.write(`${outcomeLine(result.instanceId, result.outcome)}\n`)
+    }
     return results.every((result) => result.ok) ? 0 : 1
   } finally {
     store?.close()
