@@ -1,7 +1,60 @@
 import { Effect } from "effect"
 import { describe, expect, it } from "vitest"
-import { defineJob, TaskStatus, TransportError, type ReportBatch, type TrackerLink } from "../src/index.ts"
+import {
+  ConfigError,
+  defineJob,
+  RejectedError,
+  startWorker,
+  TaskKind,
+  TaskStatus,
+  TransportError,
+  type Heartbeat,
+  type Job,
+  type MapRequest,
+  type ReportBatch,
+  type TaskBatch,
+  type TrackerLink
+} from "../src/index.ts"
 import { closeScope, outcomeWithin, sleep, startCluster, waitUntil } from "./support.ts"
+
+/** A tracker link that records what a worker sends and answers as a tracker would; `map` may be overridden. */
+const fakeLink = (map: (request: MapRequest, index: number) => Effect.Effect<number, TransportError | RejectedError> = (request) => Effect.succeed(request.bodies.length)) => {
+  const heartbeats: Heartbeat[] = []
+  const reports: ReportBatch[] = []
+  const maps: MapRequest[] = []
+  /** Message numbers in the order the messages were sent, heartbeats and reports alike. */
+  const numbers: number[] = []
+  const link: TrackerLink = {
+    heartbeat: (heartbeat) =>
+      Effect.sync(() => {
+        heartbeats.push(heartbeat)
+        if (heartbeat.n !== undefined) numbers.push(heartbeat.n)
+        return { dispatchMode: "push" as const }
+      }),
+    report: (batch) =>
+      Effect.sync(() => {
+        reports.push(batch)
+        if (batch.n !== undefined) numbers.push(batch.n)
+        return { applied: batch.reports.length, dropped: 0, unknown: [], rejected: [] }
+      }),
+    map: (request) => Effect.suspend(() => map(request, maps.push(request) - 1)),
+    appendContext: () => Effect.succeed(true),
+    readResults: () => Effect.succeed([])
+  }
+  return { link, heartbeats, reports, maps, numbers }
+}
+
+const batchOf = (seq: number, tasks: TaskBatch["tasks"], params?: string): TaskBatch => ({
+  instanceId: "inst",
+  job: "fake",
+  ...(params === undefined ? {} : { params }),
+  maxResultBytes: 1024,
+  seq,
+  context: {},
+  tasks
+})
+
+const sub = (id: string, body: string) => ({ id, name: "step", kind: TaskKind.Sub, attempt: 0, body })
 
 /** Wraps a link so every report message is recorded as it is sent. */
 const recordingReports = (base: TrackerLink, sent: ReportBatch[], before: (batch: ReportBatch, index: number) => Effect.Effect<void, TransportError> = () => Effect.void): TrackerLink => ({
@@ -218,6 +271,149 @@ describe("worker runtime", () => {
           expect(reportsAfterClose).toBe(0)
           const outcome = yield* outcomeWithin(cluster.tracker, 10_000)
           expect(outcome).toMatchObject({ ok: true, result: "40" })
+        })
+      )
+    ))
+
+  it("R-DISP-10 worker runtime: deliver takes a batch and answers at once, before any processor runs; a pushed batch gets no Received or Running report", () =>
+    Effect.runPromise(
+      Effect.scoped(
+        Effect.gen(function* () {
+          const started: string[] = []
+          const job: Job = defineJob({
+            name: "fake",
+            kind: "map",
+            process: (task) => {
+              started.push(task.id)
+              return task.body
+            }
+          })
+          const fake = fakeLink()
+          const worker = yield* startWorker({ id: "w", slots: 4, jobs: (name) => (name === "fake" ? job : undefined), connect: () => fake.link, heartbeatInterval: 20 })
+          yield* worker.join("inst")
+          // a worker that has no params of the instance refuses a batch without them, and takes nothing
+          const refused = worker.deliver(batchOf(0, [sub("0.9", "9")]))
+          expect(refused).toBeInstanceOf(RejectedError)
+          expect(refused!.reason).toBe("bad-input")
+          expect(worker.stats()).toMatchObject({ running: 0, queued: 0 })
+          expect(worker.deliver(batchOf(3, [sub("0.1", "1"), sub("0.2", "2")], "null"))).toBeUndefined()
+          // taken, not started: the answer to the send is the receipt
+          expect(started).toEqual([])
+          expect(worker.stats().queued + worker.stats().running).toBe(2)
+          // later batches may leave the params out
+          expect(worker.deliver(batchOf(5, [sub("0.3", "3")]))).toBeUndefined()
+          yield* waitUntil(() => fake.reports.flatMap((b) => b.reports).filter((r) => r.status === TaskStatus.Succeeded).length === 3, "three results")
+          expect(started.sort()).toEqual(["0.1", "0.2", "0.3"])
+          const statuses = fake.reports.flatMap((batch) => batch.reports.map((report) => report.status))
+          expect(statuses.every((status) => status === TaskStatus.Succeeded)).toBe(true)
+          // heartbeats name the incarnation, the lowest and highest batch seq taken, and number the messages
+          yield* waitUntil(() => fake.heartbeats.some((beat) => beat.seen === 5), "a heartbeat after the batches")
+          const last = fake.heartbeats[fake.heartbeats.length - 1]!
+          expect(last).toMatchObject({ instanceId: "inst", workerId: "w", slots: 4, seen: 5, firstSeen: 3 })
+          expect(typeof last.incarnation).toBe("string")
+          expect(new Set(fake.heartbeats.map((beat) => beat.incarnation)).size).toBe(1)
+          expect(fake.heartbeats[0]).toMatchObject({ seen: -1, firstSeen: -1, idle: true })
+          // one numbering for heartbeats and reports, rising in the order they were sent
+          expect(fake.numbers.length).toBe(fake.heartbeats.length + fake.reports.length)
+          for (let i = 1; i < fake.numbers.length; i++) expect(fake.numbers[i]!).toBeGreaterThan(fake.numbers[i - 1]!)
+        })
+      )
+    ))
+
+  it("R-MAP-6 worker runtime: a map call whose answer was lost is sent again as it was; the next call starts after it", () =>
+    Effect.runPromise(
+      Effect.scoped(
+        Effect.gen(function* () {
+          const answers: unknown[] = []
+          const job: Job = defineJob({
+            name: "fake",
+            kind: "map",
+            process: async (task, ctx) => {
+              answers.push(await ctx.map(["a", "b"], "first"))
+              answers.push(await ctx.map(["c"], "second"))
+              return "mapped"
+            }
+          })
+          // the first call gets through but its answer is lost; every other call is answered
+          const fake = fakeLink((request, index) =>
+            index === 0 ? Effect.fail(new TransportError({ reason: "timeout", message: "answer lost" })) : Effect.succeed(index === 1 ? 0 : request.bodies.length)
+          )
+          const worker = yield* startWorker({ id: "w", slots: 1, jobs: () => job, connect: () => fake.link, heartbeatInterval: 50 })
+          yield* worker.join("inst")
+          worker.deliver(batchOf(0, [sub("0.1", "1")], "null"))
+          yield* waitUntil(() => answers.length === 2, "both map calls answered")
+          expect(fake.maps.map((request) => [request.taskId, request.attempt, request.name, request.from, request.bodies])).toEqual([
+            ["0.1", 0, "first", 0, ['"a"', '"b"']],
+            ["0.1", 0, "first", 0, ['"a"', '"b"']],
+            ["0.1", 0, "second", 2, ['"c"']]
+          ])
+          expect(answers).toEqual([0, 1])
+        })
+      )
+    ))
+
+  it("R-MAP-6 worker runtime: a refused map call uses up no position; the next call of the attempt starts where the refused one did", () =>
+    Effect.runPromise(
+      Effect.scoped(
+        Effect.gen(function* () {
+          let refusal: unknown = undefined
+          let mappedAfter: unknown = undefined
+          const job: Job = defineJob({
+            name: "fake",
+            kind: "map",
+            process: async (task, ctx) => {
+              try {
+                await ctx.map(["x", "y"], "refused")
+              } catch (error) {
+                refusal = error
+              }
+              mappedAfter = await ctx.map(["z"], "next")
+              return "done"
+            }
+          })
+          const fake = fakeLink((request, index) =>
+            index === 0 ? Effect.fail(new RejectedError({ reason: "body-too-large", message: "too big" })) : Effect.succeed(request.bodies.length)
+          )
+          const worker = yield* startWorker({ id: "w", slots: 1, jobs: () => job, connect: () => fake.link, heartbeatInterval: 50 })
+          yield* worker.join("inst")
+          worker.deliver(batchOf(0, [sub("0.1", "1")], "null"))
+          yield* waitUntil(() => mappedAfter !== undefined, "the second map call answered")
+          expect(refusal).toMatchObject({ name: "RejectedError", reason: "body-too-large" })
+          expect(fake.maps.map((request) => [request.name, request.from])).toEqual([
+            ["refused", 0],
+            ["next", 0]
+          ])
+        })
+      )
+    ))
+
+  it("config: startWorker fails with ConfigError for slots 0 or 1.5 and for a heartbeatInterval that is not positive", () =>
+    Effect.runPromise(
+      Effect.scoped(
+        Effect.gen(function* () {
+          const fake = fakeLink()
+          const options = { id: "w", slots: 2, jobs: () => undefined, connect: () => fake.link, heartbeatInterval: 50 }
+          for (const bad of [{ slots: 0 }, { slots: 1.5 }, { slots: -3 }, { heartbeatInterval: 0 }, { heartbeatInterval: Number.NaN }]) {
+            const error = yield* Effect.flip(startWorker({ ...options, ...bad }))
+            expect(error).toBeInstanceOf(ConfigError)
+            expect(error.reason).toBe("invalid-config")
+          }
+          const ok = yield* startWorker(options)
+          expect(ok.id).toBe("w")
+        })
+      )
+    ))
+
+  it("R-DISP-9 the tracker's answer to a heartbeat tells the worker how the instance hands out sub-tasks", () =>
+    Effect.runPromise(
+      Effect.scoped(
+        Effect.gen(function* () {
+          for (const dispatchMode of ["push", "pull"] as const) {
+            const job = defineJob({ name: `mode-${dispatchMode}`, kind: "standalone", config: { heartbeatInterval: 30, workerTimeout: 300, dispatchMode }, process: () => 1 })
+            const cluster = yield* startCluster({ job, workers: 1, owner: () => {} })
+            const reply = yield* cluster.tracker.heartbeat({ instanceId: cluster.instanceId, workerId: "extra", slots: 1, freeSlots: 1, queueLength: 0, idle: true })
+            expect(reply).toEqual({ dispatchMode })
+          }
         })
       )
     ))

@@ -160,9 +160,10 @@ export const restoreInstance = (stored: StoredInstance, localWorkerId: string, n
       pendingMaps: 0,
       finalCreated: counters.finalCreated,
       errors: [...(counters.errors ?? [])],
-      rootOutcome: undefined,
+      rootOutcome: counters.rootFailed === true ? { ok: false, text: "the root task failed" } : undefined,
       finalOutcome: undefined,
-      done: false
+      // An outcome decided before the restart closes every run: nothing is created or run for it again.
+      done: row.outcome !== null
     }
     state.runs.set(run.n, run)
   }

@@ -7,8 +7,8 @@
  * and rebuilt from the store model with `restoreInstance` on a tracker restart.
  *
  * Commands: worker joins (a worker that crashed comes back as a new incarnation), heartbeats (busy and idle,
- * carrying incarnation, the highest batch seq taken and a message number), crashes, time advancing (ack
- * timeouts, retry backoff, worker loss), status reports (in order, skipping, reordered in one batch, replayed
+ * carrying incarnation, the lowest and highest batch seq taken and a message number), crashes, time advancing (ack
+ * timeouts, retry backoff, worker loss), stalls of the tracker's own thread, status reports (in order, skipping, reordered in one batch, replayed
  * duplicates, stale or future attempts, from the wrong worker, for unknown tasks, results over maxResultBytes),
  * map calls (valid, with their position, sent twice as after a lost answer, retried mappers re-mapping, reserved
  * names, over-size bodies, empty lists, stale attempts, a position past the children), the transport's answer
@@ -84,6 +84,8 @@ interface SimWorker {
   nextMessage: number
   /** Highest batch seq it has taken (R-WORK-3). */
   seen: number
+  /** Lowest batch seq this incarnation has taken, -1 for none (R-WORK-2). */
+  firstSeen: number
 }
 
 interface MapCall {
@@ -103,12 +105,6 @@ interface Model {
   restarts: number
   readonly kind: "map" | "mapReduce"
   readonly runReduceIfFail: boolean
-  /** The root was stored Failed when the tracker restarted (see the known bug in checkInvariants). */
-  rootFailedBeforeRestart: boolean
-  /** A worker came back in the case of the known bug noted in `reincarnate`. */
-  unseenBug: boolean
-  /** Tasks created after the outcome was decided (only by the known bug noted in applyWrite). */
-  readonly lateRows: Set<string>
   readonly remotes: string[]
   readonly workers: Map<string, SimWorker>
   /** The store model. */
@@ -167,15 +163,8 @@ const fail = (m: Model, message: string): never => {
 const applyWrite = (m: Model, write: WriteBatch): void => {
   for (const row of write.inserts) {
     if (m.rows.has(row.id)) fail(m, `task ${row.id} inserted twice (R-MAP-2, R-REC-2)`)
-    // Once the outcome is decided no task is created (R-FIN-6, R-FIN-7: no reduce after a kill). Known src bug, see
-    // the it.fails test "R-FIN-7 R-FIN-6 R-REC-1 a killed instance resumed ..." in finalize.test.ts: a tracker
-    // resumed after the outcome may create the final task. Until it is fixed that one case is let through (and
-    // left out of the outcome's counts); drop `lateRows` with the fix.
-    if (m.outcome !== null && write.instance.outcome !== null && !m.broken) {
-      if (!(m.restarts > 0 && row.name === FINAL_NAME)) fail(m, `task ${row.id} created after the outcome was decided (R-FIN-6)`)
-      m.lateRows.add(row.id)
-      hit("known bug: final task created after the outcome")
-    }
+    // Once the outcome is decided no task is created (R-FIN-6, R-FIN-7: no reduce after a kill), also after a restart.
+    if (m.outcome !== null && write.instance.outcome !== null && !m.broken) fail(m, `task ${row.id} created after the outcome was decided (R-FIN-6)`)
     m.rows.set(row.id, { ...row })
   }
   for (const update of write.updates) {
@@ -286,6 +275,7 @@ const heartbeat = (m: Model, worker: SimWorker, forgetful = false): MachineEvent
       idle,
       incarnation: `${worker.id}#${worker.incarnation}`,
       seen: worker.seen,
+      firstSeen: worker.firstSeen,
       n: worker.nextMessage++
     }
   }
@@ -298,26 +288,18 @@ const simWorker = (id: string, slots: number, alive: boolean): SimWorker => ({
   held: new Map(),
   incarnation: 0,
   nextMessage: 0,
-  seen: -1
+  seen: -1,
+  firstSeen: -1
 })
 
 /** A crashed worker's process starts again: a new incarnation, holding nothing, numbering from 0. */
 const reincarnate = (m: Model, r: Real, worker: SimWorker): void => {
-  // Known src bug, see the it.fails test "R-WORK-3 R-DISP-10 a task delivered before the first incarnation ..." in
-  // workers.test.ts: a tracker that knows no incarnation of this worker (it resumed from the store since) adopts
-  // the new process's as if it held the tasks, and then neither reaps nor redelivers those sent in numbered
-  // batches: they stay forever. Such a run is not required to finish; drop `unseenBug` with the fix.
-  const known = r.state.workers.get(worker.id)
-  if (known !== undefined && known.incarnation === undefined) {
-    for (const task of r.state.tasks.values()) {
-      if (task.worker === known && task.status >= TaskStatus.Received && task.sentSeq >= 0) m.unseenBug = true
-    }
-  }
   worker.alive = true
   worker.held.clear()
   worker.incarnation++
   worker.nextMessage = 0
   worker.seen = -1
+  worker.firstSeen = -1
 }
 
 /** 5. The final task is sent: reduce will read every other stored task, each exactly once, all terminal. */
@@ -357,6 +339,7 @@ const deliver = (m: Model, workerId: string, batch: TaskBatch): void => {
   m.sends.push({ workerId, seq: batch.seq, tasks: batch.tasks.map((task) => ({ id: task.id, attempt: task.attempt })), taken, answered: false })
   if (worker === undefined || !worker.alive) return
   worker.seen = Math.max(worker.seen, batch.seq)
+  if (worker.firstSeen < 0) worker.firstSeen = batch.seq
   for (const task of batch.tasks) {
     worker.held.set(task.id, { attempt: task.attempt, name: task.name, status: TaskStatus.Dispatched, mapped: 0, mapping: false })
   }
@@ -504,7 +487,7 @@ const checkInvariants = (m: Model, r: Real): void => {
     if (inFlight > m.maxInFlight) fail(m, `${inFlight} sub-tasks in flight, maxInFlight is ${m.maxInFlight} (R-DISP-9)`)
   }
   if (outcome !== null) {
-    const rows = [...m.rows.values()].filter((row) => !m.lateRows.has(row.id))
+    const rows = [...m.rows.values()]
     const failedRows = rows.filter((row) => row.status === TaskStatus.Failed)
     const succeeded = rows.filter((row) => row.status === TaskStatus.Succeeded).length
     const failed = failedRows.length
@@ -523,11 +506,8 @@ const checkInvariants = (m: Model, r: Real): void => {
       }
     }
     if (outcome.ok) {
-      // R-FIN-8: an ok outcome is true of the work: the root succeeded
-      // (Known src bug, see the it.fails test "R-FIN-8 R-REC-1 a root that failed before a tracker restart ..." in
-      // finalize.test.ts: a resumed tracker forgets that the root failed. Until it is fixed, a run that restarted
-      // after its root failed is left out of this one check; remove `rootFailedBeforeRestart` with the fix.)
-      if (rows.find((row) => row.id === "0")?.status !== TaskStatus.Succeeded && !m.rootFailedBeforeRestart) {
+      // R-FIN-8: an ok outcome is true of the work: the root succeeded, also when it failed before a restart
+      if (rows.find((row) => row.id === "0")?.status !== TaskStatus.Succeeded) {
         fail(m, "an ok outcome with a root that did not succeed (R-FIN-8)")
       }
       if (failed > 0 && !(m.kind === "mapReduce" && m.runReduceIfFail)) fail(m, `an ok outcome with ${failed} failed tasks (R-FIN-2, R-FIN-3)`)
@@ -639,6 +619,22 @@ class AdvanceCmd implements Cmd {
     settle(m, r)
   }
   toString = () => `advance(${this.ms}${this.beat ? ",beat" : ""})`
+}
+
+/** The tracker's own thread was busy for `ms` (R-DISP-10): time passes, nothing reaches it, the step is told so. */
+class StallCmd implements Cmd {
+  readonly ms: number
+  constructor(ms: number) {
+    this.ms = ms
+  }
+  check = live
+  run(m: Model, r: Real): void {
+    m.now += this.ms
+    hit("stall")
+    exec(m, r, [{ _tag: "Stalled", ms: this.ms }, { _tag: "Tick" }])
+    settle(m, r)
+  }
+  toString = () => `stall(${this.ms})`
 }
 
 type ReportKind = "received" | "running" | "succeed" | "succeed-big" | "fail" | "reorder-done" | "reorder-start"
@@ -926,7 +922,6 @@ class RestartCmd implements Cmd {
   run(m: Model, r: Real): void {
     const stored = loadStored(m)
     hit("restart")
-    if (m.rows.get("0")?.status === TaskStatus.Failed) m.rootFailedBeforeRestart = true
     const remote = stored.live.filter((row) => row.worker !== null && row.worker !== m.localId && row.status >= TaskStatus.Dispatched)
     if (remote.length > 0) hit("restart with remote tasks in flight")
     if (remote.some((row) => row.childCount > 0)) hit(`restart with a remote mapper in flight, attempt ${remote.some((row) => row.childCount > 0 && row.attempt > 0) ? "> 0" : "0"}`)
@@ -974,6 +969,7 @@ const commandArb: fc.Arbitrary<Cmd> = fc.oneof(
   { weight: 6, arbitrary: fc.tuple(fc.nat(3), fc.nat(3)).map(([pick, forget]) => new HeartbeatCmd(pick, forget === 0)) },
   { weight: 2, arbitrary: fc.nat(2).map((index) => new CrashCmd(index)) },
   { weight: 10, arbitrary: advanceArb },
+  { weight: 2, arbitrary: fc.constantFrom(300, 1_200, 5_000).map((ms) => new StallCmd(ms)) },
   {
     weight: 24,
     arbitrary: fc
@@ -1070,9 +1066,6 @@ const setup = (job: Job) => (): { model: Model; real: Real } => {
     restarts: 0,
     kind: job.kind,
     runReduceIfFail: job.runReduceIfFail,
-    rootFailedBeforeRestart: false,
-    unseenBug: false,
-    lateRows: new Set(),
     remotes,
     workers: new Map(),
     rows: new Map(),
@@ -1150,7 +1143,6 @@ const drain = (m: Model, r: Real): void => {
     settle(m, r)
   }
   if (m.released) return
-  if (m.outcome === null && m.unseenBug) return hit("known bug: tasks of a restarted worker kept forever")
   if (m.outcome === null) fail(m, `the instance did not finish with every worker doing its work (R-FIN-1, R-REC-1)`)
   hit("drained")
   exec(m, r, [{ _tag: "OutcomeAcked" }])

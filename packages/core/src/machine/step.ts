@@ -83,7 +83,8 @@ export const instanceRow = (state: MachineState): InstanceRow => ({
     succeeded: run.succeeded,
     failed: run.failed,
     finalCreated: run.finalCreated,
-    errors: [...run.errors]
+    errors: [...run.errors],
+    rootFailed: run.rootOutcome?.ok === false
   })),
   history: [...state.history],
   outcome: state.outcome,

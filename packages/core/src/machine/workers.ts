@@ -63,8 +63,8 @@ const adoptIncarnation = (state: MachineState, worker: WorkerState, heartbeat: H
   worker.incarnation = incarnation
   worker.lastMessage = -1
   worker.paramsSent = false
-  worker.unseen = []
   if (old === undefined) return true
+  worker.unseen = []
   worker.retired.push(old)
   if (worker.retired.length > RETIRED_KEPT) worker.retired.shift()
   // What the old incarnation had taken is gone; what the new one took (from firstSeen on) is not. Batches

@@ -51,7 +51,9 @@ export const RunCounters = Schema.Struct({
   failed: Schema.Int,
   finalCreated: Schema.Boolean,
   /** The first failed tasks of the run, for its outcome (R-FIN-8). */
-  errors: Schema.optionalKey(Schema.Array(FailedTask))
+  errors: Schema.optionalKey(Schema.Array(FailedTask)),
+  /** The root failed for good: the run can never be ok (R-FIN-8), also after a restart. */
+  rootFailed: Schema.optionalKey(Schema.Boolean)
 })
 export type RunCounters = typeof RunCounters.Type
 

@@ -77,6 +77,9 @@ const tagOf = (value: unknown): string => {
   return Array.isArray(value) ? "array" : "object"
 }
 
+/** Fields that are not what went wrong: the tag and the Error machinery. */
+const HIDDEN_FIELDS = new Set(["_tag", "name", "message", "stack", "cause"])
+
 const messageOf = (value: unknown, tag: string): string => {
   if (typeof value === "string") return value
   if (value === undefined) return "undefined"
@@ -84,9 +87,11 @@ const messageOf = (value: unknown, tag: string): string => {
   if (value !== null && typeof value === "object") {
     const message = readField(value, "message")
     if (typeof message === "string" && message.length > 0) return message
-    if (value instanceof Error) return tag
-    // A tagged error's fields, without the tag itself, tell what happened.
-    return safeJson(value)
+    if (!(value instanceof Error) && typeof readField(value, "_tag") !== "string") return safeJson(value)
+    // An error's own fields (a tagged error's), without the tag and the Error machinery, tell what happened.
+    const fields: Record<string, unknown> = {}
+    for (const key of Object.keys(value)) if (!HIDDEN_FIELDS.has(key)) fields[key] = readField(value, key)
+    return Object.keys(fields).length > 0 ? safeJson(fields) : tag
   }
   return describeSafely(value)
 }
