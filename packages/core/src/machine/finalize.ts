@@ -194,6 +194,8 @@ export const checkRestored = (state: MachineState, now: number): void => {
 export const storageFailed = (state: MachineState, cause: string, now: number): void => {
   if (state.outcome !== null) return
   decideOutcome(state, false, `storage failure: ${cause}`, now)
+  // Decided: no run creates a final task or decides anything after this.
+  for (const run of state.runs.values()) run.done = true
   stopAllWorkers(state, "storage failure")
 }
 
