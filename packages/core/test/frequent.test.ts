@@ -32,12 +32,12 @@ const historyOf = (store: ReturnType<typeof makeMemoryStore>, instanceId: string
   store.instances.get(instanceId)?.instance.history ?? []
 
 describe("frequent jobs in process", () => {
-  it("R-FREQ-1 R-FREQ-3 a fixedRate job runs a sub-instance every 50 ms with root '<n>', keeps the last 10 as history, and only ends on kill", () =>
+  it("R-FREQ-1 R-FREQ-3 a fixedRate job (up to 3 at once, so a slow one skips nothing) runs a sub-instance every 50 ms with root '<n>', keeps the last 10 as history, and only ends on kill", () =>
     Effect.runPromise(
       Effect.scoped(
         Effect.gen(function* () {
           const store = makeMemoryStore()
-          const { job, starts } = frequentJob({ frequent: { mode: "fixedRate", everyMs: 50 } })
+          const { job, starts } = frequentJob({ frequent: { mode: "fixedRate", everyMs: 50 }, maxConcurrentSubInstances: 3 })
           const handle = yield* startJob(job, { workers: 1, store })
           yield* waitUntil(() => starts.length >= 13, "13 sub-instances", 3_000)
           // Each trigger is its own sub-instance with root "<n>", numbered from 1.
