@@ -146,4 +146,14 @@ describe("map calls over an unreliable link", () => {
         expect(outcome.counts).toEqual({ created: 32, succeeded: 32, failed: 0 })
       })
     ))
+
+  it("R-DISP-9 pull mode over HTTP: the runtime's workers learn the mode from the heartbeat answer, pull, and the instance ends right", () =>
+    Effect.runPromise(
+      Effect.gen(function* () {
+        const outcome = yield* runOverHttp(mapper({ dispatchMode: "pull", maxInFlight: 8 }, 4, 25), {})
+        expect(outcome.ok).toBe(true)
+        expect(JSON.parse(outcome.result)).toEqual(range(100))
+        expect(outcome.counts).toEqual({ created: 102, succeeded: 102, failed: 0 })
+      })
+    ))
 })

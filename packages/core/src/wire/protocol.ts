@@ -1,5 +1,6 @@
 import { Schema } from "effect"
 import { JobConfigOverrides } from "../model/config.ts"
+import { Id } from "../model/id.ts"
 
 /** Paths of the HTTP protocol; one place for servers and clients. */
 export const paths = {
@@ -17,7 +18,7 @@ export const SubmitRequest = Schema.Struct({
   job: Schema.String.check(Schema.isMinLength(1)),
   params: Schema.optionalKey(Schema.Json),
   config: Schema.optionalKey(JobConfigOverrides),
-  instanceId: Schema.optionalKey(Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(200)))
+  instanceId: Schema.optionalKey(Id)
 })
 export type SubmitRequest = typeof SubmitRequest.Type
 
@@ -28,7 +29,7 @@ export const KillBody = Schema.Struct({
 
 /** A worker process announcing where tasks reach it. */
 export const WorkerRegistration = Schema.Struct({
-  workerId: Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(256)),
+  workerId: Id,
   url: Schema.String.check(Schema.isMinLength(1)),
   slots: Schema.Int.check(Schema.isGreaterThan(0)),
   jobs: Schema.Array(Schema.String)
