@@ -128,7 +128,7 @@ const start = async (id: number, run: TaskRun, controller: AbortController): Pro
   } catch (error) {
     return settle(id, { ok: false, error: toTaskError(error) })
   }
-  const settled = runTask(job, run.task.kind, task, (afterSeq, limit) => task.readResults(afterSeq, limit), run.maxResultBytes)
+  const settled = runTask(job, run.task.kind, task, run.maxResultBytes)
   settle(id, settled instanceof Promise ? await settled : settled)
 }
 

@@ -51,14 +51,33 @@ const aliveCount = (state: MachineState): number => {
   return alive
 }
 
+/** An incarnation the worker runtime names after its start time ("<9 base-36 digits of ms>-<uuid>"). */
+const STARTED_AT = /^([0-9a-z]{9})-/
+
+/**
+ * Both incarnations name their start time and `incarnation` started first: a late message of an earlier run of
+ * the worker, not a new run. (A tracker that resumed never saw the earlier run, so `retired` cannot tell.)
+ */
+const startedBefore = (incarnation: string, current: string | undefined): boolean => {
+  if (current === undefined) return false
+  const started = STARTED_AT.exec(incarnation)?.[1]
+  const currentStarted = STARTED_AT.exec(current)?.[1]
+  return started !== undefined && currentStarted !== undefined && started < currentStarted
+}
+
 /**
  * A heartbeat naming a new incarnation: the worker's process restarted, and what the tracker had placed on
- * the old one is gone (R-WORK-2). False if the heartbeat comes from a retired incarnation (a late message).
+ * the old one is gone (R-WORK-2). False if the heartbeat comes from a retired or earlier incarnation (a late message).
  */
 const adoptIncarnation = (state: MachineState, worker: WorkerState, heartbeat: Heartbeat, now: number): boolean => {
   const incarnation = heartbeat.incarnation
   if (incarnation === undefined || incarnation === worker.incarnation) return true
   if (worker.retired.includes(incarnation)) return false
+  if (startedBefore(incarnation, worker.incarnation)) {
+    worker.retired.push(incarnation)
+    if (worker.retired.length > RETIRED_KEPT) worker.retired.shift()
+    return false
+  }
   const old = worker.incarnation
   worker.incarnation = incarnation
   worker.lastMessage = -1

@@ -137,25 +137,57 @@ const settleEffect = async (effect: Effect.Effect<unknown, unknown>, signal: Abo
   return Exit.isSuccess(exit) ? settleValue(exit.value, maxResultBytes) : settleError(exit.cause)
 }
 
+/** Calls the task's processor (or the final task's reducer); may throw. */
+const invoke = (job: Job, kind: DispatchedTask["kind"], task: RunnableTask): unknown =>
+  kind === TaskKind.Final ? reducerOf(job)(resultStream((afterSeq, limit) => task.readResults(afterSeq, limit)), task) : processorOf(job, kind)(task, task)
+
+const isThenable = (value: unknown): value is PromiseLike<unknown> =>
+  value !== null && typeof (value as PromiseLike<unknown> | undefined)?.then === "function"
+
+/** A task as a processor sees it, and the one call reduce needs of its worker. */
+export type RunnableTask = TaskView & TaskContext & Pick<TaskCalls, "readResults">
+
 /**
  * Runs one task's processor (or the final task's reducer) and settles it: synchronously when the processor
  * returns a plain value, so a batch of quick tasks costs no promise each. Never throws.
  */
-export const runTask = (
-  job: Job,
-  kind: DispatchedTask["kind"],
-  task: TaskView & TaskContext,
-  readResults: TaskCalls["readResults"],
-  maxResultBytes: number | undefined
-): Settled | Promise<Settled> => {
+export const runTask = (job: Job, kind: DispatchedTask["kind"], task: RunnableTask, maxResultBytes: number | undefined): Settled | Promise<Settled> => {
+  let returned: unknown
   try {
-    const returned = kind === TaskKind.Final ? reducerOf(job)(resultStream(readResults), task) : processorOf(job, kind)(task, task)
-    if (Effect.isEffect(returned)) return settleEffect(returned as Effect.Effect<unknown, unknown>, task.signal, maxResultBytes)
-    if (returned !== null && typeof (returned as PromiseLike<unknown> | undefined)?.then === "function") {
-      return settleAsync(Promise.resolve(returned), maxResultBytes)
-    }
-    return settleValue(returned, maxResultBytes)
+    returned = invoke(job, kind, task)
   } catch (error) {
     return settleError(error)
   }
+  if (Effect.isEffect(returned)) return settleEffect(returned as Effect.Effect<unknown, unknown>, task.signal, maxResultBytes)
+  if (isThenable(returned)) return settleAsync(Promise.resolve(returned), maxResultBytes)
+  return settleValue(returned, maxResultBytes)
+}
+
+/** Waits for a processor's promise and hands on how it settled: one async frame per task, no closure. */
+const settleInto = async (pending: PromiseLike<unknown>, maxResultBytes: number | undefined, sink: SettleSink): Promise<void> => {
+  let value: unknown
+  try {
+    value = await pending
+  } catch (error) {
+    return sink.settle(settleError(error))
+  }
+  sink.settle(settleValue(value, maxResultBytes))
+}
+
+/** Where runTaskInto hands how a task settled (the worker's task object itself: no closure per task). */
+export interface SettleSink {
+  readonly settle: (settled: Settled) => void
+}
+
+/** runTask for the worker's own slots: `sink` gets how the task settled, at once for a plain value. */
+export const runTaskInto = (job: Job, kind: DispatchedTask["kind"], task: RunnableTask, maxResultBytes: number | undefined, sink: SettleSink): void => {
+  let returned: unknown
+  try {
+    returned = invoke(job, kind, task)
+  } catch (error) {
+    return sink.settle(settleError(error))
+  }
+  if (Effect.isEffect(returned)) void settleEffect(returned as Effect.Effect<unknown, unknown>, task.signal, maxResultBytes).then((settled) => sink.settle(settled))
+  else if (isThenable(returned)) void settleInto(returned, maxResultBytes, sink)
+  else sink.settle(settleValue(returned, maxResultBytes))
 }

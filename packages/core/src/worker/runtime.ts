@@ -1,4 +1,4 @@
-import { Effect, Exit, type Scope } from "effect"
+import { Clock, Effect, Exit, type Scope } from "effect"
 import type { Job, TaskContext, TaskView } from "../api/job.ts"
 import { Fifo } from "../machine/collections.ts"
 import type { ReportsReply } from "../machine/state.ts"
@@ -19,7 +19,7 @@ import { MAX_SLOTS } from "../model/messages.ts"
 import { TaskKind, TaskStatus } from "../model/status.ts"
 import { describeError, toTaskError, type TaskError } from "../model/task-error.ts"
 import type { StoredResult } from "../ports/task-store.ts"
-import { decodeBody, encodeBody, runTask, type Executor, type Settled, type TaskCalls, type TaskRun } from "./execute.ts"
+import { decodeBody, encodeBody, runTaskInto, type Executor, type Settled, type TaskCalls, type TaskRun } from "./execute.ts"
 
 export type LinkError = RejectedError | StoreError | TransportError
 
@@ -239,6 +239,11 @@ class WorkerTask implements TaskView, TaskContext, TaskCalls {
     return this.#cancelled
   }
 
+  /** How the task ended, from its processor: hands it to the worker. */
+  settle(settled: Settled): void {
+    this.#worker.finish(this, settled)
+  }
+
   /** Takes a slot. */
   begin(slot: number): void {
     this.#slot = slot
@@ -299,6 +304,8 @@ interface WorkerCore {
   readonly id: string
   /** A call to the tracker for a running task: sent again while its answer is lost, until the task ends. */
   readonly call: <A>(task: WorkerTask, effect: Effect.Effect<A, LinkError>) => Promise<A>
+  /** The task settled: its slot is free, its status goes out. */
+  readonly finish: (task: WorkerTask, settled: Settled) => void
 }
 
 const checkOptions = (options: WorkerOptions): ConfigError | undefined => {
@@ -328,7 +335,9 @@ export const startWorker = (options: WorkerOptions): Effect.Effect<WorkerHandle,
     const runFork = Effect.runForkWith(services)
     const runPromiseExit = Effect.runPromiseExitWith(services)
     const sleep = (ms: number): Promise<unknown> => runPromiseExit(Effect.sleep(ms))
-    const incarnation = globalThis.crypto.randomUUID()
+    // The start time first (the worker's own clock): a tracker tells a late message of an earlier run of this
+    // worker from a new run, even one it never saw (R-WORK-2).
+    const incarnation = `${(yield* Clock.currentTimeMillis).toString(36).padStart(9, "0")}-${globalThis.crypto.randomUUID()}`
     const instances = new Map<string, InstanceOnWorker>()
     const queue = new Fifo<WorkerTask>()
     /** Running tasks by slot (no Set: entries that come and go all the time make a Set's tables outlive them). */
@@ -343,6 +352,7 @@ export const startWorker = (options: WorkerOptions): Effect.Effect<WorkerHandle,
 
     const core: WorkerCore = {
       id: options.id,
+      finish: (task, settled) => finish(task, settled),
       call: async <A>(task: WorkerTask, effect: Effect.Effect<A, LinkError>): Promise<A> => {
         for (let attempt = 0; ; attempt++) {
           // A closed worker is a dead process: its processors' calls go nowhere.
@@ -474,17 +484,16 @@ export const startWorker = (options: WorkerOptions): Effect.Effect<WorkerHandle,
       if (task.instance.pullMode) pullMore(task.instance)
     }
 
-    /** Waits for an asynchronous settle; one async frame per task, no closures. */
-    const await_ = async (task: WorkerTask, pending: Promise<Settled>): Promise<void> => {
-      finish(task, await pending)
-    }
-
     const unknownJob = (instance: InstanceOnWorker): Settled => ({
       ok: false,
       error: { tag: "UnknownJob", message: `job ${instance.job} is not known to worker ${options.id}` }
     })
 
-    const execute = (task: WorkerTask): Settled | Promise<Settled> => {
+    /** Runs a task on the executor, or in this thread; `task.settle` gets how it ended. */
+    const start = (task: WorkerTask): void => {
+      const slot = freeSlots.pop() as number
+      slots[slot] = task
+      task.begin(slot)
       const instance = task.instance
       if (options.executor !== undefined) {
         const run: TaskRun = {
@@ -495,25 +504,20 @@ export const startWorker = (options: WorkerOptions): Effect.Effect<WorkerHandle,
           context: instance.context,
           maxResultBytes: instance.maxResultBytes
         }
-        return options.executor.run(run, task, task.signal).catch((error: unknown) => ({ ok: false, error: toTaskError(error) }) as const)
+        void options.executor
+          .run(run, task, task.signal)
+          .catch((error: unknown): Settled => ({ ok: false, error: toTaskError(error) }))
+          .then((settled) => task.settle(settled))
+        return
       }
       const job = options.jobs(instance.job)
-      if (job === undefined) return unknownJob(instance)
+      if (job === undefined) return task.settle(unknownJob(instance))
       try {
         task.decode()
       } catch (error) {
-        return { ok: false, error: toTaskError(error) }
+        return task.settle({ ok: false, error: toTaskError(error) })
       }
-      return runTask(job, task.kind, task, (afterSeq, limit) => task.readResults(afterSeq, limit), instance.maxResultBytes)
-    }
-
-    const start = (task: WorkerTask): void => {
-      const slot = freeSlots.pop() as number
-      slots[slot] = task
-      task.begin(slot)
-      const settled = execute(task)
-      if (settled instanceof Promise) void await_(task, settled)
-      else finish(task, settled)
+      runTaskInto(job, task.kind, task, instance.maxResultBytes, task)
     }
 
     // Tasks that finish synchronously call pump again from inside start: the flag turns that into a loop.
