@@ -132,8 +132,16 @@ const settleAsync = async (pending: Promise<unknown>, maxResultBytes: number | u
 }
 
 /** An Effect runs with the task's signal, so a kill interrupts it; its failure keeps its cause (R-RETRY-5). */
-const settleEffect = async (effect: Effect.Effect<unknown, unknown>, signal: AbortSignal, maxResultBytes: number | undefined): Promise<Settled> => {
-  const exit = await Effect.runPromiseExit(effect, { signal })
+/** How a processor's Effect is run: with the services its worker was started with (a test's clock among them). */
+export type EffectRunner = (effect: Effect.Effect<unknown, unknown>, options: { readonly signal: AbortSignal }) => Promise<Exit.Exit<unknown, unknown>>
+
+const settleEffect = async (
+  effect: Effect.Effect<unknown, unknown>,
+  signal: AbortSignal,
+  maxResultBytes: number | undefined,
+  run: EffectRunner = Effect.runPromiseExit
+): Promise<Settled> => {
+  const exit = await run(effect, { signal })
   return Exit.isSuccess(exit) ? settleValue(exit.value, maxResultBytes) : settleError(exit.cause)
 }
 
@@ -180,14 +188,21 @@ export interface SettleSink {
 }
 
 /** runTask for the worker's own slots: `sink` gets how the task settled, at once for a plain value. */
-export const runTaskInto = (job: Job, kind: DispatchedTask["kind"], task: RunnableTask, maxResultBytes: number | undefined, sink: SettleSink): void => {
+export const runTaskInto = (
+  job: Job,
+  kind: DispatchedTask["kind"],
+  task: RunnableTask,
+  maxResultBytes: number | undefined,
+  sink: SettleSink,
+  run?: EffectRunner
+): void => {
   let returned: unknown
   try {
     returned = invoke(job, kind, task)
   } catch (error) {
     return sink.settle(settleError(error))
   }
-  if (Effect.isEffect(returned)) void settleEffect(returned as Effect.Effect<unknown, unknown>, task.signal, maxResultBytes).then((settled) => sink.settle(settled))
+  if (Effect.isEffect(returned)) void settleEffect(returned as Effect.Effect<unknown, unknown>, task.signal, maxResultBytes, run).then((settled) => sink.settle(settled))
   else if (isThenable(returned)) void settleInto(returned, maxResultBytes, sink)
   else sink.settle(settleValue(returned, maxResultBytes))
 }

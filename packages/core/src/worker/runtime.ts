@@ -517,7 +517,7 @@ export const startWorker = (options: WorkerOptions): Effect.Effect<WorkerHandle,
       } catch (error) {
         return task.settle({ ok: false, error: toTaskError(error) })
       }
-      runTaskInto(job, task.kind, task, instance.maxResultBytes, task)
+      runTaskInto(job, task.kind, task, instance.maxResultBytes, task, runPromiseExit)
     }
 
     // Tasks that finish synchronously call pump again from inside start: the flag turns that into a loop.

@@ -74,7 +74,12 @@ export interface RunReport {
   /** What the harness did, with times. */
   readonly trace: ReadonlyArray<string>
   readonly networkStats: ReadonlyMap<string, number>
+  /** The longest a heartbeat waited at a tracker for its answer, and when it came in (simulated ms). */
+  readonly longestHeartbeatWait: number
+  readonly longestHeartbeatWaitAt: number
   readonly storeFailures: number
+  /** When a write failed often enough in a row that the tracker gave it up (simulated ms). */
+  readonly writesGivenUp: ReadonlyArray<number>
 }
 
 interface TrackerSlot {
@@ -95,7 +100,7 @@ type Agenda = Array<{ at: number; event: SimEvent | { readonly _tag: "Resume"; r
 const settle = Effect.promise(
   () =>
     new Promise<void>((resolve) => {
-      let turns = 4
+      let turns = 2
       const next = () => (--turns <= 0 ? resolve() : setImmediate(next))
       setImmediate(next)
     })
@@ -113,9 +118,47 @@ const tracedTracker = (tracker: Tracker, debug: (line: string) => void): Tracker
     )
   },
   report: (batch) => {
-    debug(`report ${batch.workerId}#${batch.n}: ${batch.reports.map((r) => `${r.taskId}@${r.attempt}=${r.status}`).join(" ")}`)
-    return tracker.report(batch)
+    const what = `report ${batch.workerId}#${batch.n}: ${batch.reports.map((r) => `${r.taskId}@${r.attempt}=${r.status}`).join(" ")}`
+    debug(what)
+    return tracker.report(batch).pipe(
+      Effect.tap((reply) => Effect.sync(() => debug(`${what} -> applied ${reply.applied} dropped ${reply.dropped} rejected ${reply.rejected.length}`))),
+      Effect.tapError((error) => Effect.sync(() => debug(`${what} -> ${error.message}`)))
+    )
+  },
+  pull: (request) =>
+    tracker.pull(request).pipe(
+      Effect.tap((batch) => Effect.sync(() => debug(`pull ${request.workerId} ${request.pageSize} -> ${batch === null ? "none" : `#${batch.seq} ${batch.tasks.map((t) => `${t.id}@${t.attempt}`).join(" ")}`}`)))
+    ),
+  heartbeat: (heartbeat) => {
+    debug(`heartbeat ${heartbeat.workerId}#${heartbeat.n} free ${heartbeat.freeSlots}/${heartbeat.slots} queue ${heartbeat.queueLength} idle ${heartbeat.idle} seen ${heartbeat.seen}`)
+    return tracker.heartbeat(heartbeat)
   }
+})
+
+/** The longest a heartbeat waited at the tracker for its answer (network time not included), and when. */
+interface Waits {
+  longest: number
+  at: number
+}
+
+/** A tracker whose heartbeat answers are timed: a tracker busy with something else answers late (R-DISP-10). */
+const timedTracker = (tracker: Tracker, at: () => number, waits: Waits): Tracker => ({
+  ...tracker,
+  heartbeat: (heartbeat) =>
+    Effect.suspend(() => {
+      const start = at()
+      return tracker.heartbeat(heartbeat).pipe(
+        Effect.tap(() =>
+          Effect.sync(() => {
+            const waited = at() - start
+            if (waited > waits.longest) {
+              waits.longest = waited
+              waits.at = start
+            }
+          })
+        )
+      )
+    })
 })
 
 const scenarioRun = (s: Scenario, debug?: (line: string) => void): Effect.Effect<RunReport, never, Scope.Scope> =>
@@ -125,9 +168,14 @@ const scenarioRun = (s: Scenario, debug?: (line: string) => void): Effect.Effect
     const outer = yield* Effect.scope
     const config = yield* Effect.orDie(resolveConfig(s.config))
     const net = yield* makeFaultNetwork({ seed: s.seed, policy: s.policy })
+    const clock = yield* Clock.clockWith(Effect.succeed)
+    const at = () => clock.currentTimeMillisUnsafe()
     const storeRandom = makeRandom(s.seed ^ 0x5bd1e995)
     const base = makeMemoryStore()
     let storeFailures = 0
+    /** Writes failed in a row, and when a run of them was long enough for the tracker to give a write up. */
+    let failedInARow = 0
+    const writesGivenUp: number[] = []
     const outage = (what: string) => {
       const drawn = storeRandom()
       if (net.isCalm() || drawn >= s.storeFailRate) return undefined
@@ -135,10 +183,19 @@ const scenarioRun = (s: Scenario, debug?: (line: string) => void): Effect.Effect
       return new StoreError({ reason: "unavailable", message: `simulated store outage (${what})` })
     }
     const store: TaskStoreShape = {
-      apply: (batch) => Effect.suspend(() => outage("apply") ?? base.apply(batch)),
+      apply: (batch) =>
+        Effect.suspend(() => {
+          const failure = outage("apply")
+          if (failure === undefined) {
+            failedInARow = 0
+            return base.apply(batch)
+          }
+          // The tracker tries a write 4 times (R-RETRY-4).
+          if (++failedInARow === 4) writesGivenUp.push(at())
+          return failure
+        }),
       readTasks: (instanceId, ids) => base.readTasks(instanceId, ids),
-      readResults: (instanceId, run, afterSeq, limit) =>
-        Effect.suspend(() => (s.storeFailRate > 0 ? (outage("readResults") ?? base.readResults(instanceId, run, afterSeq, limit)) : base.readResults(instanceId, run, afterSeq, limit))),
+      readResults: (instanceId, run, afterSeq, limit) => Effect.suspend(() => outage("readResults") ?? base.readResults(instanceId, run, afterSeq, limit)),
       load: (instanceId) => base.load(instanceId),
       listInstances: () => base.listInstances()
     }
@@ -151,11 +208,10 @@ const scenarioRun = (s: Scenario, debug?: (line: string) => void): Effect.Effect
       sleepEffect: (ms) => Effect.provideContext(Effect.sleep(ms), services)
     })
     const trace: string[] = []
+    const waits: Waits = { longest: 0, at: 0 }
     const deliveries: Outcome[] = []
     let firstDeliveryAt: number | undefined
     const now = () => Clock.currentTimeMillis
-    const clockNow = (yield* Clock.clockWith(Effect.succeed)) as unknown as { currentTimeMillisUnsafe: () => number }
-    const at = () => clockNow.currentTimeMillisUnsafe()
     net.setOwner(INSTANCE, (outcome) => {
       if (firstDeliveryAt === undefined) firstDeliveryAt = at()
       deliveries.push(outcome)
@@ -169,7 +225,7 @@ const scenarioRun = (s: Scenario, debug?: (line: string) => void): Effect.Effect
       Effect.gen(function* () {
         const slot: TrackerSlot = { tracker, scope, released: false }
         current = slot
-        net.addTracker(debug === undefined ? tracker : tracedTracker(tracker, (line) => debug(`${at()} ${line}`)))
+        net.addTracker(timedTracker(debug === undefined ? tracker : tracedTracker(tracker, (line) => debug(`${at()} ${line}`)), at, waits))
         yield* Effect.forkIn(
           tracker.released.pipe(
             Effect.andThen(
@@ -248,8 +304,10 @@ const scenarioRun = (s: Scenario, debug?: (line: string) => void): Effect.Effect
             if (!workers.has(event.id)) yield* startW(event.id, event.slots)
             return
           case "RestartTracker": {
-            // Before the first write is stored there is nothing to resume from (the owner would submit again).
-            if (current === undefined || current.released || !base.instances.has(INSTANCE)) return
+            // Before the first write is stored there is nothing to resume from (the owner would submit again). A
+            // process that restarts resumes whatever its store holds: a released instance whose rows are still
+            // there (the write that deletes them failed) is resumed too.
+            if (current === undefined || !base.instances.has(INSTANCE)) return
             const slot = current
             current = undefined
             net.crashTracker(INSTANCE)
@@ -265,6 +323,9 @@ const scenarioRun = (s: Scenario, debug?: (line: string) => void): Effect.Effect
             if (resumed._tag === "Success") {
               yield* adopt(resumed.success, scope)
               trace.push(`${t} tracker resumed`)
+              // As a host does for what it resumes: its workers join again (one told to stop by the released
+              // instance has forgotten it).
+              for (const slot of workers.values()) yield* Effect.forkIn(Effect.ignore(slot.handle.join(INSTANCE)), slot.scope)
             } else if (resumed.failure instanceof RejectedError) {
               trace.push(`${t} nothing to resume: ${resumed.failure.message}`)
             } else {
@@ -280,7 +341,8 @@ const scenarioRun = (s: Scenario, debug?: (line: string) => void): Effect.Effect
     let calmAt = s.faultMs
     let calm = false
     let doneAt: number | undefined
-    const linger = Math.max(2_000, 2 * s.policy.maxDelayMs + s.policy.timeoutMs + 500)
+    // Long enough for a delayed copy of the outcome to arrive (a copy leaves up to maxDelayMs after a delayed original).
+    const linger = 2 * s.policy.maxDelayMs + 1_000
     const finished = () => deliveries.length > 0 && (current === undefined ? !base.instances.has(INSTANCE) : current.released)
     if (s.faultMs <= 0) {
       net.calm()
@@ -311,8 +373,10 @@ const scenarioRun = (s: Scenario, debug?: (line: string) => void): Effect.Effect
         trace.push(`${t} bound after calm is over`)
         break
       }
-      // A minute after calm nothing is quick any more: larger steps keep a long run short.
-      yield* TestClock.adjust(calm && t > calmAt + 60_000 ? Math.max(s.stepMs, 1_000) : s.stepMs)
+      // Small steps: within one adjust the TestClock wakes sleep after sleep without letting the workers' promise
+      // chains run in between, so a large step would freeze the tracker for simulated seconds.
+      // Once the instance is done only copies of the outcome may still be on the way: coarse steps.
+      yield* TestClock.adjust(doneAt === undefined ? s.stepMs : 1_000)
       yield* settle
     }
     const endedAt = yield* now()
@@ -334,7 +398,10 @@ const scenarioRun = (s: Scenario, debug?: (line: string) => void): Effect.Effect
       log,
       trace,
       networkStats: net.stats,
-      storeFailures
+      longestHeartbeatWait: waits.longest,
+      longestHeartbeatWaitAt: waits.at,
+      storeFailures,
+      writesGivenUp
     }
   })
 

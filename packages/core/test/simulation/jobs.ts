@@ -107,7 +107,8 @@ export const behaviourArb = (limits: TreeLimits, kind: Kind): fc.Arbitrary<Behav
     errorKind: fc.constantFrom<ErrorKind>("error", "string", "bigint", "circular", "undefined", "tagged", "effect-fail", "effect-die"),
     bigInMap: fc.boolean(),
     object: fc.boolean(),
-    busy: fc.oneof({ weight: 9, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.integer({ min: 10_000, max: 60_000 }) }),
+    // Busy for longer than ackTimeout (15 s by default), in simulated time.
+    busy: fc.oneof({ weight: 19, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.integer({ min: 16_000, max: 40_000 }) }),
     style: fc.constantFrom<Style>("sync", "async", "effect"),
     parallelMaps: fc.boolean()
   }).map((drawn): Behaviour => {

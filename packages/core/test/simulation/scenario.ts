@@ -33,8 +33,13 @@ export const policyArb: fc.Arbitrary<FaultPolicy> = fc
     maxDelayMs: fc.constantFrom(0, 50, 500, 3_000, 20_000),
     timeoutMs: fc.constantFrom(100, 1_000, 5_000),
     maxSendTasks: fc.option(fc.integer({ min: 1, max: 6 }), { nil: undefined }),
-    // A single task always fits in 150 bytes: only batches are split.
-    maxSendBytes: fc.option(fc.integer({ min: 150, max: 800 }), { nil: undefined }),
+    // A single task always fits in 150 bytes: mostly only batches are split; now and then a single task does not
+    // fit in any message and must fail with a clear reason (R-DISP-10).
+    maxSendBytes: fc.oneof(
+      { weight: 6, arbitrary: fc.constant(undefined) },
+      { weight: 3, arbitrary: fc.integer({ min: 150, max: 800 }) },
+      { weight: 1, arbitrary: fc.integer({ min: 40, max: 100 }) }
+    ),
     maxReportBytes: fc.option(fc.integer({ min: 64, max: 2_048 }), { nil: undefined }),
     // Some runs fault one kind of message much more than the others.
     hot: fc.option(
@@ -113,24 +118,37 @@ const eventArb = (downMax: number): fc.Arbitrary<SimEvent> =>
 export interface ScenarioLimits {
   readonly maxTasks: number
   readonly maxDepth: number
+  /** Storms: a store that fails 40-70% of writes and tracker restarts in every run (R-RETRY-4 with R-REC-1). */
+  readonly storm?: boolean
 }
+
+const stormEvents = fc.array(
+  fc.record({
+    share: fc.integer({ min: 0, max: 1_000 }),
+    event: fc.record({ _tag: fc.constant("RestartTracker" as const), process: fc.boolean(), downMs: fc.integer({ min: 0, max: 2_000 }) })
+  }),
+  { minLength: 1, maxLength: 3 }
+)
 
 export const scenarioArb = (limits: ScenarioLimits): fc.Arbitrary<Scenario> =>
   fc
     .record({
       seed: fc.integer(),
-      job: jobPlanArb({ maxDepth: limits.maxDepth, maxTasks: limits.maxTasks, mustFail: 0.04 }),
+      job: jobPlanArb({ maxDepth: limits.maxDepth, maxTasks: limits.maxTasks, mustFail: 0.025 }),
       small: fc.oneof({ weight: 4, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.constant(false) }),
       smallConfig: smallConfigArb,
       defaultConfig: defaultConfigArb,
       remotes: fc.array(fc.integer({ min: 1, max: 4 }), { maxLength: 3 }),
       localSlots: fc.integer({ min: 1, max: 4 }),
       policy: policyArb,
-      storeFailRate: fc.oneof({ weight: 2, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: rate(0.3) }),
-      faulty: fc.oneof({ weight: 1, arbitrary: fc.constant(false) }, { weight: 6, arbitrary: fc.constant(true) }),
+      // Now and then a store that fails most writes: the tracker gives writes up (R-RETRY-4).
+      storeFailRate: limits.storm
+        ? fc.integer({ min: 400, max: 700 }).map((n) => n / 1_000)
+        : fc.oneof({ weight: 12, arbitrary: fc.constant(0) }, { weight: 6, arbitrary: rate(0.3) }, { weight: 1, arbitrary: rate(0.7) }),
+      faulty: limits.storm ? fc.constant(true) : fc.oneof({ weight: 1, arbitrary: fc.constant(false) }, { weight: 6, arbitrary: fc.constant(true) }),
       faultMs: fc.integer({ min: 1_000, max: 60_000 }),
-      events: fc.array(fc.record({ share: fc.integer({ min: 0, max: 1_000 }), event: eventArb(10_000) }), { maxLength: 5 }),
-      stepMs: fc.constantFrom(50, 100, 250)
+      events: limits.storm ? stormEvents : fc.array(fc.record({ share: fc.integer({ min: 0, max: 1_000 }), event: eventArb(10_000) }), { maxLength: 5 }),
+      step: fc.constantFrom(1, 2)
     })
     .map(
       (d): Scenario => {
@@ -148,8 +166,9 @@ export const scenarioArb = (limits: ScenarioLimits): fc.Arbitrary<Scenario> =>
         storeFailRate: d.faulty ? d.storeFailRate : 0,
         faultMs: d.faulty ? d.faultMs : 0,
         events: d.faulty ? d.events.map((e) => ({ at: Math.floor((e.share * d.faultMs) / 1_000), event: e.event })) : [],
-        // Default timeouts are seconds long: a coarser step keeps the run short in real time.
-        stepMs: d.small ? d.stepMs : d.stepMs * 4,
+        // A step well below ackTimeout (300 ms at least): the tracker is never late by more than that. Default
+        // timeouts are seconds long: a coarser step keeps the run short in real time.
+        stepMs: d.small ? d.step * 50 : d.step * 250,
         calmBoundMs: (d.small ? 5 * 60_000 : 15 * 60_000) + busy
         }
       }
