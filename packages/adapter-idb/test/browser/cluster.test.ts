@@ -22,7 +22,7 @@ describe("page cluster on Web Workers with an IndexedDB store (Chromium)", () =>
     runByteSums({ createWorker, workers: 3, database: `browser-byte-sums-${session}` }))
 
   it("R-REC-1 R-REC-2 simulated reload in one page (tracker, Web Workers and IndexedDB connection torn down, resumed from the same database): every chunk counted once, no terminal task run again", async () => {
-    const params = { lines: 6_000, linesPerChunk: 15, delayMs: 5, trace: `browser-reload-trace-${session}` }
+    const params = { lines: 6_000, linesPerChunk: 15, delayMs: 20, trace: `browser-reload-trace-${session}` }
     const run = await reloadMidRun({ createWorker, workers: 3, database: `browser-reload-${session}`, params, reloadAfter: 120 })
     expectExactlyOnce(run, params)
   })
