@@ -90,7 +90,7 @@ describe("broadcast end to end", () => {
           expect(posted).toBe(0)
           expect(outcome.ok).toBe(false)
           expect(outcome.result).toMatch(
-            /^1 of 4 tasks failed, postProcess skipped; first errors: 0\.\d \(BROADCAST, attempt 0\): Error: disk full on worker-2$/
+            /^total: 4, succeeded: 3, failed: 1; 1 of 4 tasks failed, postProcess skipped; first errors: 0\.\d \(BROADCAST, attempt 0\): Error: disk full on worker-2$/
           )
           expect(outcome.counts).toEqual({ created: 4, succeeded: 3, failed: 1 })
           expect(outcome.errors).toEqual([
@@ -164,7 +164,7 @@ describe("broadcast end to end", () => {
           const outcome = yield* outcomeWithin(cluster.tracker)
           expect(processed).toBe(0)
           expect(outcome.ok).toBe(false)
-          expect(outcome.result).toBe("1 of 1 tasks failed, postProcess skipped; first errors: 0 (ROOT, attempt 0): Error: no input")
+          expect(outcome.result).toBe("total: 1, succeeded: 0, failed: 1; 1 of 1 tasks failed, postProcess skipped; first errors: 0 (ROOT, attempt 0): Error: no input")
           expect(outcome.counts).toEqual({ created: 1, succeeded: 0, failed: 1 })
           const progress = yield* cluster.tracker.progress
           expect(progress.byName["BROADCAST"]).toBeUndefined()

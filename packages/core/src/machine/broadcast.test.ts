@@ -50,7 +50,7 @@ describe("broadcast", () => {
     expect(d.store.has("0.F")).toBe(false)
     expect(d.last.outcome).toEqual({
       ok: false,
-      result: "1 of 1 tasks failed, postProcess skipped; first errors: 0 (ROOT, attempt 0): Error: preProcess threw",
+      result: "total: 1, succeeded: 0, failed: 1; 1 of 1 tasks failed, postProcess skipped; first errors: 0 (ROOT, attempt 0): Error: preProcess threw",
       finishedAt: 15_002,
       counts: { created: 1, succeeded: 0, failed: 1 },
       errors: [{ taskId: "0", name: "ROOT", attempt: 0, error: { tag: "Error", message: "preProcess threw" } }]
@@ -120,7 +120,7 @@ describe("broadcast", () => {
     d.fail("B", "0.3", "x", 16_000)
     expect(d.last.outcome).toEqual({
       ok: false,
-      result: "1 of 4 tasks failed, postProcess skipped; first errors: 0.3 (BROADCAST, attempt 0): Error: x",
+      result: "total: 4, succeeded: 3, failed: 1; 1 of 4 tasks failed, postProcess skipped; first errors: 0.3 (BROADCAST, attempt 0): Error: x",
       finishedAt: 16_000,
       counts: { created: 4, succeeded: 3, failed: 1 },
       errors: [{ taskId: "0.3", name: "BROADCAST", attempt: 0, error: { tag: "Error", message: "x" } }]

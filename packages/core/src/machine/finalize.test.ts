@@ -183,7 +183,7 @@ describe("finalize", () => {
     d.succeed("A", "0.2", "1", 600)
     expect(d.last.outcome).toEqual({
       ok: false,
-      result: "1 of 3 tasks failed, reduce skipped; first errors: 0.1 (child, attempt 0): Error: boom",
+      result: "total: 3, succeeded: 2, failed: 1; 1 of 3 tasks failed, reduce skipped; first errors: 0.1 (child, attempt 0): Error: boom",
       finishedAt: 600,
       counts: { created: 3, succeeded: 2, failed: 1 },
       errors: [{ taskId: "0.1", name: "child", attempt: 0, error: { tag: "Error", message: "boom" } }]
@@ -219,7 +219,7 @@ describe("finalize", () => {
     d.succeed(LOCAL, "0.F", '"partial"', 800)
     expect(d.last.outcome).toEqual({
       ok: false,
-      result: "1 of 3 tasks failed, the root task failed; first errors: 0 (ROOT, attempt 0): Error: root threw mid-mapping",
+      result: "total: 3, succeeded: 2, failed: 1; 1 of 3 tasks failed, the root task failed; first errors: 0 (ROOT, attempt 0): Error: root threw mid-mapping",
       finishedAt: 800,
       counts: { created: 3, succeeded: 2, failed: 1 },
       errors: [{ taskId: "0", name: "ROOT", attempt: 0, error: { tag: "Error", message: "root threw mid-mapping" } }]

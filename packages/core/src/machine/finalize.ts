@@ -11,10 +11,10 @@ const HISTORY = 10
 
 const counts = (run: RunState) => `total: ${run.created}, succeeded: ${run.succeeded}, failed: ${run.failed}`
 
-/** "2 of 11 tasks failed; first errors: 0.3 (add, attempt 1): Error: boom; …" (R-FIN-3, R-FIN-8). */
+/** "total: 11, succeeded: 9, failed: 2; 2 of 11 tasks failed, reduce skipped; first errors: 0.3 (add, attempt 1): Error: boom; …" (R-BC-2, R-FIN-3, R-FIN-8). */
 const failureSummary = (run: RunState, what: string): string => {
   const first = run.errors.map((failed) => `${failed.taskId} (${failed.name}, attempt ${failed.attempt}): ${describeError(failed.error)}`)
-  return `${run.failed} of ${run.created} tasks failed, ${what}; first errors: ${first.join("; ")}`
+  return `${counts(run)}; ${run.failed} of ${run.created} tasks failed, ${what}; first errors: ${first.join("; ")}`
 }
 
 /** Root of a broadcast job succeeded: one task per live worker, pinned to it, carrying preProcess's result (R-BC-1). */
@@ -93,7 +93,7 @@ const checkRun = (state: MachineState, run: RunState, now: number): void => {
       return completeRun(state, run, root.ok, root.text, now)
     }
     case "map":
-      return completeRun(state, run, run.failed === 0, run.failed === 0 ? counts(run) : `${counts(run)}; ${failureSummary(run, "so the map failed")}`, now)
+      return completeRun(state, run, run.failed === 0, run.failed === 0 ? counts(run) : failureSummary(run, "so the map failed"), now)
     case "mapReduce":
     case "broadcast":
       if (!state.config.runReduceIfFail && run.failed > 0) {
