@@ -5,6 +5,7 @@
  */
 import { Deferred, Effect, Exit, Schema, Scope } from "effect"
 import {
+  directLink,
   RejectedError,
   TransportError,
   type Outcome,
@@ -104,13 +105,7 @@ export const makeWebWorkerNetwork = (): WebWorkerNetwork => {
       return found === undefined ? Effect.fail(unreachable(`the tracker of ${instanceId}`)) : Effect.succeed(found)
     })
 
-  const link = (instanceId: string): TrackerLink => ({
-    report: (batch) => Effect.flatMap(trackerOf(instanceId), (tracker) => tracker.report(batch)),
-    map: (request) => Effect.flatMap(trackerOf(instanceId), (tracker) => tracker.map(request)),
-    heartbeat: (heartbeat) => Effect.flatMap(trackerOf(instanceId), (tracker) => tracker.heartbeat(heartbeat)),
-    appendContext: (request) => Effect.flatMap(trackerOf(instanceId), (tracker) => tracker.appendContext(request)),
-    readResults: (run, afterSeq, limit) => Effect.flatMap(trackerOf(instanceId), (tracker) => tracker.readResults(run, afterSeq, limit))
-  })
+  const link = (instanceId: string): TrackerLink => directLink(trackerOf(instanceId))
 
   const endpoint = (workerId: string) =>
     Effect.suspend(() => {
