@@ -38,7 +38,8 @@
  *
  * Why no richer "model" object: the outcome of a run depends on the machine's own choices (routing, retries,
  * timeouts), so instead of predicting it the test checks invariants between the machine, its writes and what the
- * workers saw. MODEL_RUNS=n overrides the number of runs; MODEL_STATS=1 prints what the runs reached.
+ * workers saw. MODEL_RUNS=n overrides the number of runs; MODEL_STATS=1 prints what the runs reached; MODEL_SEED and
+ * MODEL_PATH replay a failure.
  */
 import fc from "fast-check"
 import { describe, expect, it } from "vitest"
@@ -1158,7 +1159,12 @@ describe("machine model", () => {
         const run = started[0]
         if (run !== undefined) drain(run.model, run.real)
       }),
-      { numRuns: Number(process.env["MODEL_RUNS"] ?? 1_000) }
+      {
+        numRuns: Number(process.env["MODEL_RUNS"] ?? 1_000),
+        // A failure prints its seed and path; MODEL_SEED and MODEL_PATH replay it.
+        ...(process.env["MODEL_SEED"] === undefined ? {} : { seed: Number(process.env["MODEL_SEED"]) }),
+        ...(process.env["MODEL_PATH"] === undefined ? {} : { path: process.env["MODEL_PATH"] })
+      }
     )
     if (process.env["MODEL_STATS"] !== undefined) console.log(reached)
   })

@@ -240,6 +240,27 @@ describe("workers", () => {
   // incarnation yet (a worker restored from stored rows, or one whose heartbeats named none). The tasks of a batch
   // it was delivered before then are never reaped by its idle heartbeats (their seq is above `seen` of the new
   // process) nor redelivered (their entry in `unseen` is gone): they stay Received and the instance never ends.
+  it("R-WORK-2 R-DISP-10 a batch taken by an earlier incarnation, whose send is answered after the worker restarted, is delivered again", () => {
+    const d = started({ ackTimeout: 1_000, maxRedeliveries: 3 })
+    d.heartbeat("A", { slots: 1, incarnation: "a-1", seen: -1, firstSeen: -1, n: 1 }, 0)
+    d.map(LOCAL, "0", "child", ["1"], 0)
+    const first = d.last.sends[0]!.batch.seq
+    // A's process takes that batch and dies; the new one gets another batch and works on it
+    d.heartbeat("A", { slots: 2, incarnation: "a-2", seen: -1, firstSeen: -1, n: 1 }, 100)
+    d.map(LOCAL, "0", "child", ["2"], 100)
+    const second = d.last.sends.find((send) => send.workerId === "A")!.batch.seq
+    d.delivered("A", second, 110)
+    // the old process's answer comes late: the tracker takes 0.1 for Received on A
+    d.delivered("A", first, 120)
+    expect(d.live("0.1")).toMatchObject({ status: TaskStatus.Received, attempt: 0 })
+    // the new incarnation took only the second batch and is busy with it: never idle, never the first batch
+    d.heartbeat("A", { slots: 2, incarnation: "a-2", seen: second, firstSeen: second, n: 2 }, 600)
+    expect(d.live("0.1")).toMatchObject({ attempt: 0 })
+    d.heartbeat("A", { slots: 2, incarnation: "a-2", seen: second, firstSeen: second, n: 3 }, 1_200)
+    expect(d.live("0.1")).toMatchObject({ attempt: 1, redeliveries: 1 })
+    expect(d.live("0.2")).toMatchObject({ status: TaskStatus.Received, attempt: 0 })
+  })
+
   it("R-WORK-3 R-DISP-10 a task delivered before the first incarnation the tracker hears of is not kept forever", () => {
     const d = started({ ackTimeout: 1_000 })
     d.heartbeat("A", { slots: 10 }, 0)

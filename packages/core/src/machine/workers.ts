@@ -125,15 +125,26 @@ export const applyHeartbeat = (state: MachineState, heartbeat: Heartbeat, now: n
   worker.freeSlots = heartbeat.freeSlots
   worker.queueLength = heartbeat.queueLength
   const seen = heartbeat.seen ?? Number.POSITIVE_INFINITY
-  while (worker.unseen.length > 0 && (worker.unseen[0] as { seq: number }).seq <= seen) worker.unseen.shift()
-  if (heartbeat.idle && worker.running > 0) {
-    // Batches the transport delivered but the idle worker never took (lost between the two): redelivered, counted.
-    const never = new Set<number>()
-    while (worker.unseen.length > 0 && (worker.unseen[0] as { at: number }).at + state.config.ackTimeout <= now) never.add(worker.unseen.shift()!.seq)
+  // This incarnation took the batches from firstSeen to seen; one below firstSeen was taken by an earlier one, if at all.
+  const first = heartbeat.firstSeen ?? Number.NEGATIVE_INFINITY
+  // Batches the transport delivered that this incarnation still has not taken ackTimeout later were lost between the
+  // two, or died with an earlier incarnation (idle or busy with other tasks, it would have seen them): their tasks
+  // are delivered again, counted.
+  const never = new Set<number>()
+  if (worker.unseen.length > 0) {
+    const unseen: WorkerState["unseen"] = []
+    for (const entry of worker.unseen) {
+      if (entry.seq >= first && entry.seq <= seen) continue
+      if (entry.at + state.config.ackTimeout <= now) never.add(entry.seq)
+      else unseen.push(entry)
+    }
+    worker.unseen = unseen
+  }
+  if (worker.running > 0 && (heartbeat.idle || never.size > 0)) {
     for (const task of tasksOn(state, worker)) {
       if (task.status !== TaskStatus.Received && task.status !== TaskStatus.Running) continue
-      if (task.sentSeq <= seen) taskLost(state, task, "worker lost its task", now)
-      else if (never.has(task.sentSeq)) redeliver(state, task, `worker ${worker.id} never took batch ${task.sentSeq}`, now)
+      if (never.has(task.sentSeq)) redeliver(state, task, `worker ${worker.id} never took batch ${task.sentSeq}`, now)
+      else if (heartbeat.idle && task.sentSeq <= seen) taskLost(state, task, "worker lost its task", now)
     }
   }
   return reply
