@@ -85,7 +85,7 @@ describe("a tracker server and worker processes on 127.0.0.1", () => {
     const tracker = await startTracker()
     const workers = await Promise.all(["w1", "w2", "w3"].map((id) => startWorker(tracker.url, id)))
     const n = 20_000
-    await submit(tracker.url, { n, delayMs: 2, logDir: dir }, "kill-worker")
+    await submit(tracker.url, { n, delayMs: 10, logDir: dir }, "kill-worker")
     const before = await until(tracker.url, "kill-worker", (status) => (status.progress.byWorker["w2"]?.succeeded ?? 0) > 500 && added(status) > n / 5)
     expect(finished(before)).toBe(false)
     await workers[1]?.kill("SIGKILL")
