@@ -1,4 +1,5 @@
-import { defineJob, type Job, type StopMessage, type TaskBatch, type WorkerHandle } from "@taskfold/core"
+import { defineJob, type Job } from "@taskfold/core"
+import { type StopMessage, type TaskBatch, type WorkerHandle } from "@taskfold/core/adapter"
 import { makeTrackerApp, makeWorkerApp } from "@taskfold/core/wire"
 import { makeTrackerServer, openSqliteStore, sqliteOutcomeLog, type TrackerServer } from "@taskfold/node"
 import { Effect, Exit, Scope } from "effect"

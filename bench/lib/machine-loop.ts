@@ -5,16 +5,8 @@
  * one Reports event per batch saying Succeeded, until the outcome (FINAL included). Time advances by
  * one virtual millisecond per step, so nothing times out and the run is deterministic.
  */
-import {
-  createInstance,
-  resolveConfigSync,
-  step,
-  TaskKind,
-  TaskStatus,
-  type MachineEvent,
-  type MachineState,
-  type StatusReport
-} from "@taskfold/core"
+import { resolveConfigSync, TaskKind, TaskStatus, type StatusReport } from "@taskfold/core/adapter"
+import { createInstance, step, type MachineEvent, type MachineState } from "@taskfold/core/machine"
 
 export const WORKERS = ["local", "worker-1", "worker-2", "worker-3"] as const
 export const SLOTS = 16

@@ -10,7 +10,7 @@
  * validate map calls (reserved names, body sizes), keep retry/redelivery/liveness state, progress
  * snapshots, wake-up times, reply objects. The ratio machine / limit is therefore the price of all that.
  */
-import { TaskKind, TaskStatus } from "@taskfold/core"
+import { TaskKind, TaskStatus } from "@taskfold/core/adapter"
 import { SLOTS, TASK_NAME, WORKERS, type LoopResult } from "./machine-loop.ts"
 
 const QUEUE_ALLOWANCE = 256

@@ -6,7 +6,7 @@ import { fileURLToPath } from "node:url"
 
 const here = dirname(fileURLToPath(import.meta.url))
 /** The `taskfold` command as its bin links it. */
-export const cliFile = resolve(here, "../../packages/adapter-node/bin/taskfold.mjs")
+export const cliFile = resolve(here, "../../packages/cli/bin/taskfold.mjs")
 export const jobsDir = resolve(here, "../jobs")
 
 export interface Proc {

@@ -1,5 +1,6 @@
 import { Effect, Scope } from "effect"
-import type { Outcome, Progress, Tracker } from "@taskfold/core"
+import type { Outcome, Progress } from "@taskfold/core"
+import type { Tracker } from "@taskfold/core/adapter"
 import { defaultPoolSize, openIdbStore, startBrowserCluster, type BrowserCluster, type IdbStore } from "../src/index.ts"
 import type { DemoApi, FinishedRun } from "./api.ts"
 import { wordCount, type WordCountParams, type WordCountResult } from "./wordcount.ts"

@@ -4,24 +4,8 @@
  * instance where it stopped (R-REC-1).
  */
 import { Effect, Exit, Scope } from "effect"
-import {
-  ConfigError,
-  defaultConfig,
-  resolveConfig,
-  resumeTracker,
-  startTracker,
-  startWorker,
-  TaskStore,
-  Transport,
-  type Job,
-  type JobConfigOverrides,
-  type RejectedError,
-  type StoreError,
-  type TaskStoreShape,
-  type Tracker,
-  type TransportError,
-  type WorkerHandle
-} from "@taskfold/core"
+import { ConfigError, defaultConfig, resolveConfig, type Job, type JobConfigOverrides, type RejectedError, type StoreError, type TransportError } from "@taskfold/core"
+import { resumeTracker, startTracker, startWorker, TaskStore, Transport, type TaskStoreShape, type Tracker, type WorkerHandle } from "@taskfold/core/adapter"
 import { makeWebWorkerNetwork, type OutcomeOwner, type RemoteWorker, type WebWorkerNetwork } from "./network.ts"
 import type { WorkerLike } from "./protocol.ts"
 

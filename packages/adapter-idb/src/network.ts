@@ -4,18 +4,8 @@
  * tracker. Workers in the page itself (the tracker's local worker) are called directly.
  */
 import { Deferred, Effect, Exit, Schema, Scope } from "effect"
-import {
-  directLink,
-  RejectedError,
-  TransportError,
-  type Outcome,
-  type StopMessage,
-  type TaskBatch,
-  type Tracker,
-  type TrackerLink,
-  type TransportShape,
-  type WorkerHandle
-} from "@taskfold/core"
+import { RejectedError, TransportError, type Outcome } from "@taskfold/core"
+import { directLink, type StopMessage, type TaskBatch, type Tracker, type TrackerLink, type TransportShape, type WorkerHandle } from "@taskfold/core/adapter"
 import {
   calls,
   decoder,

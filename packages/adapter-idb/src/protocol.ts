@@ -4,18 +4,8 @@
  * are encoded by their schema first, so tagged errors keep their class and reason on the other side.
  */
 import { Schema } from "effect"
-import {
-  ContextAppend,
-  Heartbeat,
-  MapRequest,
-  RejectedError,
-  ReportBatch,
-  StopMessage,
-  StoreError,
-  TaskBatch,
-  TransportError,
-  type TaskBody
-} from "@taskfold/core"
+import { RejectedError, StoreError, TransportError, type TaskBody } from "@taskfold/core"
+import { ContextAppend, Heartbeat, MapRequest, ReportBatch, StopMessage, TaskBatch } from "@taskfold/core/adapter"
 
 const Count = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
 const Id = Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(256))

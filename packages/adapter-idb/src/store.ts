@@ -1,17 +1,7 @@
 import { Effect, Layer } from "effect"
 import { deleteDB, openDB, type DBSchema, type IDBPDatabase } from "idb"
-import {
-  isTerminal,
-  StoreError,
-  TaskStore,
-  type InstanceRow,
-  type StoredInstance,
-  type StoredResult,
-  type TaskBody,
-  type TaskRow,
-  type TaskStoreShape,
-  type WriteBatch
-} from "@taskfold/core"
+import { StoreError, type TaskBody } from "@taskfold/core"
+import { isTerminal, TaskStore, type InstanceRow, type StoredInstance, type StoredResult, type TaskRow, type TaskStoreShape, type WriteBatch } from "@taskfold/core/adapter"
 
 /**
  * A task as stored, without its body: every field of TaskRow but `body`, the instance it belongs to,

@@ -8,7 +8,8 @@
  * ```
  */
 import { Effect, Exit, Fiber } from "effect"
-import { startWorker, TransportError, type Job, type TrackerLink, type WorkerHandle } from "@taskfold/core"
+import { TransportError, type Job } from "@taskfold/core"
+import { startWorker, type TrackerLink, type WorkerHandle } from "@taskfold/core/adapter"
 import { calls, decoder, encodeLinkError, PageMessage, transferable, type CallName, type LinkError, type Port } from "./protocol.ts"
 
 export interface ServeOptions {

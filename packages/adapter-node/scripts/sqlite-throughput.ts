@@ -5,7 +5,7 @@
  *
  *   cd /work/main && npx -y pnpm@12.21.0 exec node packages/adapter-node/scripts/sqlite-throughput.ts
  */
-import { resolveConfigSync, TaskKind, TaskStatus, type InstanceRow, type TaskRow, type TaskUpdate } from "@taskfold/core"
+import { resolveConfigSync, TaskKind, TaskStatus, type InstanceRow, type TaskRow, type TaskUpdate } from "@taskfold/core/adapter"
 import { Effect } from "effect"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"

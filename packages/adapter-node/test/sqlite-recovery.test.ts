@@ -1,4 +1,5 @@
-import { defineJob, resumeTracker, TaskStatus, TaskStore, Transport, type Job, type TaskResult } from "@taskfold/core"
+import { defineJob, type Job, type TaskResult } from "@taskfold/core"
+import { resumeTracker, TaskStatus, TaskStore, Transport } from "@taskfold/core/adapter"
 import { Effect } from "effect"
 import { DatabaseSync } from "node:sqlite"
 import { describe, expect, it } from "vitest"

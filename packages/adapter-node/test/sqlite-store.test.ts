@@ -1,4 +1,5 @@
-import { StoreError, TaskStatus, TaskStore, type WriteBatch } from "@taskfold/core"
+import { StoreError } from "@taskfold/core"
+import { TaskStatus, TaskStore, type WriteBatch } from "@taskfold/core/adapter"
 import { instanceRow, taskRow, taskStoreConformance, updateOf } from "@taskfold/core/testing"
 import { Effect } from "effect"
 import { existsSync } from "node:fs"

@@ -11,18 +11,8 @@
  * An invocation that dies (its response stream ends without its closing line, or it goes silent) makes the
  * lane idle again, and the idle heartbeat hands its acknowledged tasks back to the tracker (R-WORK-3).
  */
-import {
-  Heartbeat,
-  RejectedError,
-  startWorker,
-  StopMessage,
-  TaskBatch,
-  TransportError,
-  type Job,
-  type StoreError,
-  type Tracker,
-  type TrackerLink
-} from "@taskfold/core"
+import { RejectedError, TransportError, type Job, type StoreError } from "@taskfold/core"
+import { Heartbeat, startWorker, StopMessage, TaskBatch, type Tracker, type TrackerLink } from "@taskfold/core/adapter"
 import { Deferred, Effect, Exit, Schema, Scope } from "effect"
 
 // ---------------------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-import { RejectedError, startWorker, type Job, type StopMessage, type TaskBatch, type Tracker, type TrackerLink, type WorkerHandle } from "@taskfold/core"
+import { RejectedError, type Job } from "@taskfold/core"
+import { startWorker, type StopMessage, type TaskBatch, type Tracker, type TrackerLink, type WorkerHandle } from "@taskfold/core/adapter"
 import { Effect, Exit, Scope } from "effect"
 
 /**

@@ -1,13 +1,5 @@
-import {
-  StoreError,
-  type InstanceRow,
-  type StoredInstance,
-  type StoredResult,
-  type TaskRow,
-  type TaskStoreShape,
-  type TaskUpdate,
-  type WriteBatch
-} from "@taskfold/core"
+import { StoreError } from "@taskfold/core"
+import { type InstanceRow, type StoredInstance, type StoredResult, type TaskRow, type TaskStoreShape, type TaskUpdate, type WriteBatch } from "@taskfold/core/adapter"
 import { Effect } from "effect"
 
 /** What the store needs of a Durable Object's storage: its SQL database and synchronous transactions. */

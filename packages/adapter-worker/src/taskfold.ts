@@ -4,26 +4,8 @@
  * binding (see lanes.ts). `taskfold(options)` gives the Durable Object class to export and the Worker's
  * fetch handler.
  */
-import {
-  finishedTracker,
-  RejectedError,
-  resolveConfig,
-  resumeTracker,
-  startTracker,
-  StoreError,
-  TaskStore,
-  Transport,
-  TransportError,
-  type ConfigError,
-  type Job,
-  type JobConfig,
-  type JobConfigOverrides,
-  type NewTrackerOptions,
-  type Outcome,
-  type TaskStoreShape,
-  type Tracker,
-  type TransportShape
-} from "@taskfold/core"
+import { RejectedError, resolveConfig, StoreError, TransportError, type ConfigError, type Job, type JobConfig, type JobConfigOverrides, type Outcome } from "@taskfold/core"
+import { finishedTracker, resumeTracker, startTracker, TaskStore, Transport, type NewTrackerOptions, type TaskStoreShape, type Tracker, type TransportShape } from "@taskfold/core/adapter"
 import {
   answer,
   decodeMessage,

@@ -1,4 +1,4 @@
-import type { TaskRow } from "@taskfold/core"
+import type { TaskRow } from "@taskfold/core/adapter"
 import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test"
 import { afterEach, describe, expect, it } from "vitest"
 import { finished, freshId, sleep, status, submit, trackerOf, waitUntil, within } from "./support.ts"

@@ -1,4 +1,5 @@
-import { StoreError, type TaskStoreShape } from "@taskfold/core"
+import { StoreError } from "@taskfold/core"
+import { type TaskStoreShape } from "@taskfold/core/adapter"
 import { instanceRow, taskRow, taskStoreConformance, updateOf } from "@taskfold/core/testing"
 import { runInDurableObject } from "cloudflare:test"
 import { env } from "cloudflare:workers"

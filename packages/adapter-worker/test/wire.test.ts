@@ -1,4 +1,4 @@
-import { MapRequest, TaskBatch, TaskKind } from "@taskfold/core"
+import { MapRequest, TaskBatch, TaskKind } from "@taskfold/core/adapter"
 import { decodeMessage, encodeJson, parseJson, type WireError } from "@taskfold/core/wire"
 import { SELF } from "cloudflare:test"
 import { Effect, Exit, type Schema } from "effect"

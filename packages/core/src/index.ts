@@ -1,21 +1,27 @@
-export * from "./api/job.ts"
-export * from "./api/run.ts"
-export * from "./model/config.ts"
-export * from "./model/errors.ts"
-export * from "./model/instance.ts"
-export * from "./model/messages.ts"
-export * from "./model/status.ts"
-export * from "./model/task.ts"
-export { createInstance, restoreInstance, type NewInstance, type StoredInstance } from "./machine/instance.ts"
-export { step } from "./machine/step.ts"
-export type { MachineEvent, MachineState, Reply, ReplyValue, ReportsReply, StepOutput, WriteBatch } from "./machine/state.ts"
-export { TaskStore, type StoredResult, type TaskStoreShape } from "./ports/task-store.ts"
-export { Transport, type TransportShape } from "./ports/transport.ts"
-export { finishedTracker } from "./tracker/finished.ts"
-export { resumeTracker, startTracker, type NewTrackerOptions, type Tracker, type TrackerError } from "./tracker/tracker.ts"
-export { startWorker, type LinkError, type TrackerLink, type WorkerHandle, type WorkerOptions } from "./worker/runtime.ts"
-export { makeMemoryStore, MemoryStoreLayer } from "./memory/store.ts"
-export { directLink, makeMemoryNetwork, type MemoryNetwork } from "./memory/transport.ts"
-export { runTask, resultStream, settleValue, type Executor, type Settled, type TaskCalls, type TaskRun } from "./worker/execute.ts"
-export * from "./model/task-error.ts"
-export * from "./model/id.ts"
+// The user API: define jobs, run them, read their outcomes. Adapter authors import `@taskfold/core/adapter`.
+export { defineJob } from "./api/job.ts"
+export { runJob, runJobEffect, startJob, type JobHandle, type RunOptions, type RunResult } from "./api/run.ts"
+export type {
+  BroadcastJob,
+  Job,
+  MapJob,
+  MapReduceJob,
+  Processor,
+  Reducer,
+  Returned,
+  StandaloneJob,
+  TaskContext,
+  TaskView
+} from "./model/job.ts"
+export type { TaskBody, TaskResult } from "./model/task.ts"
+export {
+  defaultConfig,
+  resolveConfig,
+  type FrequentSchedule,
+  type JobConfig,
+  type JobConfigOverrides,
+  type RetryBackoff
+} from "./model/config.ts"
+export { ConfigError, RejectedError, StoreError, TransportError } from "./model/errors.ts"
+export type { FailedTask, JobKind, NameProgress, Outcome, Progress, TaskCounts, WorkerProgress } from "./model/instance.ts"
+export { describeError, type TaskError } from "./model/task-error.ts"

@@ -1,6 +1,7 @@
 import { Effect } from "effect"
 import { describe, expect, it } from "vitest"
-import { defineJob, makeMemoryStore, resumeTracker, TaskStore, Transport, TransportError, type Outcome, type StopMessage } from "../src/index.ts"
+import { defineJob, TransportError, type Outcome } from "../src/index.ts"
+import { makeMemoryStore, resumeTracker, TaskStore, Transport, type StopMessage } from "../src/adapter.ts"
 import { closeScope, startCluster, waitUntil } from "./support.ts"
 
 describe("outcome delivery", () => {

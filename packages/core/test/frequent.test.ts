@@ -1,6 +1,7 @@
 import { Effect } from "effect"
 import { describe, expect, it } from "vitest"
-import { defineJob, makeMemoryStore, startJob, type JobConfigOverrides, type RunRecord } from "../src/index.ts"
+import { defineJob, startJob, type JobConfigOverrides } from "../src/index.ts"
+import { makeMemoryStore, type RunRecord } from "../src/adapter.ts"
 import { aborted, sleep, waitUntil } from "./support.ts"
 
 const base: JobConfigOverrides = { heartbeatInterval: 30, workerTimeout: 300 }

@@ -6,19 +6,8 @@
  */
 import { Effect, Schema } from "effect"
 import { describe, expect, it } from "vitest"
-import {
-  ConfigError,
-  defineJob,
-  MAX_CAUSE_DEPTH,
-  runJob,
-  TaskStatus,
-  type Job,
-  type Outcome,
-  type ReportBatch,
-  type TaskError,
-  type TaskResult,
-  type TrackerLink
-} from "../src/index.ts"
+import { ConfigError, defineJob, runJob, type Job, type Outcome, type TaskError, type TaskResult } from "../src/index.ts"
+import { MAX_CAUSE_DEPTH, TaskStatus, type ReportBatch, type TrackerLink } from "../src/adapter.ts"
 import { outcomeWithin, startCluster, waitUntil } from "./support.ts"
 
 const quick = { heartbeatInterval: 30, workerTimeout: 300, taskRetries: 0 }

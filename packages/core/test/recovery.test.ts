@@ -1,17 +1,7 @@
 import { Effect, Exit, Fiber, Option, Scope } from "effect"
 import { describe, expect, it } from "vitest"
-import {
-  defineJob,
-  makeMemoryNetwork,
-  makeMemoryStore,
-  resolveConfig,
-  resumeTracker,
-  startTracker,
-  TaskStore,
-  Transport,
-  type TaskResult,
-  type TaskStoreShape
-} from "../src/index.ts"
+import { defineJob, resolveConfig, type TaskResult } from "../src/index.ts"
+import { makeMemoryNetwork, makeMemoryStore, resumeTracker, startTracker, TaskStore, Transport, type TaskStoreShape } from "../src/adapter.ts"
 import { closeScope, counter, crashableLinks, LOCAL, outcomeWithin, sleep, startCluster, waitUntil } from "./support.ts"
 
 const N = 200

@@ -1,6 +1,7 @@
 import { Effect, Scope } from "effect"
 import { describe, expect, it } from "vitest"
-import { defineJob, makeMemoryNetwork, makeMemoryStore, resolveConfig, resumeTracker, startTracker, TaskStore, Transport, type TaskRow, type TaskStoreShape } from "../src/index.ts"
+import { defineJob, resolveConfig } from "../src/index.ts"
+import { makeMemoryNetwork, makeMemoryStore, resumeTracker, startTracker, TaskStore, Transport, type TaskRow, type TaskStoreShape } from "../src/adapter.ts"
 import { closeScope, waitUntil } from "./support.ts"
 
 /** A root that maps 20 children and children that never finish on their own: the instance stays live. */

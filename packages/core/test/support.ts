@@ -4,29 +4,8 @@
  * the transport or a worker's link, stop the tracker or cut a worker off.
  */
 import { Deferred, Effect, Exit, Scope } from "effect"
-import {
-  makeMemoryNetwork,
-  makeMemoryStore,
-  resolveConfig,
-  startTracker,
-  startWorker,
-  TaskStore,
-  Transport,
-  type ConfigError,
-  type Job,
-  type JobConfig,
-  type JobConfigOverrides,
-  type MemoryNetwork,
-  type Outcome,
-  type Progress,
-  type PullRequest,
-  type TaskStoreShape,
-  type Tracker,
-  type TrackerLink,
-  type TransportShape,
-  TransportError,
-  type WorkerHandle
-} from "../src/index.ts"
+import { resolveConfig, type ConfigError, type Job, type JobConfig, type JobConfigOverrides, type Outcome, type Progress, TransportError } from "../src/index.ts"
+import { makeMemoryNetwork, makeMemoryStore, startTracker, startWorker, TaskStore, Transport, type MemoryNetwork, type PullRequest, type TaskStoreShape, type Tracker, type TrackerLink, type TransportShape, type WorkerHandle } from "../src/adapter.ts"
 
 export const LOCAL = "local"
 

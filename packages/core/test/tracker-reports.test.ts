@@ -1,6 +1,7 @@
 import { Effect, Exit } from "effect"
 import { describe, expect, it } from "vitest"
-import { defineJob, makeMemoryStore, RejectedError, TaskStatus, TransportError } from "../src/index.ts"
+import { defineJob, RejectedError, TransportError } from "../src/index.ts"
+import { makeMemoryStore, TaskStatus } from "../src/adapter.ts"
 import { LOCAL, outcomeWithin, startCluster, waitUntil } from "./support.ts"
 
 /**

@@ -1,6 +1,7 @@
 import { Effect, Exit } from "effect"
 import { describe, expect, it } from "vitest"
-import { defineJob, makeMemoryStore, StoreError, type ReportBatch, type TaskStoreShape, type TrackerLink, type WriteBatch } from "../src/index.ts"
+import { defineJob, StoreError } from "../src/index.ts"
+import { makeMemoryStore, type ReportBatch, type TaskStoreShape, type TrackerLink, type WriteBatch } from "../src/adapter.ts"
 import { outcomeWithin, startCluster, waitUntil } from "./support.ts"
 
 /** A memory store whose apply fails on demand: `failNext` times in a row, or always once `failAlways` is set. */

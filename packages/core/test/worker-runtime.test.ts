@@ -1,20 +1,7 @@
 import { Effect } from "effect"
 import { describe, expect, it } from "vitest"
-import {
-  ConfigError,
-  defineJob,
-  RejectedError,
-  startWorker,
-  TaskKind,
-  TaskStatus,
-  TransportError,
-  type Heartbeat,
-  type Job,
-  type MapRequest,
-  type ReportBatch,
-  type TaskBatch,
-  type TrackerLink
-} from "../src/index.ts"
+import { ConfigError, defineJob, RejectedError, TransportError, type Job } from "../src/index.ts"
+import { startWorker, TaskKind, TaskStatus, type Heartbeat, type MapRequest, type ReportBatch, type TaskBatch, type TrackerLink } from "../src/adapter.ts"
 import { closeScope, outcomeWithin, sleep, startCluster, waitUntil } from "./support.ts"
 
 /** A tracker link that records what a worker sends and answers as a tracker would; `map` may be overridden. */

@@ -1,6 +1,7 @@
 import { Effect, Exit, Scope } from "effect"
 import { describe, expect, it, vi } from "vitest"
-import { makeMemoryStore, resolveConfig, startTracker, TaskStore, Transport, type TaskBatch } from "@taskfold/core"
+import { resolveConfig } from "@taskfold/core"
+import { makeMemoryStore, startTracker, TaskStore, Transport, type TaskBatch } from "@taskfold/core/adapter"
 import { makeWebWorkerNetwork } from "../../src/index.ts"
 import { transferable, type Port, type WorkerLike } from "../../src/protocol.ts"
 import { serveWebWorker } from "../../src/web-worker.ts"

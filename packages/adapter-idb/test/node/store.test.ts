@@ -1,7 +1,8 @@
 import "fake-indexeddb/auto"
 import { Effect } from "effect"
 import { describe, expect, it } from "vitest"
-import { StoreError, TaskStore } from "@taskfold/core"
+import { StoreError } from "@taskfold/core"
+import { TaskStore } from "@taskfold/core/adapter"
 import { instanceRow, taskRow, taskStoreConformance, updateOf } from "@taskfold/core/testing"
 import { deleteIdbStore, IdbStoreLayer, openIdbStore } from "../../src/index.ts"
 

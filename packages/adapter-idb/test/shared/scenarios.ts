@@ -4,7 +4,8 @@
  */
 import { Effect, Exit, Option, Scope } from "effect"
 import { expect } from "vitest"
-import type { JobConfigOverrides, Outcome, Progress, Tracker } from "@taskfold/core"
+import type { JobConfigOverrides, Outcome, Progress } from "@taskfold/core"
+import type { Tracker } from "@taskfold/core/adapter"
 import { expectedWordCount, wordCount, type WordCountParams, type WordCountResult } from "../../demo/wordcount.ts"
 import { openIdbStore, startBrowserCluster, type BrowserCluster, type IdbStore } from "../../src/index.ts"
 import type { WorkerLike } from "../../src/protocol.ts"

@@ -1,26 +1,5 @@
-import {
-  finishedTracker,
-  defaultConfig,
-  directLink,
-  RejectedError,
-  resolveConfig,
-  resumeTracker,
-  startTracker,
-  startWorker,
-  TaskStore,
-  Transport,
-  TransportError,
-  type Heartbeat,
-  type Outcome,
-  type Progress,
-  type StoreError,
-  type TaskStoreShape,
-  type Tracker,
-  type TrackerLink,
-  type TransportShape,
-  type WorkerHandle,
-  type Executor
-} from "@taskfold/core"
+import { defaultConfig, RejectedError, resolveConfig, TransportError, type Outcome, type Progress, type StoreError } from "@taskfold/core"
+import { finishedTracker, directLink, resumeTracker, startTracker, startWorker, TaskStore, Transport, type Heartbeat, type TaskStoreShape, type Tracker, type TrackerLink, type TransportShape, type WorkerHandle, type Executor } from "@taskfold/core/adapter"
 import { httpWorkerTransport, type SubmitRequest, type TrackerHost, type WorkerRegistration } from "@taskfold/core/wire"
 import { Effect, Exit, Scope } from "effect"
 import type { JobTable } from "../jobs.ts"

@@ -1,4 +1,5 @@
-import { makeMemoryStore, StoreError, type TaskStoreShape } from "@taskfold/core"
+import { StoreError } from "@taskfold/core"
+import { makeMemoryStore, type TaskStoreShape } from "@taskfold/core/adapter"
 import { DEFAULT_MAX_BODY_BYTES, makeTrackerApp } from "@taskfold/core/wire"
 import { Effect, type Scope } from "effect"
 import { listen, type ListenError } from "../http.ts"

@@ -1,4 +1,4 @@
-import type { StoredResult, TaskRow } from "@taskfold/core"
+import type { StoredResult, TaskRow } from "@taskfold/core/adapter"
 
 /** The columns read back into a TaskRow, renamed to its fields. */
 export const TASK_SELECT = `id, seq, run, name, kind, body, status, worker, attempt, failures, redeliveries,

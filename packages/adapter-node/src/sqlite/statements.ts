@@ -1,4 +1,4 @@
-import type { TaskRow, TaskUpdate } from "@taskfold/core"
+import type { TaskRow, TaskUpdate } from "@taskfold/core/adapter"
 import type { DatabaseSync, SQLInputValue } from "node:sqlite"
 import { TASK_SELECT } from "./rows.ts"
 

@@ -1,13 +1,5 @@
-import {
-  InstanceRow,
-  StoreError,
-  TaskStore,
-  type StoredInstance,
-  type StoredResult,
-  type TaskRow,
-  type TaskStoreShape,
-  type WriteBatch
-} from "@taskfold/core"
+import { StoreError } from "@taskfold/core"
+import { InstanceRow, TaskStore, type StoredInstance, type StoredResult, type TaskRow, type TaskStoreShape, type WriteBatch } from "@taskfold/core/adapter"
 import { Effect, Layer, Schema } from "effect"
 import { DatabaseSync } from "node:sqlite"
 import { toStoreError } from "./errors.ts"

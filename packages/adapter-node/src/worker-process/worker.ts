@@ -1,4 +1,5 @@
-import { defaultConfig, RejectedError, startWorker, type Executor, type TrackerLink, type WorkerHandle } from "@taskfold/core"
+import { defaultConfig, RejectedError } from "@taskfold/core"
+import { startWorker, type Executor, type TrackerLink, type WorkerHandle } from "@taskfold/core/adapter"
 import { httpTrackerClient, httpTrackerLink, makeWorkerApp, type ClientError, type HttpClientOptions } from "@taskfold/core/wire"
 import { Effect, Schedule, type Scope } from "effect"
 import { randomBytes } from "node:crypto"

@@ -1,73 +1,10 @@
 import { Effect } from "effect"
-import { resolveConfig, type JobConfigOverrides } from "../model/config.ts"
+import { resolveConfig } from "../model/config.ts"
 import { ConfigError } from "../model/errors.ts"
 import { idProblem } from "../model/id.ts"
 import { safeJson } from "../model/task-error.ts"
 import type { JobKind } from "../model/instance.ts"
-import type { TaskResult } from "../model/task.ts"
-
-/** A task as a processor sees it. */
-export interface TaskView {
-  readonly id: string
-  readonly name: string
-  /** The decoded body: the JSON value mapped, or the bytes. The root's body is the instance's params. */
-  readonly body: unknown
-  readonly attempt: number
-  readonly isRoot: boolean
-}
-
-export interface TaskContext {
-  readonly instanceId: string
-  readonly params: unknown
-  /** The instance context as of the batch this task came in (R-CTX-1). */
-  readonly context: Readonly<Record<string, unknown>>
-  /** Aborted when the task or its instance is killed or stopped. */
-  readonly signal: AbortSignal
-  /**
-   * Maps out child tasks named `name`: all of them are stored, or none (R-MAP-1). Resolves with the
-   * number created; a retried task that maps the same items again creates none twice (R-MAP-2), so map
-   * in a deterministic order. Suspends while the instance holds too many waiting tasks (R-MAP-4).
-   */
-  readonly map: (items: ReadonlyArray<unknown>, name: string) => Promise<number>
-  /** Adds key/values to the instance context; resolves false if the append was dropped for size. */
-  readonly appendContext: (entries: Record<string, unknown>) => Promise<boolean>
-}
-
-/** What a processor may return: a value, a promise of one, or an Effect (with no requirements). */
-export type Returned<A> = A | Promise<A> | Effect.Effect<A, unknown>
-
-export type Processor = (task: TaskView, context: TaskContext) => Returned<unknown>
-export type Reducer = (results: AsyncIterable<TaskResult>, context: TaskContext) => Returned<unknown>
-
-interface JobBase {
-  readonly name: string
-  readonly config?: JobConfigOverrides
-}
-export interface StandaloneJob extends JobBase {
-  readonly kind: "standalone"
-  readonly process: Processor
-}
-export interface MapJob extends JobBase {
-  readonly kind: "map"
-  /** Runs the root (task.isRoot) and every mapped task. */
-  readonly process: Processor
-}
-export interface MapReduceJob extends JobBase {
-  readonly kind: "mapReduce"
-  readonly process: Processor
-  /** Runs once, on the local worker, over every terminal task's result in a deterministic order (R-FIN-3). */
-  readonly reduce: Reducer
-}
-export interface BroadcastJob extends JobBase {
-  readonly kind: "broadcast"
-  /** Runs on the local worker first; its result is the body of every broadcast task (R-BC-1). */
-  readonly preProcess?: Processor
-  /** Runs once on every live worker. */
-  readonly process: Processor
-  /** Runs once all are done; by default the instance succeeds iff no task failed (R-BC-2). */
-  readonly postProcess?: Reducer
-}
-export type Job = StandaloneJob | MapJob | MapReduceJob | BroadcastJob
+import type { Job } from "../model/job.ts"
 
 const kinds: ReadonlyArray<JobKind> = ["standalone", "broadcast", "map", "mapReduce"]
 
@@ -93,17 +30,3 @@ export const defineJob = <J extends Job>(job: J): J => {
   }
   return job
 }
-
-/** The broadcast job's default postProcess: succeeded iff no task failed, with the counts (R-BC-2). */
-export const countResults: Reducer = async (results) => {
-  let succeeded = 0
-  let failed = 0
-  for await (const result of results) {
-    if (result.ok) succeeded++
-    else failed++
-  }
-  const text = `succeeded: ${succeeded}, failed: ${failed}`
-  if (failed > 0) throw new Error(text)
-  return text
-}
-

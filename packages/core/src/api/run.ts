@@ -12,7 +12,7 @@ import { TaskStore, type TaskStoreShape } from "../ports/task-store.ts"
 import { Transport } from "../ports/transport.ts"
 import { startTracker, type Tracker } from "../tracker/tracker.ts"
 import { startWorker, type WorkerHandle } from "../worker/runtime.ts"
-import type { Job } from "./job.ts"
+import type { Job } from "../model/job.ts"
 
 export interface RunOptions {
   /** Workers in this process, the tracker's local worker among them. Default 4. */

@@ -3,7 +3,7 @@ import type { JobConfig } from "../model/config.ts"
 import { RejectedError } from "../model/errors.ts"
 import type { JobKind, RunCounters } from "../model/instance.ts"
 import { TaskKind, TaskStatus } from "../model/status.ts"
-import type { StoredInstance } from "./instance.ts"
+import type { StoredInstance } from "../model/store.ts"
 import type { MachineEvent } from "./state.ts"
 import { Driver, LOCAL, replyValue, sentTasks, sentTo } from "./test-driver.ts"
 

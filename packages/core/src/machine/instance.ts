@@ -1,7 +1,6 @@
 import { parseRate, type JobConfig } from "../model/config.ts"
-import type { InstanceRow, JobKind } from "../model/instance.ts"
+import type { JobKind } from "../model/instance.ts"
 import { TaskKind, TaskStatus } from "../model/status.ts"
-import type { TaskRow } from "../model/task.ts"
 import { decodeTaskError } from "../model/task-error.ts"
 import { ChurningMap } from "./collections.ts"
 import { startRun } from "./frequent.ts"
@@ -9,6 +8,7 @@ import { Output } from "./output.ts"
 import { LiveTask, newQueues, type MachineState, type RunState, type WorkerState } from "./state.ts"
 import { assign, enqueue, nameCounter, requeue } from "./tasks.ts"
 import { newWorker } from "./workers.ts"
+import type { StoredInstance } from "../model/store.ts"
 
 export interface NewInstance {
   readonly instanceId: string
@@ -74,15 +74,6 @@ export const createInstance = (init: NewInstance, now: number): MachineState => 
     state.nextTriggerAt = now
   }
   return state
-}
-
-/** What a store keeps of an instance, loaded to resume it. */
-export interface StoredInstance {
-  readonly instance: InstanceRow
-  /** Tasks that are not terminal, in seq order. */
-  readonly live: ReadonlyArray<TaskRow>
-  /** Terminal tasks counted by name, worker and status, to rebuild progress. */
-  readonly terminal: ReadonlyArray<{ readonly name: string; readonly worker: string | null; readonly status: number; readonly count: number }>
 }
 
 /** A worker known from stored rows only: no slots until it heartbeats. */

@@ -2,7 +2,8 @@ import type { InstanceRow, Outcome, Progress } from "../model/instance.ts"
 import type { DispatchedTask, StopMessage, TaskBatch } from "../model/messages.ts"
 import type { TaskRow, TaskUpdate } from "../model/task.ts"
 import { encodeTaskError } from "../model/task-error.ts"
-import type { LiveTask, Reply, StepOutput, WriteBatch } from "./state.ts"
+import type { LiveTask, Reply, StepOutput } from "./state.ts"
+import type { WriteBatch } from "../model/store.ts"
 
 /*
  * What a step hands out, built with `new` rather than as object literals. V8 watches how long the objects

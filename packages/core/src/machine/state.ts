@@ -1,9 +1,10 @@
 import type { JobConfig } from "../model/config.ts"
 import type { RejectedError } from "../model/errors.ts"
-import type { FailedTask, InstanceRow, JobKind, NameProgress, Outcome, Progress, RunRecord } from "../model/instance.ts"
-import type { ContextAppend, Heartbeat, HeartbeatReply, MapRequest, PullRequest, ReportBatch, StopMessage, TaskBatch } from "../model/messages.ts"
+import type { FailedTask, JobKind, NameProgress, Outcome, Progress, RunRecord } from "../model/instance.ts"
+import type { ContextAppend, Heartbeat, HeartbeatReply, MapRequest, PullRequest, ReportBatch, ReportsReply, StopMessage, TaskBatch } from "../model/messages.ts"
+import type { WriteBatch } from "../model/store.ts"
 import { TaskStatus, type TaskKind } from "../model/status.ts"
-import type { TaskBody, TaskRow, TaskUpdate } from "../model/task.ts"
+import type { TaskBody } from "../model/task.ts"
 import type { TaskError } from "../model/task-error.ts"
 import type { ChildBlock } from "./blocks.ts"
 import { ChurningMap, Fifo, MinHeap } from "./collections.ts"
@@ -211,14 +212,6 @@ export type MachineEvent =
   | { readonly _tag: "OutcomeAcked" }
   | { readonly _tag: "Tick" }
 
-export interface ReportsReply {
-  readonly applied: number
-  readonly dropped: number
-  /** Tasks not live in memory: the tracker looks them up in the store before it answers (R-STATE-4). */
-  readonly unknown: ReadonlyArray<string>
-  readonly rejected: ReadonlyArray<{ readonly taskId: string; readonly error: RejectedError }>
-}
-
 export type ReplyValue =
   | { readonly _tag: "Mapped"; readonly created: number }
   | { readonly _tag: "Reports"; readonly reply: ReportsReply }
@@ -230,15 +223,6 @@ export type ReplyValue =
 export interface Reply {
   readonly id: number
   readonly value: ReplyValue | RejectedError
-}
-
-/** One atomic store write: everything a step changed (group commit). */
-export interface WriteBatch {
-  readonly instance: InstanceRow
-  readonly inserts: TaskRow[]
-  readonly updates: TaskUpdate[]
-  readonly deleteRuns: number[]
-  readonly deleteInstance: boolean
 }
 
 export interface StepOutput {

@@ -1,6 +1,6 @@
 import { Effect, Layer } from "effect"
-import type { StoredInstance } from "../machine/instance.ts"
-import type { WriteBatch } from "../machine/state.ts"
+import type { StoredInstance } from "../model/store.ts"
+import type { WriteBatch } from "../model/store.ts"
 import { StoreError } from "../model/errors.ts"
 import type { InstanceRow } from "../model/instance.ts"
 import { isTerminal } from "../model/status.ts"

@@ -1,4 +1,5 @@
 import { Schema } from "effect"
+import { RejectedError } from "./errors.ts"
 import { Id } from "./id.ts"
 import { ReportedStatusSchema, TaskKindSchema } from "./status.ts"
 import { TaskBody } from "./task.ts"
@@ -134,3 +135,13 @@ export const StopMessage = Schema.Struct({
   reason: Schema.String
 })
 export type StopMessage = typeof StopMessage.Type
+
+/** The tracker's answer to a report batch. */
+export const ReportsReply = Schema.Struct({
+  applied: Schema.Int,
+  dropped: Schema.Int,
+  /** Tasks not live in memory: the tracker looks them up in the store before it answers (R-STATE-4). */
+  unknown: Schema.Array(Schema.String),
+  rejected: Schema.Array(Schema.Struct({ taskId: Schema.String, error: RejectedError }))
+})
+export type ReportsReply = typeof ReportsReply.Type

@@ -1,19 +1,7 @@
 import { Context, type Effect } from "effect"
-import type { StoredInstance } from "../machine/instance.ts"
-import type { WriteBatch } from "../machine/state.ts"
+import type { StoredInstance, StoredResult, WriteBatch } from "../model/store.ts"
 import type { StoreError } from "../model/errors.ts"
 import type { TaskRow } from "../model/task.ts"
-
-/** A terminal task as reduce reads it. */
-export interface StoredResult {
-  readonly id: string
-  readonly seq: number
-  readonly name: string
-  readonly status: number
-  readonly result: string | null
-  readonly resultCut: boolean
-  readonly lastError: string | null
-}
 
 /**
  * Where an instance's tasks live. Every call is one short transaction with no foreign await inside
@@ -37,5 +25,7 @@ export interface TaskStoreShape {
   /** Ids of the stored instances: the ones to resume after a restart. */
   readonly listInstances: () => Effect.Effect<ReadonlyArray<string>, StoreError>
 }
+
+export type { StoredResult }
 
 export class TaskStore extends Context.Service<TaskStore, TaskStoreShape>()("taskfold/TaskStore") {}

@@ -1,6 +1,6 @@
 import { Effect } from "effect"
 import { describe, expect, it } from "vitest"
-import type { WriteBatch } from "../machine/state.ts"
+import type { WriteBatch } from "../model/store.ts"
 import { resolveConfigSync } from "../model/config.ts"
 import { StoreError } from "../model/errors.ts"
 import type { InstanceRow } from "../model/instance.ts"

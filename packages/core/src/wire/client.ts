@@ -1,5 +1,5 @@
 import { Duration, Effect } from "effect"
-import type { ReportsReply } from "../machine/state.ts"
+import type { ReportsReply } from "../model/messages.ts"
 import { ConfigError, RejectedError, StoreError, TransportError } from "../model/errors.ts"
 import type { Outcome, Progress } from "../model/instance.ts"
 import { TaskBatch, type HeartbeatReply } from "../model/messages.ts"

@@ -1,5 +1,5 @@
 import { Effect, Exit } from "effect"
-import { countResults, type Job, type Processor, type Reducer, type TaskContext, type TaskView } from "../api/job.ts"
+import type { Job, Processor, Reducer, TaskContext, TaskView } from "../model/job.ts"
 import type { DispatchedTask } from "../model/messages.ts"
 import { TaskKind, TaskStatus } from "../model/status.ts"
 import type { TaskBody, TaskResult } from "../model/task.ts"
@@ -205,4 +205,17 @@ export const runTaskInto = (
   if (Effect.isEffect(returned)) void settleEffect(returned as Effect.Effect<unknown, unknown>, task.signal, maxResultBytes, run).then((settled) => sink.settle(settled))
   else if (isThenable(returned)) void settleInto(returned, maxResultBytes, sink)
   else sink.settle(settleValue(returned, maxResultBytes))
+}
+
+/** The broadcast job's default postProcess: succeeded iff no task failed, with the counts (R-BC-2). */
+export const countResults: Reducer = async (results) => {
+  let succeeded = 0
+  let failed = 0
+  for await (const result of results) {
+    if (result.ok) succeeded++
+    else failed++
+  }
+  const text = `succeeded: ${succeeded}, failed: ${failed}`
+  if (failed > 0) throw new Error(text)
+  return text
 }

@@ -1,7 +1,7 @@
 import { Clock, Effect, Exit, type Scope } from "effect"
-import type { Job, TaskContext, TaskView } from "../api/job.ts"
+import type { Job, TaskContext, TaskView } from "../model/job.ts"
 import { Fifo } from "../machine/collections.ts"
-import type { ReportsReply } from "../machine/state.ts"
+import type { ReportsReply } from "../model/messages.ts"
 import { ConfigError, RejectedError, type StoreError, type TransportError } from "../model/errors.ts"
 import type {
   ContextAppend,

@@ -5,7 +5,8 @@
 import { Effect, Exit, Fiber, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import { describe, expect, it } from "vitest"
-import { RejectedError, type TaskBatch, type Tracker, type WorkerHandle } from "../../src/index.ts"
+import { RejectedError } from "../../src/index.ts"
+import { type TaskBatch, type Tracker, type WorkerHandle } from "../../src/adapter.ts"
 import { makeFaultNetwork, noFaults, type FaultPolicy } from "../../src/testing/fault-network.ts"
 
 const batch = (tasks: number, seq = 0): TaskBatch => ({

@@ -7,24 +7,8 @@
  */
 import { Clock, Effect, Exit, References, Scope } from "effect"
 import { TestClock } from "effect/testing"
-import {
-  makeMemoryStore,
-  RejectedError,
-  resolveConfig,
-  resumeTracker,
-  startTracker,
-  StoreError,
-  TaskStore,
-  Transport,
-  startWorker,
-  type JobConfig,
-  type JobConfigOverrides,
-  type Outcome,
-  type Progress,
-  type TaskStoreShape,
-  type Tracker,
-  type WorkerHandle
-} from "../../src/index.ts"
+import { RejectedError, resolveConfig, StoreError, type JobConfig, type JobConfigOverrides, type Outcome, type Progress } from "../../src/index.ts"
+import { makeMemoryStore, resumeTracker, startTracker, TaskStore, Transport, startWorker, type TaskStoreShape, type Tracker, type WorkerHandle } from "../../src/adapter.ts"
 import { makeFaultNetwork, makeRandom, type FaultPolicy } from "../../src/testing/fault-network.ts"
 import { JOB_NAME, newJobLog, simJob, type JobLog, type JobPlan } from "./jobs.ts"
 
