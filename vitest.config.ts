@@ -7,6 +7,7 @@ export default defineConfig({
     include: [
       "packages/core/**/*.test.ts",
       "packages/adapter-node/**/*.test.ts",
+      "packages/cli/**/*.test.ts",
       "packages/adapter-idb/test/node/**/*.test.ts",
       "examples/**/*.test.ts",
       "test/**/*.test.ts"

@@ -25,7 +25,7 @@ const storeKind = argValue(argv, "store", "sqlite")
 if (storeKind !== "sqlite" && storeKind !== "memory") throw new Error("--store must be sqlite or memory")
 const timeoutMs = argNumber(argv, "timeout", 240) * 1000
 
-const cli = fileURLToPath(new URL("../../packages/adapter-node/bin/taskfold.mjs", import.meta.url))
+const cli = fileURLToPath(new URL("../../packages/cli/bin/taskfold.mjs", import.meta.url))
 const jobs = fileURLToPath(new URL("../jobs/noop.ts", import.meta.url))
 const token = randomBytes(12).toString("hex")
 const folder = mkdtempSync(join(tmpdir(), "taskfold-bench-http-"))

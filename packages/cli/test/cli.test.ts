@@ -4,7 +4,7 @@ import { dirname, join, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
 import { Effect, Exit, Scope } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { loadJobs, serveTracker, type RunningTracker } from "../src/index.ts"
+import { loadJobs, serveTracker, type RunningTracker } from "@taskfold/node"
 
 const here = dirname(fileURLToPath(import.meta.url))
 const cli = resolve(here, "../bin/taskfold.mjs")

@@ -1,6 +1,6 @@
 import { availableParallelism } from "node:os"
 import { parseArgs, type ParseArgsConfig } from "node:util"
-import { MAX_THREADS } from "../threads/pool.ts"
+import { MAX_THREADS } from "@taskfold/node"
 
 /** Wrong use of the command: one line of explanation, exit code 2. */
 export class UsageError extends Error {

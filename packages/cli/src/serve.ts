@@ -1,7 +1,5 @@
+import { loadJobs, scopedThreadPool, serveTracker } from "@taskfold/node"
 import { Effect } from "effect"
-import { loadJobs } from "../jobs.ts"
-import { serveTracker } from "../server/serve.ts"
-import { scopedThreadPool } from "../threads/pool.ts"
 import { helpOption, integer, parse, port, required, threads, token } from "./args.ts"
 import { messageOf, runUntilSignal } from "./common.ts"
 

@@ -1,7 +1,5 @@
+import { loadJobs, scopedThreadPool, startWorkerProcess } from "@taskfold/node"
 import { Effect } from "effect"
-import { loadJobs } from "../jobs.ts"
-import { scopedThreadPool } from "../threads/pool.ts"
-import { startWorkerProcess } from "../worker-process/worker.ts"
 import { helpOption, integer, parse, port, required, threads, token, url } from "./args.ts"
 import { describeClientError, messageOf, runUntilSignal } from "./common.ts"
 

@@ -1,4 +1,4 @@
-import { JobLoadError } from "../jobs.ts"
+import { JobLoadError } from "@taskfold/node"
 import { CommandError, UsageError } from "./args.ts"
 import { run } from "./run.ts"
 import { serve } from "./serve.ts"

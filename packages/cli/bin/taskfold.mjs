@@ -10,7 +10,7 @@ if (major < 24) {
   process.exit(1)
 }
 try {
-  await import("../src/cli/main.ts")
+  await import("../src/main.ts")
 } catch (error) {
   console.error(`taskfold: cannot start: ${error instanceof Error ? error.message.split("\n")[0] : String(error)}`)
   process.exit(1)
