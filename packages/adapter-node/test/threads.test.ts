@@ -1,4 +1,5 @@
-import { ConfigError, defineJob, runJob, startJob, TaskKind, TaskStatus, type Settled, type StoredResult, type TaskCalls, type TaskRun } from "@taskfold/core"
+import { ConfigError, defineJob, runJob, startJob } from "@taskfold/core"
+import { TaskKind, TaskStatus, type Settled, type StoredResult, type TaskCalls, type TaskRun } from "@taskfold/core/adapter"
 import { Effect } from "effect"
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
