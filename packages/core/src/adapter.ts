@@ -2,7 +2,9 @@
 // model's schemas. The user API is `@taskfold/core`; the pure machine is `@taskfold/core/machine`.
 export { TaskStore, type StoredResult, type TaskStoreShape } from "./ports/task-store.ts"
 export { Transport, type TransportShape } from "./ports/transport.ts"
+export { OutcomeLog, type OutcomeLogShape, type OutcomeRecord } from "./ports/outcome-log.ts"
 export { finishedTracker } from "./tracker/finished.ts"
+export type { StandingWorker } from "./machine/state.ts"
 export {
   resumeTracker,
   startTracker,
@@ -22,7 +24,22 @@ export {
   type TaskCalls,
   type TaskRun
 } from "./worker/execute.ts"
+export {
+  fromCallError,
+  Outbox,
+  toCallError,
+  type CallError,
+  type CallMethod,
+  type FromGuest,
+  type GuestPort,
+  type HostPort,
+  type MessagePortLike,
+  type ToGuest
+} from "./executor/protocol.ts"
+export { serveExecutorPort, type JobLookup } from "./executor/guest.ts"
+export { portExecutor, type PortExecutor, type PortExecutorOptions } from "./executor/port-executor.ts"
 export { makeMemoryStore, MemoryStoreLayer } from "./memory/store.ts"
+export { makeMemoryOutcomeLog } from "./memory/outcome-log.ts"
 export { directLink, makeMemoryNetwork, type MemoryNetwork } from "./memory/transport.ts"
 export {
   DispatchRate,

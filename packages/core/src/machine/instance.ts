@@ -5,9 +5,9 @@ import { decodeTaskError } from "../model/task-error.ts"
 import { ChurningMap } from "./collections.ts"
 import { startRun } from "./frequent.ts"
 import { Output } from "./output.ts"
-import { LiveTask, newQueues, type MachineState, type RunState, type WorkerState } from "./state.ts"
+import { LiveTask, newQueues, type MachineState, type RunState, type StandingWorker, type WorkerState } from "./state.ts"
 import { assign, enqueue, nameCounter, requeue } from "./tasks.ts"
-import { newWorker } from "./workers.ts"
+import { declareStanding, newWorker } from "./workers.ts"
 import type { StoredInstance } from "../model/store.ts"
 
 export interface NewInstance {
@@ -19,6 +19,8 @@ export interface NewInstance {
   readonly params: string
   readonly localWorkerId: string
   readonly seed: number
+  /** The host's standing workers (R-WORK-6). */
+  readonly standing?: ReadonlyArray<StandingWorker>
 }
 
 const baseState = (init: NewInstance, startedAt: number): MachineState => {
@@ -73,6 +75,7 @@ export const createInstance = (init: NewInstance, now: number): MachineState => 
     state.nextRun = 1
     state.nextTriggerAt = now
   }
+  declareStanding(state, init.standing ?? [], now)
   return state
 }
 
@@ -118,7 +121,12 @@ const rowsProblem = (stored: StoredInstance): string | undefined => {
  * heartbeats or lost with it. Tasks on the old local worker died with the old process: they go back to
  * Waiting on the new local worker.
  */
-export const restoreInstance = (stored: StoredInstance, localWorkerId: string, now: number): MachineState => {
+export const restoreInstance = (
+  stored: StoredInstance,
+  localWorkerId: string,
+  now: number,
+  standing: ReadonlyArray<StandingWorker> = []
+): MachineState => {
   const row = stored.instance
   const state = baseState(
     { instanceId: row.id, job: row.job, kind: row.kind, config: row.config, params: row.params, localWorkerId, seed: row.seed },
@@ -235,5 +243,6 @@ export const restoreInstance = (stored: StoredInstance, localWorkerId: string, n
   if (state.outcome === null && state.config.frequent !== null && state.nextTriggerAt === null && state.runs.size === 0) {
     state.nextTriggerAt = now
   }
+  declareStanding(state, standing, now)
   return state
 }

@@ -122,9 +122,20 @@ export class LiveTask {
   }
 }
 
+/** A standing worker as the host declares it (R-WORK-6). */
+export interface StandingWorker {
+  readonly id: string
+  readonly slots: number
+}
+
 export interface WorkerState {
   readonly id: string
   readonly isLocal: boolean
+  /**
+   * Capacity the host starts on demand (a Worker invocation, the object's own worker): a candidate without
+   * heartbeats while it holds nothing, judged by them while it holds tasks, and a candidate again once lost (R-WORK-6).
+   */
+  standing: boolean
   slots: number
   freeSlots: number
   queueLength: number
@@ -209,6 +220,8 @@ export type MachineEvent =
       readonly error: string
     }
   | { readonly _tag: "StoreFailed"; readonly cause: string }
+  /** The transport saw the worker end without its closing word (an invocation that crashed): it is lost now (R-WORK-7). */
+  | { readonly _tag: "WorkerGone"; readonly workerId: string; readonly reason: string }
   | { readonly _tag: "OutcomeAcked" }
   | { readonly _tag: "Tick" }
 

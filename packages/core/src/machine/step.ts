@@ -13,7 +13,7 @@ import type { MachineEvent, MachineState, StepOutput } from "./state.ts"
 import { ChildBlock, settleBlock } from "./blocks.ts"
 import { blockRows, toRow } from "./rows.ts"
 import { enqueue } from "./tasks.ts"
-import { applyHeartbeat, checkLiveness, creditStall, nextLivenessCheck } from "./workers.ts"
+import { applyHeartbeat, checkLiveness, creditStall, nextLivenessCheck, workerGone } from "./workers.ts"
 
 const handle = (state: MachineState, event: MachineEvent, now: number): void => {
   const replies = state.out.replies
@@ -47,6 +47,8 @@ const handle = (state: MachineState, event: MachineEvent, now: number): void => 
       return sendFailed(state, event.workerId, event.seq, event.tooLarge, event.error, now)
     case "StoreFailed":
       return storageFailed(state, event.cause, now)
+    case "WorkerGone":
+      return workerGone(state, event.workerId, event.reason, now)
     case "OutcomeAcked":
       return outcomeAcknowledged(state)
     case "Tick":

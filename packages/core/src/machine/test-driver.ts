@@ -13,7 +13,7 @@ import { decodeTaskError, type TaskError } from "../model/task-error.ts"
 import { findTask } from "./blocks.ts"
 import { createInstance, restoreInstance } from "./instance.ts"
 import type { StoredInstance } from "../model/store.ts"
-import type { LiveTask, MachineEvent, MachineState, ReplyValue, StepOutput, WorkerState } from "./state.ts"
+import type { LiveTask, MachineEvent, MachineState, ReplyValue, StandingWorker, StepOutput, WorkerState } from "./state.ts"
 import type { ReportsReply } from "../model/messages.ts"
 import { step } from "./step.ts"
 
@@ -27,6 +27,8 @@ export interface DriverInit {
   readonly localWorkerId?: string
   readonly seed?: number
   readonly now?: number
+  /** Standing workers the host declares (R-WORK-6). */
+  readonly standing?: ReadonlyArray<StandingWorker>
 }
 
 export interface JoinOptions {
@@ -69,15 +71,16 @@ export class Driver {
         config: config(init.config),
         params: init.params ?? '{"p":1}',
         localWorkerId: init.localWorkerId ?? LOCAL,
-        seed: init.seed ?? 7
+        seed: init.seed ?? 7,
+        ...(init.standing === undefined ? {} : { standing: init.standing })
       },
       now
     )
     return new Driver(state, now)
   }
 
-  static restore(stored: StoredInstance, localWorkerId: string, now: number): Driver {
-    const driver = new Driver(restoreInstance(stored, localWorkerId, now), now)
+  static restore(stored: StoredInstance, localWorkerId: string, now: number, standing: ReadonlyArray<StandingWorker> = []): Driver {
+    const driver = new Driver(restoreInstance(stored, localWorkerId, now, standing), now)
     for (const row of stored.live) driver.store.set(row.id, row)
     return driver
   }

@@ -3,7 +3,7 @@ import type { Heartbeat } from "../model/messages.ts"
 import { TaskKind, TaskStatus } from "../model/status.ts"
 import { taskfoldError } from "../model/task-error.ts"
 import { abortRun } from "./finalize.ts"
-import type { LiveTask, MachineState, ReplyValue, WorkerState } from "./state.ts"
+import type { LiveTask, MachineState, ReplyValue, StandingWorker, WorkerState } from "./state.ts"
 import { finish, requeue, tasksOn } from "./tasks.ts"
 import { redeliver } from "./dispatch.ts"
 
@@ -13,6 +13,7 @@ const RETIRED_KEPT = 8
 export const newWorker = (state: MachineState, id: string, now: number): WorkerState => ({
   id,
   isLocal: id === state.localWorkerId,
+  standing: false,
   slots: 0,
   freeSlots: 0,
   queueLength: 0,
@@ -167,17 +168,62 @@ export const taskLost = (state: MachineState, task: LiveTask, reason: string, no
   }
 }
 
-export const loseWorker = (state: MachineState, worker: WorkerState, now: number): void => {
+export const loseWorker = (state: MachineState, worker: WorkerState, now: number, reason = "worker lost"): void => {
   worker.lost = true
   worker.available = false
   worker.paramsSent = false
-  for (const task of tasksOn(state, worker)) taskLost(state, task, "worker lost", now)
+  for (const task of tasksOn(state, worker)) taskLost(state, task, reason, now)
   const pinned = state.pinned.get(worker.id)
   if (pinned !== undefined) {
     for (const task of pinned) {
-      if (task.queued && task.status === TaskStatus.Waiting) taskLost(state, task, "worker lost", now)
+      if (task.queued && task.status === TaskStatus.Waiting) taskLost(state, task, reason, now)
     }
   }
+  if (worker.standing) readmit(worker, now)
+}
+
+/** A lost standing worker is capacity again: the next send starts a fresh one, and the old one's late messages change nothing. */
+const readmit = (worker: WorkerState, now: number): void => {
+  if (worker.incarnation !== undefined) {
+    worker.retired.push(worker.incarnation)
+    if (worker.retired.length > RETIRED_KEPT) worker.retired.shift()
+  }
+  worker.incarnation = undefined
+  worker.lastMessage = -1
+  worker.unseen = []
+  worker.lost = false
+  worker.available = true
+  worker.lastSeen = now
+  worker.freeSlots = worker.slots
+  worker.queueLength = 0
+}
+
+/**
+ * Declares the host's standing workers (R-WORK-6): each is a candidate at once with its slots, known or not.
+ * A stored instance's tasks on one are judged by its heartbeats from now on.
+ */
+export const declareStanding = (state: MachineState, standing: ReadonlyArray<StandingWorker>, now: number): void => {
+  for (const { id, slots } of standing) {
+    let worker = state.workers.get(id)
+    if (worker === undefined) {
+      worker = newWorker(state, id, now)
+      state.workers.set(id, worker)
+      state.workerList.push(worker)
+    }
+    worker.standing = true
+    worker.lost = false
+    worker.available = true
+    worker.lastSeen = now
+    worker.slots = slots
+    worker.freeSlots = slots
+  }
+}
+
+/** The transport saw a worker end without its closing word (R-WORK-7): what it held is lost now, not after workerTimeout. */
+export const workerGone = (state: MachineState, workerId: string, reason: string, now: number): void => {
+  const worker = state.workers.get(workerId)
+  if (worker === undefined || worker.lost || worker.isLocal) return
+  loseWorker(state, worker, now, `worker gone (${reason})`)
 }
 
 /**
@@ -199,7 +245,15 @@ export const creditStall = (state: MachineState, stall: number, now: number): vo
  */
 export const checkLiveness = (state: MachineState, now: number): void => {
   for (const worker of state.workerList) {
-    if (!worker.lost && !worker.isLocal && now - worker.lastSeen > state.config.workerTimeout) loseWorker(state, worker, now)
+    if (worker.lost || worker.isLocal) continue
+    if (worker.standing && worker.held === 0) {
+      // Idle capacity owes no heartbeat; its silence counts from the send that starts it. One whose start failed
+      // (R-DISP-7) is tried again a heartbeat interval later, since no heartbeat will come to clear it.
+      if (worker.available) worker.lastSeen = now
+      else if (now - worker.lastSeen >= state.config.heartbeatInterval) worker.available = true
+      continue
+    }
+    if (now - worker.lastSeen > state.config.workerTimeout) loseWorker(state, worker, now)
   }
 }
 
@@ -207,7 +261,9 @@ export const nextLivenessCheck = (state: MachineState): number | null => {
   let at: number | null = null
   for (const worker of state.workerList) {
     if (worker.lost || worker.isLocal) continue
-    const due = worker.lastSeen + state.config.workerTimeout + 1
+    const idleStanding = worker.standing && worker.held === 0
+    if (idleStanding && worker.available) continue
+    const due = idleStanding ? worker.lastSeen + state.config.heartbeatInterval : worker.lastSeen + state.config.workerTimeout + 1
     if (at === null || due < at) at = due
   }
   return at

@@ -26,6 +26,7 @@ export const finishedTracker = (instanceId: string, outcome: Outcome, lastProgre
     onProgress: () => () => {},
     outcome: Effect.succeed(outcome),
     released: Effect.void,
-    tick: Effect.void
+    tick: Effect.void,
+    workerGone: () => Effect.void
   }
 }

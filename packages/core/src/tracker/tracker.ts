@@ -2,7 +2,7 @@ import { Clock, Deferred, Duration, Effect, Option, Queue, Schedule, Scope } fro
 import { createInstance, restoreInstance } from "../machine/instance.ts"
 import { progressSnapshot } from "../machine/progress.ts"
 import { step } from "../machine/step.ts"
-import type { MachineEvent, MachineState, ReplyValue, StepOutput } from "../machine/state.ts"
+import type { MachineEvent, MachineState, ReplyValue, StandingWorker, StepOutput } from "../machine/state.ts"
 import type { ReportsReply } from "../model/messages.ts"
 import type { JobConfig } from "../model/config.ts"
 import { RejectedError, StoreError, TransportError } from "../model/errors.ts"
@@ -36,6 +36,8 @@ export interface Tracker {
   readonly released: Effect.Effect<void>
   /** Runs a step now (a timer fired): what is due by then happens. Extra ticks change nothing. */
   readonly tick: Effect.Effect<void>
+  /** The transport saw `workerId` end without its closing word: what it held is lost now (R-WORK-7). */
+  readonly workerGone: (workerId: string, reason: string) => Effect.Effect<void>
 }
 
 export interface TrackerHooks {
@@ -45,6 +47,8 @@ export interface TrackerHooks {
    * after that time (a Durable Object's alarm). Without it the tracker waits with Effect's clock.
    */
   readonly onWake?: (at: number | null) => void
+  /** Capacity the host starts on demand, candidates without heartbeats while idle (R-WORK-6). */
+  readonly standing?: ReadonlyArray<StandingWorker>
 }
 
 export interface NewTrackerOptions extends TrackerHooks {
@@ -294,7 +298,8 @@ const runTracker = (state: MachineState, hooks: TrackerHooks): Effect.Effect<Tra
       },
       outcome: Deferred.await(outcome),
       released: Deferred.await(released),
-      tick: Queue.offer(inbox, { event: { _tag: "Tick" } }).pipe(Effect.asVoid)
+      tick: Queue.offer(inbox, { event: { _tag: "Tick" } }).pipe(Effect.asVoid),
+      workerGone: (workerId, reason) => Queue.offer(inbox, { event: { _tag: "WorkerGone", workerId, reason } }).pipe(Effect.asVoid)
     }
     return tracker
   })
@@ -311,7 +316,8 @@ export const startTracker = (options: NewTrackerOptions): Effect.Effect<Tracker,
         config: options.config,
         params: options.params,
         localWorkerId: options.localWorkerId,
-        seed: options.seed ?? hashSeed(options.instanceId)
+        seed: options.seed ?? hashSeed(options.instanceId),
+        ...(options.standing === undefined ? {} : { standing: options.standing })
       },
       now
     )
@@ -329,5 +335,5 @@ export const resumeTracker = (
     const stored = yield* store.load(instanceId)
     if (stored === undefined) return yield* rejected("unknown-instance", `no instance ${instanceId} is stored`)
     const now = yield* Clock.currentTimeMillis
-    return yield* runTracker(restoreInstance(stored, localWorkerId, now), hooks)
+    return yield* runTracker(restoreInstance(stored, localWorkerId, now, hooks.standing), hooks)
   })
