@@ -57,7 +57,9 @@ const cwd = process.cwd()
 const where = (frame: CallFrame): string => {
   if (frame.url === "") return ""
   const path = frame.url.startsWith("file://") ? new URL(frame.url).pathname : frame.url
-  const shown = path.startsWith(cwd) ? relative(cwd, path).replace(/^node_modules\/\.pnpm\/[^/]+\/node_modules\//, "") : path
+  const shown = path.startsWith(cwd)
+    ? relative(cwd, path).replace(/^node_modules\/\.pnpm\/[^/]+\/node_modules\//, "")
+    : path
   return `${shown}:${frame.lineNumber + 1}`
 }
 const byFunction = new Map<string, { name: string; where: string; micros: number }>()
@@ -68,7 +70,8 @@ for (const node of profile.nodes) {
   const frame = node.callFrame
   const key = `${frame.functionName}\u0000${frame.url}\u0000${frame.lineNumber}`
   const entry = byFunction.get(key)
-  if (entry === undefined) byFunction.set(key, { name: frame.functionName || "(anonymous)", where: where(frame), micros })
+  if (entry === undefined)
+    byFunction.set(key, { name: frame.functionName || "(anonymous)", where: where(frame), micros })
   else entry.micros += micros
 }
 const rows = [...byFunction.values()].sort((a, b) => b.micros - a.micros).slice(0, top)
@@ -76,7 +79,9 @@ console.log(`${file}: ${(total / 1000).toFixed(0)} ms sampled, top ${rows.length
 console.log(`${"self ms".padStart(9)} ${"self %".padStart(7)}  function  (file:line)`)
 for (const row of rows) {
   const pct = total === 0 ? 0 : (100 * row.micros) / total
-  console.log(`${(row.micros / 1000).toFixed(1).padStart(9)} ${pct.toFixed(1).padStart(6)}%  ${row.name}${row.where === "" ? "" : `  (${row.where})`}`)
+  console.log(
+    `${(row.micros / 1000).toFixed(1).padStart(9)} ${pct.toFixed(1).padStart(6)}%  ${row.name}${row.where === "" ? "" : `  (${row.where})`}`
+  )
 }
 
 const area = (entry: { name: string; where: string }): string => {

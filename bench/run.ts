@@ -18,8 +18,24 @@ const runs = argNumber(argv, "runs", quick ? 3 : 5)
 const onlyArg = argValue(argv, "only", "")
 const only = new Set(onlyArg === "" ? ["machine", "inprocess", "sqlite", "http", "bullmq"] : onlyArg.split(","))
 const sizes = quick
-  ? { machine: 100_000, inprocess: [100_000], sqlite: 100_000, sqliteLarge: 0, http: 100_000, httpRuns: 1, bullmq: 20_000 }
-  : { machine: 1_000_000, inprocess: [100_000, 1_000_000], sqlite: 1_000_000, sqliteLarge: 10_000_000, http: 100_000, httpRuns: runs, bullmq: 100_000 }
+  ? {
+      machine: 100_000,
+      inprocess: [100_000],
+      sqlite: 100_000,
+      sqliteLarge: 0,
+      http: 100_000,
+      httpRuns: 1,
+      bullmq: 20_000
+    }
+  : {
+      machine: 1_000_000,
+      inprocess: [100_000, 1_000_000],
+      sqlite: 1_000_000,
+      sqliteLarge: 10_000_000,
+      http: 100_000,
+      httpRuns: runs,
+      bullmq: 100_000
+    }
 /** The large SQLite run maps in calls of this many items, and gives up after this many seconds. */
 const SQLITE_LARGE_CHUNK = 10_000
 const SQLITE_LARGE_DEADLINE = 180
@@ -61,7 +77,13 @@ const TARGETS = {
   http: { op: ">=", value: 100_000, text: "≥ 100,000/s" }
 } as const satisfies Record<string, Target>
 
-const figure = (label: string, unit: Unit, samples: ReadonlyArray<number>, target?: Target, value = median(samples)): Figure => {
+const figure = (
+  label: string,
+  unit: Unit,
+  samples: ReadonlyArray<number>,
+  target?: Target,
+  value = median(samples)
+): Figure => {
   const base = { label, unit, samples, median: value }
   if (target === undefined) return base
   return { ...base, target, met: target.op === ">=" ? value >= target.value : value <= target.value }
@@ -107,8 +129,12 @@ const machineScenario = async (): Promise<void> => {
     const plain: ChildResult[] = []
     // Interleaved, so drift in the machine's load hits both alike.
     for (let i = 0; i < runs; i++) {
-      machine.push(...(await repeatOnce("machine", i, () => runScenario("machine", ["--mode", "machine", "--n", String(n)]))))
-      plain.push(...(await repeatOnce("plain-JS", i, () => runScenario("machine", ["--mode", "plain", "--n", String(n)]))))
+      machine.push(
+        ...(await repeatOnce("machine", i, () => runScenario("machine", ["--mode", "machine", "--n", String(n)])))
+      )
+      plain.push(
+        ...(await repeatOnce("plain-JS", i, () => runScenario("machine", ["--mode", "plain", "--n", String(n)])))
+      )
     }
     const m = median(machine.map((r) => r.perSecond))
     const p = median(plain.map((r) => r.perSecond))
@@ -117,11 +143,33 @@ const machineScenario = async (): Promise<void> => {
       title,
       status: "ok",
       figures: [
-        figure("machine sub-tasks/s", "perSecond", machine.map((r) => r.perSecond)),
-        figure("plain-JS limit sub-tasks/s", "perSecond", plain.map((r) => r.perSecond)),
-        figure("machine / limit", "ratio", machine.map((r, i) => r.perSecond / (plain[i]?.perSecond ?? Number.NaN)), TARGETS.machineRatio, m / p),
-        figure("machine peak RSS", "bytes", machine.map((r) => r.peakRss)),
-        figure("plain-JS peak RSS", "bytes", plain.map((r) => r.peakRss))
+        figure(
+          "machine sub-tasks/s",
+          "perSecond",
+          machine.map((r) => r.perSecond)
+        ),
+        figure(
+          "plain-JS limit sub-tasks/s",
+          "perSecond",
+          plain.map((r) => r.perSecond)
+        ),
+        figure(
+          "machine / limit",
+          "ratio",
+          machine.map((r, i) => r.perSecond / (plain[i]?.perSecond ?? Number.NaN)),
+          TARGETS.machineRatio,
+          m / p
+        ),
+        figure(
+          "machine peak RSS",
+          "bytes",
+          machine.map((r) => r.peakRss)
+        ),
+        figure(
+          "plain-JS peak RSS",
+          "bytes",
+          plain.map((r) => r.peakRss)
+        )
       ]
     })
   } catch (error) {
@@ -132,7 +180,9 @@ const machineScenario = async (): Promise<void> => {
 const repeatOnce = async (label: string, i: number, make: () => Promise<ChildResult>): Promise<ChildResult[]> => {
   const result = await make()
   const rate = result.perSecond > 0 ? `, ${count(result.perSecond)}/s` : ""
-  log(`  ${label} ${i + 1}/${runs}: ${result.seconds.toFixed(3)} s${rate}, peak RSS ${(result.peakRss / MiB).toFixed(0)} MiB`)
+  log(
+    `  ${label} ${i + 1}/${runs}: ${result.seconds.toFixed(3)} s${rate}, peak RSS ${(result.peakRss / MiB).toFixed(0)} MiB`
+  )
   return [result]
 }
 
@@ -161,16 +211,36 @@ const inProcessRow = (n: number): Row => {
     title: `in-process, memory store, ${count(n)} sub-tasks, 4 workers`,
     status: "ok",
     figures: [
-      figure("sub-tasks/s", "perSecond", results.map((r) => r.perSecond), TARGETS.inProcess),
-      figure("peak RSS", "bytes", results.map((r) => r.peakRss)),
-      figure("bytes per task", "bytesPerTask", results.map((r) => (r.peakRss - base) / n), TARGETS.bytesPerTask),
-      figure("empty-run RSS (baseline)", "bytes", baseline.map((r) => r.peakRss))
+      figure(
+        "sub-tasks/s",
+        "perSecond",
+        results.map((r) => r.perSecond),
+        TARGETS.inProcess
+      ),
+      figure(
+        "peak RSS",
+        "bytes",
+        results.map((r) => r.peakRss)
+      ),
+      figure(
+        "bytes per task",
+        "bytesPerTask",
+        results.map((r) => (r.peakRss - base) / n),
+        TARGETS.bytesPerTask
+      ),
+      figure(
+        "empty-run RSS (baseline)",
+        "bytes",
+        baseline.map((r) => r.peakRss)
+      )
     ]
   }
 }
 
 const inProcessScenario = async (): Promise<void> => {
-  log(`\nin-process: runJob, memory store, 4 workers × 16 slots, N = ${sizes.inprocess.map(count).join(" and ")} (median of ${runs})`)
+  log(
+    `\nin-process: runJob, memory store, 4 workers × 16 slots, N = ${sizes.inprocess.map(count).join(" and ")} (median of ${runs})`
+  )
   try {
     await runInProcess(sizes.inprocess)
     for (const n of sizes.inprocess) rows.push(inProcessRow(n))
@@ -188,7 +258,9 @@ const waitingScenario = async (n: number): Promise<void> => {
     const results: ChildResult[] = []
     for (let i = 0; i < runs; i++) {
       const result = await runScenario("waiting", ["--n", String(n)])
-      log(`  waiting ${i + 1}/${runs}: ${count(result["bytesPerWaitingTask"] as number)} B per waiting task, peak RSS ${(result.peakRss / MiB).toFixed(0)} MiB`)
+      log(
+        `  waiting ${i + 1}/${runs}: ${count(result["bytesPerWaitingTask"] as number)} B per waiting task, peak RSS ${(result.peakRss / MiB).toFixed(0)} MiB`
+      )
       results.push(result)
     }
     rows.push({
@@ -196,8 +268,17 @@ const waitingScenario = async (n: number): Promise<void> => {
       title,
       status: "ok",
       figures: [
-        figure("live bytes per waiting task", "bytesPerTask", results.map((r) => r["bytesPerWaitingTask"] as number), TARGETS.bytesPerTask),
-        figure("peak RSS", "bytes", results.map((r) => r.peakRss))
+        figure(
+          "live bytes per waiting task",
+          "bytesPerTask",
+          results.map((r) => r["bytesPerWaitingTask"] as number),
+          TARGETS.bytesPerTask
+        ),
+        figure(
+          "peak RSS",
+          "bytes",
+          results.map((r) => r.peakRss)
+        )
       ]
     })
   } catch (error) {
@@ -214,15 +295,29 @@ const sqliteScenario = async (): Promise<void> => {
   log(`\n${title}: runJob, the root maps N no-op items in one call (median of ${runs})`)
   try {
     const results: ChildResult[] = []
-    for (let i = 0; i < runs; i++) results.push(...(await repeatOnce(`sqlite ${count(n)}`, i, () => runScenario("sqlite", ["--n", String(n)]))))
+    for (let i = 0; i < runs; i++)
+      results.push(...(await repeatOnce(`sqlite ${count(n)}`, i, () => runScenario("sqlite", ["--n", String(n)]))))
     rows.push({
       id: `sqlite-${n}`,
       title,
       status: "ok",
       figures: [
-        figure("sub-tasks/s", "perSecond", results.map((r) => r.perSecond), TARGETS.sqlite),
-        figure("peak RSS", "bytes", results.map((r) => r.peakRss)),
-        figure("database file + WAL at the end", "bytes", results.map((r) => r["dbBytes"] as number))
+        figure(
+          "sub-tasks/s",
+          "perSecond",
+          results.map((r) => r.perSecond),
+          TARGETS.sqlite
+        ),
+        figure(
+          "peak RSS",
+          "bytes",
+          results.map((r) => r.peakRss)
+        ),
+        figure(
+          "database file + WAL at the end",
+          "bytes",
+          results.map((r) => r["dbBytes"] as number)
+        )
       ]
     })
   } catch (error) {
@@ -244,7 +339,9 @@ const sqliteScenario = async (): Promise<void> => {
 /** One run of a very large job on SQLite, the root mapping in calls of SQLITE_LARGE_CHUNK items: its peak RSS. */
 const sqliteLargeScenario = async (n: number): Promise<void> => {
   const title = `sqlite store, ${count(n)} sub-tasks, 4 workers`
-  log(`\n${title}: the root maps in calls of ${count(SQLITE_LARGE_CHUNK)} items; one run, given up after ${SQLITE_LARGE_DEADLINE} s`)
+  log(
+    `\n${title}: the root maps in calls of ${count(SQLITE_LARGE_CHUNK)} items; one run, given up after ${SQLITE_LARGE_DEADLINE} s`
+  )
   try {
     const args = ["--n", String(n), "--chunk", String(SQLITE_LARGE_CHUNK), "--deadline", String(SQLITE_LARGE_DEADLINE)]
     const result = await runScenario("sqlite", args, (SQLITE_LARGE_DEADLINE + 60) * 1000)
@@ -263,11 +360,19 @@ const sqliteLargeScenario = async (n: number): Promise<void> => {
         ]
       : [
           // Not finished: the peak so far is shown beside the target, without judging it.
-          { ...figure(`peak RSS until given up (${count(done)} of ${count(n)} done)`, "bytes", [result.peakRss]), target: TARGETS.sqliteRss },
+          {
+            ...figure(`peak RSS until given up (${count(done)} of ${count(n)} done)`, "bytes", [result.peakRss]),
+            target: TARGETS.sqliteRss
+          },
           figure("sub-tasks/s until given up", "perSecond", [result.perSecond]),
           figure("given up after", "seconds", [result.seconds])
         ]
-    rows.push({ id: "sqlite-large", title: completed ? title : `${title} — not finished within ${SQLITE_LARGE_DEADLINE} s`, status: "ok", figures })
+    rows.push({
+      id: "sqlite-large",
+      title: completed ? title : `${title} — not finished within ${SQLITE_LARGE_DEADLINE} s`,
+      status: "ok",
+      figures
+    })
   } catch (error) {
     rows.push(failed("sqlite-large", title, error))
   }
@@ -292,15 +397,29 @@ const httpScenario = async (): Promise<void> => {
       )
       results.push(result)
     }
-    const workerPeak = (r: ChildResult): number => Math.max(...((r["workerPeakRss"] as Array<number | null>) ?? []).map((v) => v ?? Number.NaN))
+    const workerPeak = (r: ChildResult): number =>
+      Math.max(...((r["workerPeakRss"] as Array<number | null>) ?? []).map((v) => v ?? Number.NaN))
     rows.push({
       id: "http",
       title,
       status: "ok",
       figures: [
-        figure("sub-tasks/s", "perSecond", results.map((r) => r.perSecond), TARGETS.http),
-        figure("submit to outcome", "seconds", results.map((r) => r.seconds)),
-        figure("peak RSS, tracker", "bytes", results.map((r) => (r["trackerPeakRss"] as number | null) ?? Number.NaN)),
+        figure(
+          "sub-tasks/s",
+          "perSecond",
+          results.map((r) => r.perSecond),
+          TARGETS.http
+        ),
+        figure(
+          "submit to outcome",
+          "seconds",
+          results.map((r) => r.seconds)
+        ),
+        figure(
+          "peak RSS, tracker",
+          "bytes",
+          results.map((r) => (r["trackerPeakRss"] as number | null) ?? Number.NaN)
+        ),
         figure("peak RSS, larger worker", "bytes", results.map(workerPeak))
       ]
     })
@@ -335,13 +454,20 @@ const bullmqScenario = async (): Promise<void> => {
     for (let i = 0; i < runs; i++) {
       const server = await startRedis()
       try {
-        bull.push(...(await repeatOnce("BullMQ", i, () => runScenario("bullmq", ["--port", String(server.port), "--n", String(n)]))))
+        bull.push(
+          ...(await repeatOnce("BullMQ", i, () =>
+            runScenario("bullmq", ["--port", String(server.port), "--n", String(n)])
+          ))
+        )
         const peak = server.peakRss()
         if (peak !== null) redisPeaks.push(peak)
       } finally {
         await server.stop()
       }
-      if (sameN !== undefined) sameN.push(...(await repeatOnce(`taskfold runJob ${count(n)}`, i, () => runScenario("inprocess", ["--n", String(n)]))))
+      if (sameN !== undefined)
+        sameN.push(
+          ...(await repeatOnce(`taskfold runJob ${count(n)}`, i, () => runScenario("inprocess", ["--n", String(n)])))
+        )
     }
     if (sameN !== undefined) inProcess.set(n, sameN)
     const taskfold = inProcess.get(n) ?? []
@@ -352,11 +478,27 @@ const bullmqScenario = async (): Promise<void> => {
       title,
       status: "ok",
       figures: [
-        figure("children/s", "perSecond", bull.map((r) => r.perSecond)),
-        figure("end to end", "seconds", bull.map((r) => r.seconds)),
-        figure("peak RSS, bench process", "bytes", bull.map((r) => r.peakRss)),
+        figure(
+          "children/s",
+          "perSecond",
+          bull.map((r) => r.perSecond)
+        ),
+        figure(
+          "end to end",
+          "seconds",
+          bull.map((r) => r.seconds)
+        ),
+        figure(
+          "peak RSS, bench process",
+          "bytes",
+          bull.map((r) => r.peakRss)
+        ),
         figure("peak RSS, redis-server", "bytes", redisPeaks),
-        figure(`taskfold in-process, ${count(n)}`, "perSecond", taskfold.map((r) => r.perSecond)),
+        figure(
+          `taskfold in-process, ${count(n)}`,
+          "perSecond",
+          taskfold.map((r) => r.perSecond)
+        ),
         figure("taskfold / BullMQ", "ratio", [], TARGETS.bullmqRatio, ours / theirs)
       ]
     })
@@ -373,12 +515,16 @@ const printTable = (): void => {
     if (row.status !== "ok") {
       const targets = row.pendingTargets ?? []
       if (targets.length === 0) lines.push([row.title, row.message ?? row.status, "", "", "", ""])
-      targets.forEach((target, i) => lines.push([i === 0 ? row.title : "", target.label, row.message ?? row.status, "", target.text, ""]))
+      targets.forEach((target, i) => {
+        lines.push([i === 0 ? row.title : "", target.label, row.message ?? row.status, "", target.text, ""])
+      })
       continue
     }
     row.figures.forEach((fig, i) => {
       const range =
-        fig.samples.length > 1 ? `${show(fig.unit, Math.min(...fig.samples))} – ${show(fig.unit, Math.max(...fig.samples))}` : ""
+        fig.samples.length > 1
+          ? `${show(fig.unit, Math.min(...fig.samples))} – ${show(fig.unit, Math.max(...fig.samples))}`
+          : ""
       lines.push([
         i === 0 ? row.title : "",
         fig.label,

@@ -6,7 +6,7 @@ import { wordCount } from "./wordcount.ts"
 const lines = Number(process.env["DEMO_LINES"] ?? 400_000)
 const tty = process.stderr.isTTY === true
 const started = performance.now()
-let previous: { at: number; done: Record<string, number> } = { at: started, done: {} }
+const previous: { at: number; done: Record<string, number> } = { at: started, done: {} }
 let drawn = 0
 
 const show = (progress: Progress) => {
@@ -17,7 +17,9 @@ const show = (progress: Progress) => {
     const rate = ((done - (previous.done[name] ?? 0)) * 1000) / Math.max(1, now - previous.at)
     const width = 24
     const filled = p.total === 0 ? 0 : Math.round((done / p.total) * width)
-    rows.push(`${name.padEnd(6)} [${"#".repeat(filled).padEnd(width, ".")}] ${String(done).padStart(6)} / ${String(p.total).padEnd(6)} ${Math.round(rate).toString().padStart(8)} tasks/s`)
+    rows.push(
+      `${name.padEnd(6)} [${"#".repeat(filled).padEnd(width, ".")}] ${String(done).padStart(6)} / ${String(p.total).padEnd(6)} ${Math.round(rate).toString().padStart(8)} tasks/s`
+    )
     previous.done[name] = done
   }
   previous.at = now
@@ -43,7 +45,9 @@ const program = Effect.scoped(
       console.log(`${value.words} words (${value.distinct} distinct) in ${value.chunks} chunks`)
       console.log(`most frequent: ${value.top.map(([word, count]) => `${word} ${count}`).join(", ")}`)
     } else console.log(result.outcome.result)
-    console.log(`${subTasks} sub-tasks in ${seconds.toFixed(2)} s: ${Math.round(subTasks / seconds)} sub-tasks/s on 4 workers`)
+    console.log(
+      `${subTasks} sub-tasks in ${seconds.toFixed(2)} s: ${Math.round(subTasks / seconds)} sub-tasks/s on 4 workers`
+    )
     yield* handle.tracker.released
   })
 )

@@ -22,7 +22,10 @@ export const generateText = (lines: number, seed = 7): string[] => {
   return text
 }
 
-export const countWords = (lines: ReadonlyArray<string>, into: Map<string, number> = new Map()): Map<string, number> => {
+export const countWords = (
+  lines: ReadonlyArray<string>,
+  into: Map<string, number> = new Map()
+): Map<string, number> => {
   for (const line of lines) {
     for (const word of line.split(/\s+/)) if (word.length > 0) into.set(word, (into.get(word) ?? 0) + 1)
   }
@@ -47,7 +50,8 @@ export const wordCount = defineJob({
       const params = ctx.params as WordCountParams
       const text = generateText(params.lines, params.seed)
       const chunks: string[][] = []
-      for (let from = 0; from < text.length; from += params.linesPerChunk) chunks.push(text.slice(from, from + params.linesPerChunk))
+      for (let from = 0; from < text.length; from += params.linesPerChunk)
+        chunks.push(text.slice(from, from + params.linesPerChunk))
       return { chunks: await ctx.map(chunks, "count") }
     }
     return Object.fromEntries(countWords(task.body as string[]))
@@ -59,7 +63,8 @@ export const wordCount = defineJob({
       if (result.name !== "count") continue
       if (!result.ok) throw new Error(`chunk ${result.taskId} failed: ${String(result.result)}`)
       chunks++
-      for (const [word, count] of Object.entries(result.result as Record<string, number>)) totals.set(word, (totals.get(word) ?? 0) + count)
+      for (const [word, count] of Object.entries(result.result as Record<string, number>))
+        totals.set(word, (totals.get(word) ?? 0) + count)
     }
     let words = 0
     for (const count of totals.values()) words += count

@@ -32,7 +32,19 @@ const startTracker = async (options: { db?: string; port?: number } = {}) => {
 }
 
 const startWorker = async (tracker: string, id: string, slots = 16) => {
-  const proc = procs.start(id, ["worker", "--tracker", tracker, "--token", token, "--jobs", jobsDir, "--id", id, "--slots", String(slots)])
+  const proc = procs.start(id, [
+    "worker",
+    "--tracker",
+    tracker,
+    "--token",
+    token,
+    "--jobs",
+    jobsDir,
+    "--id",
+    id,
+    "--slots",
+    String(slots)
+  ])
   await proc.waitFor(/listening on http/)
   return proc
 }
@@ -40,7 +52,11 @@ const startWorker = async (tracker: string, id: string, slots = 16) => {
 const clientOf = (url: string) => httpTrackerClient({ baseUrl: url, token, fetch: globalThis.fetch, timeoutMs: 10_000 })
 
 const statusOf = (url: string, instanceId: string): Promise<InstanceStatus | undefined> =>
-  Effect.runPromise(clientOf(url).status(instanceId).pipe(Effect.orElseSucceed(() => undefined)))
+  Effect.runPromise(
+    clientOf(url)
+      .status(instanceId)
+      .pipe(Effect.orElseSucceed(() => undefined))
+  )
 
 const submit = (url: string, params: unknown, instanceId: string) =>
   Effect.runPromise(clientOf(url).submit({ job: "e2e-sum", params: params as never, instanceId }))
@@ -48,12 +64,21 @@ const submit = (url: string, params: unknown, instanceId: string) =>
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 /** Polls the instance's status until `done` holds; returns that status. */
-const until = async (url: string, instanceId: string, done: (status: InstanceStatus) => boolean, timeoutMs = 60_000, everyMs = 100) => {
+const until = async (
+  url: string,
+  instanceId: string,
+  done: (status: InstanceStatus) => boolean,
+  timeoutMs = 60_000,
+  everyMs = 100
+) => {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     const status = await statusOf(url, instanceId)
     if (status !== undefined && done(status)) return status
-    if (Date.now() > deadline) throw new Error(`instance ${instanceId}: condition not met in ${timeoutMs} ms; last status ${JSON.stringify(status)}`)
+    if (Date.now() > deadline)
+      throw new Error(
+        `instance ${instanceId}: condition not met in ${timeoutMs} ms; last status ${JSON.stringify(status)}`
+      )
     await sleep(everyMs)
   }
 }
@@ -69,14 +94,28 @@ describe("a tracker server and worker processes on 127.0.0.1", () => {
     await Promise.all(["w1", "w2", "w3"].map((id) => startWorker(tracker.url, id)))
     const n = 100_000
     const started = performance.now()
-    const submitted = procs.start("submit", ["submit", "e2e-sum", "--tracker", tracker.url, "--token", token, "--params", JSON.stringify({ n }), "--id", "sum-100k", "--wait"])
+    const submitted = procs.start("submit", [
+      "submit",
+      "e2e-sum",
+      "--tracker",
+      tracker.url,
+      "--token",
+      token,
+      "--params",
+      JSON.stringify({ n }),
+      "--id",
+      "sum-100k",
+      "--wait"
+    ])
     expect(await submitted.exited).toBe(0)
     const seconds = (performance.now() - started) / 1000
     const line = JSON.parse(submitted.stdout().trim()) as { instanceId: string; ok: boolean; result: SumResult }
     expect(line).toMatchObject({ instanceId: "sum-100k", ok: true, result: expectedSum(n) })
     const status = await statusOf(tracker.url, "sum-100k")
     for (const id of ["w1", "w2", "w3"]) expect(status?.progress.byWorker[id]?.succeeded ?? 0).toBeGreaterThan(0)
-    console.log(`100,000 sub-tasks over HTTP, tracker + 3 worker processes, SQLite store: ${seconds.toFixed(1)} s, ${Math.round(n / seconds)} sub-tasks/s (submit to outcome)`)
+    console.log(
+      `100,000 sub-tasks over HTTP, tracker + 3 worker processes, SQLite store: ${seconds.toFixed(1)} s, ${Math.round(n / seconds)} sub-tasks/s (submit to outcome)`
+    )
   }, 240_000)
 
   it("R-WORK-2 R-REC-2 kill -9 of a worker mid-run: the instance succeeds and reduce sees each task exactly once", async () => {
@@ -86,7 +125,11 @@ describe("a tracker server and worker processes on 127.0.0.1", () => {
     const workers = await Promise.all(["w1", "w2", "w3"].map((id) => startWorker(tracker.url, id)))
     const n = 20_000
     await submit(tracker.url, { n, delayMs: 10, logDir: dir }, "kill-worker")
-    const before = await until(tracker.url, "kill-worker", (status) => (status.progress.byWorker["w2"]?.succeeded ?? 0) > 500 && added(status) > n / 5)
+    const before = await until(
+      tracker.url,
+      "kill-worker",
+      (status) => (status.progress.byWorker["w2"]?.succeeded ?? 0) > 500 && added(status) > n / 5
+    )
     expect(finished(before)).toBe(false)
     await workers[1]?.kill("SIGKILL")
     const after = await until(tracker.url, "kill-worker", finished, 120_000)
@@ -109,7 +152,17 @@ describe("a tracker server and worker processes on 127.0.0.1", () => {
     await Promise.all(["w1", "w2", "w3"].map((id) => startWorker(first.url, id)))
     const n = 20_000
     const waiting = procs.start("submit", [
-      "submit", "e2e-sum", "--tracker", first.url, "--token", token, "--params", JSON.stringify({ n, delayMs: 2, logDir }), "--id", "kill-tracker", "--wait"
+      "submit",
+      "e2e-sum",
+      "--tracker",
+      first.url,
+      "--token",
+      token,
+      "--params",
+      JSON.stringify({ n, delayMs: 2, logDir }),
+      "--id",
+      "kill-tracker",
+      "--wait"
     ])
     await until(first.url, "kill-tracker", (status) => added(status) > n / 4)
     await first.proc.kill("SIGKILL")
@@ -150,10 +203,28 @@ describe("a tracker server and worker processes on 127.0.0.1", () => {
     const n = 3_000
     await submit(tracker.url, { n, delayMs: 10 }, "join-late")
     await until(tracker.url, "join-late", (status) => added(status) > 100)
-    const joiner = procs.start("late", ["worker", "--tracker", tracker.url, "--token", token, "--jobs", jobsDir, "--id", "late", "--slots", "16"])
+    const joiner = procs.start("late", [
+      "worker",
+      "--tracker",
+      tracker.url,
+      "--token",
+      token,
+      "--jobs",
+      jobsDir,
+      "--id",
+      "late",
+      "--slots",
+      "16"
+    ])
     await joiner.waitFor(/listening on http/)
     const joinedAt = Date.now()
-    const busy = await until(tracker.url, "join-late", (status) => (status.progress.byWorker["late"]?.succeeded ?? 0) > 0, 10_000, 20)
+    const busy = await until(
+      tracker.url,
+      "join-late",
+      (status) => (status.progress.byWorker["late"]?.succeeded ?? 0) > 0,
+      10_000,
+      20
+    )
     const firstWorkAfter = Date.now() - joinedAt
     expect(finished(busy)).toBe(false)
     expect(firstWorkAfter).toBeLessThan(2_000)
@@ -177,7 +248,9 @@ describe("a tracker server and worker processes on 127.0.0.1", () => {
     const killedAt = Date.now()
     const store = openSqliteStore(db)
     const [instanceId = ""] = await Effect.runPromise(store.listInstances())
-    const terminal = new Set((await Effect.runPromise(store.readResults(instanceId, 0, -1, 10_000))).map((row) => row.id))
+    const terminal = new Set(
+      (await Effect.runPromise(store.readResults(instanceId, 0, -1, 10_000))).map((row) => row.id)
+    )
     store.close()
     expect(terminal.size).toBeLessThan(n)
 

@@ -51,10 +51,15 @@ const untilOutcome = async (url: string, instanceId: string, timeoutMs: number) 
   let slowest = 0
   for (;;) {
     const asked = performance.now()
-    const status: InstanceStatus | undefined = await Effect.runPromise(client.status(instanceId).pipe(Effect.orElseSucceed(() => undefined)))
+    const status: InstanceStatus | undefined = await Effect.runPromise(
+      client.status(instanceId).pipe(Effect.orElseSucceed(() => undefined))
+    )
     slowest = Math.max(slowest, performance.now() - asked)
     if (status?.outcome != null) return { status, slowest }
-    if (Date.now() > deadline) throw new Error(`instance ${instanceId} has no outcome after ${timeoutMs} ms; last status ${JSON.stringify(status)}`)
+    if (Date.now() > deadline)
+      throw new Error(
+        `instance ${instanceId} has no outcome after ${timeoutMs} ms; last status ${JSON.stringify(status)}`
+      )
     await new Promise((done) => setTimeout(done, 250))
   }
 }
@@ -64,20 +69,45 @@ describe("CPU-bound processors on real processes, default config", () => {
     const dir = tempDir("cpu-sub")
     dirs.push(dir)
     const tracker = await startTracker()
-    const worker = procs.start("w1", ["worker", "--tracker", tracker.url, "--token", token, "--jobs", jobsDir, "--id", "w1"])
+    const worker = procs.start("w1", [
+      "worker",
+      "--tracker",
+      tracker.url,
+      "--token",
+      token,
+      "--jobs",
+      jobsDir,
+      "--id",
+      "w1"
+    ])
     await worker.waitFor(/listening on http/)
     const params: CpuParams = { tasks: 2, ms: BUSY_MS, logDir: dir }
     // The only override keeps the sub-tasks off the server's own worker, so the worker process runs them all.
-    await Effect.runPromise(clientOf(tracker.url).submit({ job: "cpu-sub", params: params as never, config: { localWorker: "exclude" }, instanceId: "cpu-sub-1" }))
+    await Effect.runPromise(
+      clientOf(tracker.url).submit({
+        job: "cpu-sub",
+        params: params as never,
+        config: { localWorker: "exclude" },
+        instanceId: "cpu-sub-1"
+      })
+    )
     const { status, slowest } = await untilOutcome(tracker.url, "cpu-sub-1", 120_000)
 
     expect(status.outcome?.ok, status.outcome?.result).toBe(true)
-    expect(JSON.parse(status.outcome?.result ?? "null")).toEqual({ seen: [{ n: 0, attempt: 0 }, { n: 1, attempt: 0 }], failed: 0 })
+    expect(JSON.parse(status.outcome?.result ?? "null")).toEqual({
+      seen: [
+        { n: 0, attempt: 0 },
+        { n: 1, attempt: 0 }
+      ],
+      failed: 0
+    })
     // Each sub-task ran exactly once, on the worker process, on a worker thread (not the main thread, id 0).
     const runs = executions(dir)
     expect(runs).toHaveLength(2)
     expect(new Set(runs.map((run) => run.id)).size).toBe(2)
-    expect(runs.every((run) => run.attempt === "0" && run.pid === String(worker.child.pid) && run.thread > 0)).toBe(true)
+    expect(runs.every((run) => run.attempt === "0" && run.pid === String(worker.child.pid) && run.thread > 0)).toBe(
+      true
+    )
     expect(status.progress.byName["busy"]).toMatchObject({ total: 2, succeeded: 2, failed: 0 })
     expect(status.progress.byWorker["w1"]).toMatchObject({ succeeded: 2, failed: 0 })
     expect(tracker.proc.stderr() + worker.stderr()).not.toMatch(/undeliverable|lost|cannot reach/)
@@ -89,7 +119,9 @@ describe("CPU-bound processors on real processes, default config", () => {
     dirs.push(dir)
     const tracker = await startTracker()
     const params: CpuParams = { tasks: 100, ms: BUSY_MS, logDir: dir }
-    await Effect.runPromise(clientOf(tracker.url).submit({ job: "cpu-reduce", params: params as never, instanceId: "cpu-reduce-1" }))
+    await Effect.runPromise(
+      clientOf(tracker.url).submit({ job: "cpu-reduce", params: params as never, instanceId: "cpu-reduce-1" })
+    )
     const started = Date.now()
     const { status, slowest } = await untilOutcome(tracker.url, "cpu-reduce-1", 120_000)
 
@@ -98,7 +130,9 @@ describe("CPU-bound processors on real processes, default config", () => {
     expect(JSON.parse(status.outcome?.result ?? "null")).toEqual({ sum: (100 * 99) / 2, count: 100 })
     // Reduce ran once, in the server's process, on a worker thread.
     const runs = executions(dir)
-    expect(runs).toEqual([{ id: "FINAL", attempt: "-", pid: String(tracker.proc.child.pid), thread: expect.any(Number) }])
+    expect(runs).toEqual([
+      { id: "FINAL", attempt: "-", pid: String(tracker.proc.child.pid), thread: expect.any(Number) }
+    ])
     expect(runs[0]?.thread).toBeGreaterThan(0)
     expect(status.progress.byName["FINAL"]).toMatchObject({ total: 1, succeeded: 1, failed: 0 })
     expect(tracker.proc.stderr()).not.toMatch(/undeliverable/)

@@ -1,5 +1,5 @@
 import { defineJob, type Job } from "@taskfold/core"
-import { type StopMessage, type TaskBatch, type WorkerHandle } from "@taskfold/core/adapter"
+import type { StopMessage, TaskBatch, WorkerHandle } from "@taskfold/core/adapter"
 import { makeTrackerApp, makeWorkerApp } from "@taskfold/core/wire"
 import { makeTrackerServer, openSqliteStore, sqliteOutcomeLog, type TrackerServer } from "@taskfold/node"
 import { Effect, Exit, Scope } from "effect"
@@ -41,9 +41,12 @@ const held: Job = defineJob({
 const dump = (db: string): string => {
   const reader = new DatabaseSync(db, { readOnly: true })
   try {
-    const tables = reader.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as Array<{ name: string }>
-    return JSON.stringify(tables.map(({ name }) => [name, reader.prepare(`SELECT * FROM "${name}" ORDER BY 1, 2`).all()]), (_key, value: unknown) =>
-      value instanceof Uint8Array ? Buffer.from(value).toString("base64") : value
+    const tables = reader.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as Array<{
+      name: string
+    }>
+    return JSON.stringify(
+      tables.map(({ name }) => [name, reader.prepare(`SELECT * FROM "${name}" ORDER BY 1, 2`).all()]),
+      (_key, value: unknown) => (value instanceof Uint8Array ? Buffer.from(value).toString("base64") : value)
     )
   } finally {
     reader.close()
@@ -112,36 +115,67 @@ const setup = async (): Promise<Setup> => {
 }
 
 const request = (app: Hono, method: string, path: string, body?: string, headers: Record<string, string> = auth) =>
-  Promise.resolve(app.request(`http://tracker${path}`, body === undefined ? { method, headers } : { method, headers, body }))
+  Promise.resolve(
+    app.request(`http://tracker${path}`, body === undefined ? { method, headers } : { method, headers, body })
+  )
 
-const bodyOf = async (response: Response) => (await response.json()) as { error?: { reason: string; path?: string; message: string } } & Record<string, unknown>
+const bodyOf = async (response: Response) =>
+  (await response.json()) as { error?: { reason: string; path?: string; message: string } } & Record<string, unknown>
 
 const heartbeat = { instanceId: "held", workerId: "w9", slots: 4, freeSlots: 4, queueLength: 0, idle: false }
 /** One well-formed message per endpoint: what an attacker without the token would send. */
 const endpoints: ReadonlyArray<{ method: "GET" | "POST"; path: string; body?: unknown }> = [
   { method: "POST", path: "/v1/instances", body: { job: "trust-hold", instanceId: "other" } },
   { method: "GET", path: "/v1/instances/held" },
-  { method: "POST", path: "/v1/instances/held/reports", body: { instanceId: "held", workerId: "local", reports: [{ taskId: "0", attempt: 0, status: 6, result: "1" }] } },
-  { method: "POST", path: "/v1/instances/held/map", body: { instanceId: "held", workerId: "local", taskId: "0", attempt: 0, name: "part", bodies: ["1"] } },
+  {
+    method: "POST",
+    path: "/v1/instances/held/reports",
+    body: { instanceId: "held", workerId: "local", reports: [{ taskId: "0", attempt: 0, status: 6, result: "1" }] }
+  },
+  {
+    method: "POST",
+    path: "/v1/instances/held/map",
+    body: { instanceId: "held", workerId: "local", taskId: "0", attempt: 0, name: "part", bodies: ["1"] }
+  },
   { method: "POST", path: "/v1/instances/held/heartbeat", body: heartbeat },
   { method: "POST", path: "/v1/instances/held/pull", body: { instanceId: "held", workerId: "w9", pageSize: 10 } },
-  { method: "POST", path: "/v1/instances/held/context", body: { instanceId: "held", workerId: "local", taskId: "0", attempt: 0, entries: { a: 1 } } },
+  {
+    method: "POST",
+    path: "/v1/instances/held/context",
+    body: { instanceId: "held", workerId: "local", taskId: "0", attempt: 0, entries: { a: 1 } }
+  },
   { method: "POST", path: "/v1/instances/held/kill", body: { taskId: null, reason: "intruder" } },
   { method: "GET", path: "/v1/instances/held/results?run=0&afterSeq=-1&limit=10" },
-  { method: "POST", path: "/v1/workers", body: { workerId: "w9", url: "http://127.0.0.1:9", slots: 4, jobs: ["trust-hold"] } }
+  {
+    method: "POST",
+    path: "/v1/workers",
+    body: { workerId: "w9", url: "http://127.0.0.1:9", slots: 4, jobs: ["trust-hold"] }
+  }
 ]
 
 describe("trust: what reaches the tracker from outside", () => {
   it("R-WIRE-2 every endpoint answers 401 without the token or with a wrong one, and nothing stored changes", async () => {
     const { app, db, server } = await setup()
     const before = dump(db)
-    const wrong = [{}, { authorization: `Bearer ${token}x` }, { authorization: `bearer ${token}` }, { authorization: token }, { authorization: "Bearer " }]
+    const wrong = [
+      {},
+      { authorization: `Bearer ${token}x` },
+      { authorization: `bearer ${token}` },
+      { authorization: token },
+      { authorization: "Bearer " }
+    ]
     for (const endpoint of endpoints) {
       for (const headers of wrong) {
-        const response = await request(app, endpoint.method, endpoint.path, endpoint.body === undefined ? undefined : JSON.stringify(endpoint.body), {
-          "content-type": "application/json",
-          ...headers
-        })
+        const response = await request(
+          app,
+          endpoint.method,
+          endpoint.path,
+          endpoint.body === undefined ? undefined : JSON.stringify(endpoint.body),
+          {
+            "content-type": "application/json",
+            ...headers
+          }
+        )
         expect(response.status, `${endpoint.method} ${endpoint.path} with ${JSON.stringify(headers)}`).toBe(401)
         expect((await bodyOf(response)).error?.reason).toBe("unauthorized")
       }
@@ -159,7 +193,12 @@ describe("trust: what reaches the tracker from outside", () => {
       expect(response.status, endpoint.path).toBe(413)
     }
     // A huge submit is refused before it is read: no instance is started.
-    const huge = await request(app, "POST", "/v1/instances", JSON.stringify({ job: "trust-hold", params: "y".repeat(2 * MAX_BODY) }))
+    const huge = await request(
+      app,
+      "POST",
+      "/v1/instances",
+      JSON.stringify({ job: "trust-hold", params: "y".repeat(2 * MAX_BODY) })
+    )
     expect(huge.status).toBe(413)
     expect(dump(db)).toBe(before)
     expect(server.instances()).toEqual(["held"])
@@ -171,19 +210,80 @@ describe("trust: what reaches the tracker from outside", () => {
     const cases: Array<{ path: string; body: string; method?: string; field?: string; reason?: string }> = [
       { path: "/v1/instances", body: "{not json", reason: "bad-json" },
       { path: "/v1/instances", body: JSON.stringify({ job: 5 }), field: '["job"]' },
-      { path: "/v1/instances", body: JSON.stringify({ job: "trust-hold", config: { taskRetries: -1 } }), field: '["config"]["taskRetries"]' },
+      {
+        path: "/v1/instances",
+        body: JSON.stringify({ job: "trust-hold", config: { taskRetries: -1 } }),
+        field: '["config"]["taskRetries"]'
+      },
       { path: "/v1/instances", body: JSON.stringify({ job: "trust-hold", surprise: true }), field: '["surprise"]' },
       { path: "/v1/instances", body: JSON.stringify({ job: "no-such-job" }), reason: "bad-input" },
-      { path: "/v1/instances/held/reports", body: JSON.stringify({ instanceId: "held", workerId: "local", reports: [{ taskId: "0", attempt: 0, status: 9 }] }), field: '["reports"][0]["status"]' },
-      { path: "/v1/instances/held/reports", body: JSON.stringify({ instanceId: "held", workerId: "local", reports: [{ taskId: "0", attempt: -1, status: 6 }] }), field: '["reports"][0]["attempt"]' },
-      { path: "/v1/instances/held/map", body: JSON.stringify({ instanceId: "held", workerId: "local", taskId: "0", attempt: 0, name: "part", bodies: "1" }), field: '["bodies"]' },
-      { path: "/v1/instances/held/map", body: JSON.stringify({ instanceId: "held", workerId: "local", taskId: "0", attempt: 0, name: "part", bodies: [{ $bytes: "!!" }] }) },
-      { path: "/v1/instances/held/heartbeat", body: JSON.stringify({ ...heartbeat, instanceId: "elsewhere" }), field: '["instanceId"]' },
-      { path: "/v1/instances/held/heartbeat", body: JSON.stringify({ ...heartbeat, freeSlots: "4" }), field: '["freeSlots"]' },
+      {
+        path: "/v1/instances/held/reports",
+        body: JSON.stringify({
+          instanceId: "held",
+          workerId: "local",
+          reports: [{ taskId: "0", attempt: 0, status: 9 }]
+        }),
+        field: '["reports"][0]["status"]'
+      },
+      {
+        path: "/v1/instances/held/reports",
+        body: JSON.stringify({
+          instanceId: "held",
+          workerId: "local",
+          reports: [{ taskId: "0", attempt: -1, status: 6 }]
+        }),
+        field: '["reports"][0]["attempt"]'
+      },
+      {
+        path: "/v1/instances/held/map",
+        body: JSON.stringify({
+          instanceId: "held",
+          workerId: "local",
+          taskId: "0",
+          attempt: 0,
+          name: "part",
+          bodies: "1"
+        }),
+        field: '["bodies"]'
+      },
+      {
+        path: "/v1/instances/held/map",
+        body: JSON.stringify({
+          instanceId: "held",
+          workerId: "local",
+          taskId: "0",
+          attempt: 0,
+          name: "part",
+          bodies: [{ $bytes: "!!" }]
+        })
+      },
+      {
+        path: "/v1/instances/held/heartbeat",
+        body: JSON.stringify({ ...heartbeat, instanceId: "elsewhere" }),
+        field: '["instanceId"]'
+      },
+      {
+        path: "/v1/instances/held/heartbeat",
+        body: JSON.stringify({ ...heartbeat, freeSlots: "4" }),
+        field: '["freeSlots"]'
+      },
       { path: "/v1/instances/held/kill", body: JSON.stringify({ taskId: null }), field: '["reason"]' },
-      { path: "/v1/workers", body: JSON.stringify({ workerId: "w9", url: "ftp://127.0.0.1:9", slots: 4, jobs: [] }), reason: "bad-input" },
-      { path: "/v1/workers", body: JSON.stringify({ workerId: "local", url: "http://127.0.0.1:9", slots: 4, jobs: [] }), reason: "bad-input" },
-      { path: "/v1/workers", body: JSON.stringify({ workerId: "w9", url: "http://127.0.0.1:9", slots: 0, jobs: [] }), field: '["slots"]' },
+      {
+        path: "/v1/workers",
+        body: JSON.stringify({ workerId: "w9", url: "ftp://127.0.0.1:9", slots: 4, jobs: [] }),
+        reason: "bad-input"
+      },
+      {
+        path: "/v1/workers",
+        body: JSON.stringify({ workerId: "local", url: "http://127.0.0.1:9", slots: 4, jobs: [] }),
+        reason: "bad-input"
+      },
+      {
+        path: "/v1/workers",
+        body: JSON.stringify({ workerId: "w9", url: "http://127.0.0.1:9", slots: 0, jobs: [] }),
+        field: '["slots"]'
+      },
       { method: "GET", path: "/v1/instances/held/results?run=0&afterSeq=-1&limit=0", body: "", field: '["limit"]' },
       { method: "GET", path: "/v1/instances/held/results?run=x", body: "", field: '["run"]' }
     ]
@@ -200,7 +300,12 @@ describe("trust: what reaches the tracker from outside", () => {
 
   it("R-STATE-3 replayed messages are dropped: a repeated report, a stale status, a repeated submit and registration change nothing", async () => {
     const { app, db, server, batches } = await setup()
-    const registration = JSON.stringify({ workerId: "fake", url: "http://fake.worker:1", slots: 8, jobs: ["trust-hold"] })
+    const registration = JSON.stringify({
+      workerId: "fake",
+      url: "http://fake.worker:1",
+      slots: 8,
+      jobs: ["trust-hold"]
+    })
     const registered = await request(app, "POST", "/v1/workers", registration)
     expect(registered.status).toBe(200)
     expect((await bodyOf(registered))["instances"]).toEqual(["held"])
@@ -211,7 +316,11 @@ describe("trust: what reaches the tracker from outside", () => {
     const [first, ...rest] = parts
     if (first === undefined) throw new Error("no task reached the fake worker")
 
-    const report = JSON.stringify({ instanceId: "held", workerId: "fake", reports: [{ taskId: first.id, attempt: first.attempt, status: 6, result: first.body as string }] })
+    const report = JSON.stringify({
+      instanceId: "held",
+      workerId: "fake",
+      reports: [{ taskId: first.id, attempt: first.attempt, status: 6, result: first.body as string }]
+    })
     const applied = await request(app, "POST", "/v1/instances/held/reports", report)
     expect(await bodyOf(applied)).toMatchObject({ applied: 1, dropped: 0 })
     const afterFirst = dump(db)
@@ -223,10 +332,19 @@ describe("trust: what reaches the tracker from outside", () => {
       app,
       "POST",
       "/v1/instances/held/reports",
-      JSON.stringify({ instanceId: "held", workerId: "fake", reports: [{ taskId: first.id, attempt: first.attempt, status: 4 }] })
+      JSON.stringify({
+        instanceId: "held",
+        workerId: "fake",
+        reports: [{ taskId: first.id, attempt: first.attempt, status: 4 }]
+      })
     )
     expect(await bodyOf(stale)).toMatchObject({ applied: 0, dropped: 1 })
-    const resubmitted = await request(app, "POST", "/v1/instances", JSON.stringify({ job: held.name, instanceId: "held" }))
+    const resubmitted = await request(
+      app,
+      "POST",
+      "/v1/instances",
+      JSON.stringify({ job: held.name, instanceId: "held" })
+    )
     expect(await bodyOf(resubmitted)).toEqual({ instanceId: "held" })
     expect((await request(app, "POST", "/v1/workers", registration)).status).toBe(200)
     expect(dump(db)).toBe(afterFirst)
@@ -255,7 +373,13 @@ describe("trust: what reaches the tracker from outside", () => {
     const { app, db, server } = await setup()
     const delivered: TaskBatch[] = []
     const workerApp = makeWorkerApp(
-      { id: "w", join: () => Effect.void, deliver: (batch) => void delivered.push(batch), stop: () => {}, stats: () => ({ running: 0, queued: 0, completed: 0 }) },
+      {
+        id: "w",
+        join: () => Effect.void,
+        deliver: (batch) => void delivered.push(batch),
+        stop: () => {},
+        stats: () => ({ running: 0, queued: 0, completed: 0 })
+      },
       { token }
     )
     const before = dump(db)
@@ -263,7 +387,9 @@ describe("trust: what reaches the tracker from outside", () => {
       "/v1/instances",
       "/v1/workers",
       "/v1/instances/nope/reports",
-      ...["reports", "map", "heartbeat", "pull", "context", "kill", "results"].map((call) => `/v1/instances/held/${call}`)
+      ...["reports", "map", "heartbeat", "pull", "context", "kill", "results"].map(
+        (call) => `/v1/instances/held/${call}`
+      )
     ]
     const text = fc.oneof(fc.string(), fc.string({ unit: "binary" }))
     const body = fc.oneof(
@@ -278,7 +404,9 @@ describe("trust: what reaches the tracker from outside", () => {
             taskId: fc.oneof(fc.constantFrom("0", "0.1", "0.F"), text),
             attempt: fc.oneof(fc.integer(), fc.double()),
             status: fc.integer({ min: -2, max: 9 }),
-            reports: fc.array(fc.record({ taskId: text, attempt: fc.integer(), status: fc.integer({ min: -2, max: 9 }) })),
+            reports: fc.array(
+              fc.record({ taskId: text, attempt: fc.integer(), status: fc.integer({ min: -2, max: 9 }) })
+            ),
             bodies: fc.array(fc.oneof(text, fc.constant({ $bytes: "!!" }))),
             url: text,
             slots: fc.integer(),
@@ -290,8 +418,14 @@ describe("trust: what reaches the tracker from outside", () => {
         .map((value) => JSON.stringify(value))
     )
     const printable = fc.string().filter((s) => /^[\x20-\x7e]*$/.test(s))
-    const headers = fc.oneof(fc.constant(auth), fc.constant({ "content-type": "application/json" }), fc.record({ authorization: printable }))
-    const query = fc.record({ run: text, afterSeq: text, limit: text }, { requiredKeys: [] }).map((q) => `?${new URLSearchParams(q).toString()}`)
+    const headers = fc.oneof(
+      fc.constant(auth),
+      fc.constant({ "content-type": "application/json" }),
+      fc.record({ authorization: printable })
+    )
+    const query = fc
+      .record({ run: text, afterSeq: text, limit: text }, { requiredKeys: [] })
+      .map((q) => `?${new URLSearchParams(q).toString()}`)
 
     await fc.assert(
       fc.asyncProperty(
@@ -302,7 +436,13 @@ describe("trust: what reaches the tracker from outside", () => {
         query,
         async (path, method, text, headers, search) => {
           const target = path === "/v1/batches" || path === "/v1/stop" ? workerApp : app
-          const response = await request(target, method, method === "GET" ? `${path}${search}` : path, method === "GET" ? undefined : text, headers)
+          const response = await request(
+            target,
+            method,
+            method === "GET" ? `${path}${search}` : path,
+            method === "GET" ? undefined : text,
+            headers
+          )
           expect(response.status).toBeLessThan(500)
           await response.arrayBuffer()
         }
@@ -326,12 +466,29 @@ describe("trust: a tracker server process", () => {
   it("R-WIRE-3 random bodies to every endpoint of a running `taskfold serve` never get a 5xx, and it keeps working", async () => {
     const dir = tempDir("trust-process")
     cleanups.push(() => removeDir(dir))
-    const tracker = procs.start("tracker", ["serve", "--port", "0", "--token", token, "--jobs", jobsDir, "--db", join(dir, "tasks.db"), "--max-body", String(MAX_BODY)])
+    const tracker = procs.start("tracker", [
+      "serve",
+      "--port",
+      "0",
+      "--token",
+      token,
+      "--jobs",
+      jobsDir,
+      "--db",
+      join(dir, "tasks.db"),
+      "--max-body",
+      String(MAX_BODY)
+    ])
     const [, url = ""] = await tracker.waitFor(/tracker listening on (http:\/\/127\.0\.0\.1:\d+)/)
     const call = (method: string, path: string, body: string | undefined, headers: Record<string, string>) =>
       fetch(`${url}${path}`, body === undefined || method === "GET" ? { method, headers } : { method, headers, body })
 
-    const live = await call("POST", "/v1/instances", JSON.stringify({ job: "e2e-sum", instanceId: "fuzzed", params: { n: 50 } }), auth)
+    const live = await call(
+      "POST",
+      "/v1/instances",
+      JSON.stringify({ job: "e2e-sum", instanceId: "fuzzed", params: { n: 50 } }),
+      auth
+    )
     expect(live.status).toBe(200)
     const paths = [
       "/v1/instances",
@@ -342,22 +499,60 @@ describe("trust: a tracker server process", () => {
       "/",
       "/v1/instances/%ZZ/map"
     ]
-    const body = fc.oneof(fc.string(), fc.json(), fc.string({ unit: "binary", maxLength: 200 }), fc.constant("x".repeat(MAX_BODY + 1)))
-    const headers = fc.oneof(fc.constant(auth), fc.constant({}), fc.record({ authorization: fc.string().filter((s) => /^[\x20-\x7e]*$/.test(s)) }))
+    const body = fc.oneof(
+      fc.string(),
+      fc.json(),
+      fc.string({ unit: "binary", maxLength: 200 }),
+      fc.constant("x".repeat(MAX_BODY + 1))
+    )
+    const headers = fc.oneof(
+      fc.constant(auth),
+      fc.constant({}),
+      fc.record({ authorization: fc.string().filter((s) => /^[\x20-\x7e]*$/.test(s)) })
+    )
     await fc.assert(
-      fc.asyncProperty(fc.constantFrom(...paths), fc.constantFrom("GET", "POST", "DELETE"), body, headers, async (path, method, text, headers) => {
-        const response = await call(method, path, text, headers)
-        expect(response.status).toBeLessThan(500)
-        await response.arrayBuffer()
-      }),
+      fc.asyncProperty(
+        fc.constantFrom(...paths),
+        fc.constantFrom("GET", "POST", "DELETE"),
+        body,
+        headers,
+        async (path, method, text, headers) => {
+          const response = await call(method, path, text, headers)
+          expect(response.status).toBeLessThan(500)
+          await response.arrayBuffer()
+        }
+      ),
       { numRuns: 300 }
     )
     expect(tracker.child.exitCode).toBeNull()
     // Still a working tracker: with a worker, a new instance runs to its result.
-    const worker = procs.start("worker", ["worker", "--tracker", url, "--token", token, "--jobs", jobsDir, "--id", "after-fuzz"])
+    const worker = procs.start("worker", [
+      "worker",
+      "--tracker",
+      url,
+      "--token",
+      token,
+      "--jobs",
+      jobsDir,
+      "--id",
+      "after-fuzz"
+    ])
     await worker.waitFor(/listening on http/)
-    const submitted = procs.start("submit", ["submit", "e2e-sum", "--tracker", url, "--token", token, "--params", '{"n":500}', "--wait"])
+    const submitted = procs.start("submit", [
+      "submit",
+      "e2e-sum",
+      "--tracker",
+      url,
+      "--token",
+      token,
+      "--params",
+      '{"n":500}',
+      "--wait"
+    ])
     expect(await submitted.exited).toBe(0)
-    expect(JSON.parse(submitted.stdout().trim())).toMatchObject({ ok: true, result: { count: 500, distinct: 500, sum: (500 * 499) / 2, failed: 0 } })
+    expect(JSON.parse(submitted.stdout().trim())).toMatchObject({
+      ok: true,
+      result: { count: 500, distinct: 500, sum: (500 * 499) / 2, failed: 0 }
+    })
   }, 120_000)
 })

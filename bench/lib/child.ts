@@ -5,7 +5,11 @@ import { RESULT_PREFIX } from "./common.ts"
 
 export const scenarioPath = (name: string): string => fileURLToPath(new URL(`../scenarios/${name}.ts`, import.meta.url))
 
-export type ChildResult = Readonly<Record<string, unknown>> & { readonly seconds: number; readonly peakRss: number; readonly perSecond: number }
+export type ChildResult = Readonly<Record<string, unknown>> & {
+  readonly seconds: number
+  readonly peakRss: number
+  readonly perSecond: number
+}
 
 export const runScenario = (name: string, args: ReadonlyArray<string>, timeoutMs = 10 * 60_000): Promise<ChildResult> =>
   new Promise((resolve, reject) => {
@@ -26,10 +30,18 @@ export const runScenario = (name: string, args: ReadonlyArray<string>, timeoutMs
     })
     child.once("close", (code, signal) => {
       clearTimeout(timer)
-      const line = stdout.split("\n").reverse().find((text) => text.startsWith(RESULT_PREFIX))
-      if (timedOut) return reject(new Error(`${name} ${args.join(" ")} took longer than ${timeoutMs / 1000} s and was killed`))
+      const line = stdout
+        .split("\n")
+        .reverse()
+        .find((text) => text.startsWith(RESULT_PREFIX))
+      if (timedOut)
+        return reject(new Error(`${name} ${args.join(" ")} took longer than ${timeoutMs / 1000} s and was killed`))
       if (code !== 0 || line === undefined) {
-        return reject(new Error(`${name} ${args.join(" ")} exited with ${signal ?? code} and no result${line === undefined ? "" : " (a result was printed)"}`))
+        return reject(
+          new Error(
+            `${name} ${args.join(" ")} exited with ${signal ?? code} and no result${line === undefined ? "" : " (a result was printed)"}`
+          )
+        )
       }
       resolve(JSON.parse(line.slice(RESULT_PREFIX.length)) as ChildResult)
     })

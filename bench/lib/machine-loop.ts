@@ -65,7 +65,14 @@ export const runMachine = (bodies: ReadonlyArray<string>): LoopResult => {
           events.push({
             _tag: "Map",
             reply: reply++,
-            request: { instanceId: INSTANCE, workerId: send.workerId, taskId: task.id, attempt: task.attempt, name: TASK_NAME, bodies }
+            request: {
+              instanceId: INSTANCE,
+              workerId: send.workerId,
+              taskId: task.id,
+              attempt: task.attempt,
+              name: TASK_NAME,
+              bodies
+            }
           })
           rootDone = { taskId: task.id, attempt: task.attempt, status: TaskStatus.Succeeded, result: "null" }
         } else {

@@ -77,17 +77,31 @@ interface Send {
 
 const move = (counter: Counter, from: number, to: number): void => {
   switch (from) {
-    case TaskStatus.Waiting: counter.waiting--; break
-    case TaskStatus.Dispatched: counter.dispatched--; break
+    case TaskStatus.Waiting:
+      counter.waiting--
+      break
+    case TaskStatus.Dispatched:
+      counter.dispatched--
+      break
     case TaskStatus.Received:
-    case TaskStatus.Running: counter.running--; break
+    case TaskStatus.Running:
+      counter.running--
+      break
   }
   switch (to) {
-    case TaskStatus.Dispatched: counter.dispatched++; break
+    case TaskStatus.Dispatched:
+      counter.dispatched++
+      break
     case TaskStatus.Received:
-    case TaskStatus.Running: counter.running++; break
-    case TaskStatus.Succeeded: counter.succeeded++; break
-    case TaskStatus.Failed: counter.failed++; break
+    case TaskStatus.Running:
+      counter.running++
+      break
+    case TaskStatus.Succeeded:
+      counter.succeeded++
+      break
+    case TaskStatus.Failed:
+      counter.failed++
+      break
   }
 }
 
@@ -119,8 +133,18 @@ export const runPlain = (bodies: ReadonlyArray<string>): LoopResult => {
     counter.total++
     counter.waiting++
     const task: PlainTask = {
-      id, seq: nextSeq++, name, kind, body, counter, pinned: pin,
-      status: TaskStatus.Waiting, worker: undefined, attempt: 0, batch: undefined, childCount: 0
+      id,
+      seq: nextSeq++,
+      name,
+      kind,
+      body,
+      counter,
+      pinned: pin,
+      status: TaskStatus.Waiting,
+      worker: undefined,
+      attempt: 0,
+      batch: undefined,
+      childCount: 0
     }
     tasks.set(id, task)
     live++
@@ -163,7 +187,13 @@ export const runPlain = (bodies: ReadonlyArray<string>): LoopResult => {
           task.batch = batch
           worker.held++
           setStatus(task, TaskStatus.Dispatched)
-          dispatched[i - from] = { id: task.id, name: task.name, kind: task.kind, body: task.body, attempt: task.attempt }
+          dispatched[i - from] = {
+            id: task.id,
+            name: task.name,
+            kind: task.kind,
+            body: task.body,
+            attempt: task.attempt
+          }
         }
         sends.push({ workerId: worker.id, seq: batch.seq, tasks: dispatched })
       }
@@ -194,7 +224,13 @@ export const runPlain = (bodies: ReadonlyArray<string>): LoopResult => {
     }
   }
 
-  const map = (taskId: string, attempt: number, workerId: string, name: string, items: ReadonlyArray<string>): number => {
+  const map = (
+    taskId: string,
+    attempt: number,
+    workerId: string,
+    name: string,
+    items: ReadonlyArray<string>
+  ): number => {
     const parent = tasks.get(taskId)
     if (parent === undefined || parent.attempt !== attempt || parent.worker?.id !== workerId) return -1
     for (const body of items) {
@@ -243,6 +279,7 @@ export const runPlain = (bodies: ReadonlyArray<string>): LoopResult => {
     sends = outcome === undefined ? dispatch() : []
     steps++
   }
-  if (results.length !== bodies.length + 2) throw new Error(`the plain loop kept ${results.length} results, expected ${bodies.length + 2}`)
+  if (results.length !== bodies.length + 2)
+    throw new Error(`the plain loop kept ${results.length} results, expected ${bodies.length + 2}`)
   return { ok: outcome.ok, succeeded: counters.get(TASK_NAME)?.succeeded ?? 0, steps, batches }
 }

@@ -21,24 +21,35 @@ const tail = (text: string | null | undefined): string => (text ?? "").trim().sp
  * `apt-get install -y redis-server`) when it is missing and the bench runs as root;
  * otherwise why it cannot be had.
  */
-export const ensureRedis = (log: (line: string) => void): { readonly version: string } | { readonly missing: string } => {
+export const ensureRedis = (
+  log: (line: string) => void
+): { readonly version: string } | { readonly missing: string } => {
   const found = version()
   if (found !== undefined) return { version: found }
   if (process.getuid?.() !== 0) {
-    return { missing: "it is not installed and the bench is not root, so it cannot install it (run apt-get install -y redis-server)" }
+    return {
+      missing:
+        "it is not installed and the bench is not root, so it cannot install it (run apt-get install -y redis-server)"
+    }
   }
   log("redis-server is missing: apt-get update && apt-get install -y redis-server (once) …")
   const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" }
   const update = spawnSync("apt-get", ["update"], { encoding: "utf8", env })
   if (update.error !== undefined || update.status !== 0) {
-    return { missing: `it is not installed and apt-get update failed (${update.error?.message ?? tail(update.stderr)})` }
+    return {
+      missing: `it is not installed and apt-get update failed (${update.error?.message ?? tail(update.stderr)})`
+    }
   }
   const install = spawnSync("apt-get", ["install", "-y", "--no-install-recommends", BINARY], { encoding: "utf8", env })
   if (install.error !== undefined || install.status !== 0) {
-    return { missing: `it is not installed and apt-get install -y redis-server failed (${install.error?.message ?? tail(install.stderr)})` }
+    return {
+      missing: `it is not installed and apt-get install -y redis-server failed (${install.error?.message ?? tail(install.stderr)})`
+    }
   }
   const installed = version()
-  return installed === undefined ? { missing: "it is still missing after apt-get install -y redis-server" } : { version: installed }
+  return installed === undefined
+    ? { missing: "it is still missing after apt-get install -y redis-server" }
+    : { version: installed }
 }
 
 const freePort = (): Promise<number> =>

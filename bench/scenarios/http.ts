@@ -77,7 +77,11 @@ const start = (name: string, args: ReadonlyArray<string>): Proc => {
           resolve(found)
         } else if (child.exitCode !== null || child.signalCode !== null) {
           finish()
-          reject(new Error(`${name} exited (${child.exitCode ?? child.signalCode}) before printing ${pattern}: ${text.slice(-2000)}`))
+          reject(
+            new Error(
+              `${name} exited (${child.exitCode ?? child.signalCode}) before printing ${pattern}: ${text.slice(-2000)}`
+            )
+          )
         }
       }
       const timer = setTimeout(() => {
@@ -111,7 +115,19 @@ try {
   const tracker = start("tracker", serveArgs)
   const [, url = ""] = await tracker.waitFor(/tracker listening on (http:\/\/127\.0\.0\.1:\d+)/)
   const workers = Array.from({ length: workerCount }, (_, i) =>
-    start(`worker-${i + 1}`, ["worker", "--tracker", url, "--token", token, "--jobs", jobs, "--id", `w${i + 1}`, "--slots", "16"])
+    start(`worker-${i + 1}`, [
+      "worker",
+      "--tracker",
+      url,
+      "--token",
+      token,
+      "--jobs",
+      jobs,
+      "--id",
+      `w${i + 1}`,
+      "--slots",
+      "16"
+    ])
   )
   await Promise.all(workers.map((worker) => worker.waitFor(/listening on http/)))
   // Registration is renewed by the worker; give the first one a moment to reach the tracker.
@@ -124,15 +140,19 @@ try {
   for (;;) {
     status = await Effect.runPromise(client.status(instanceId))
     if (status.outcome !== null) break
-    if (performance.now() - begun > timeoutMs) throw new Error(`no outcome within ${timeoutMs / 1000} s: ${JSON.stringify(status.progress.byName)}`)
+    if (performance.now() - begun > timeoutMs)
+      throw new Error(`no outcome within ${timeoutMs / 1000} s: ${JSON.stringify(status.progress.byName)}`)
     await sleep(10)
   }
   const seconds = (performance.now() - begun) / 1000
   const outcome = status.outcome
   const counted = outcome.ok ? (JSON.parse(outcome.result ?? "null") as unknown) : undefined
   // Every sub-task plus the root reach reduce.
-  if (!outcome.ok || counted !== n + 1) throw new Error(`wrong outcome ${JSON.stringify(outcome)}; expected ${n + 1} results`)
-  const byWorker = Object.fromEntries(Object.entries(status.progress.byWorker).map(([id, progress]) => [id, progress.succeeded]))
+  if (!outcome.ok || counted !== n + 1)
+    throw new Error(`wrong outcome ${JSON.stringify(outcome)}; expected ${n + 1} results`)
+  const byWorker = Object.fromEntries(
+    Object.entries(status.progress.byWorker).map(([id, progress]) => [id, progress.succeeded])
+  )
   const trackerRss = peakRssOf(tracker.child.pid)
   const workerRss = workers.map((worker) => peakRssOf(worker.child.pid))
   emit({
@@ -151,6 +171,10 @@ try {
   process.exitCode = 1
 } finally {
   killAll()
-  await Promise.all(started.map(({ child }) => (child.exitCode !== null || child.signalCode !== null ? undefined : new Promise((done) => child.once("exit", done)))))
+  await Promise.all(
+    started.map(({ child }) =>
+      child.exitCode !== null || child.signalCode !== null ? undefined : new Promise((done) => child.once("exit", done))
+    )
+  )
   rmSync(folder, { recursive: true, force: true })
 }

@@ -22,4 +22,12 @@ if (!result.ok || result.succeeded !== n) {
   console.error(`${mode}: wrong outcome ${JSON.stringify(result)}; expected ${n} succeeded`)
   process.exit(1)
 }
-emit({ mode, n, seconds, perSecond: n / seconds, peakRss: peakRssBytes(), steps: result.steps, batches: result.batches })
+emit({
+  mode,
+  n,
+  seconds,
+  perSecond: n / seconds,
+  peakRss: peakRssBytes(),
+  steps: result.steps,
+  batches: result.batches
+})

@@ -78,7 +78,17 @@ try {
     process.exitCode = 1
   } else {
     const dbBytes = fileBytes()
-    emit({ n, chunk, completed: true, done, seconds, perSecond: n / seconds, peakRss: peakRssBytes(), rssAtEnd: process.memoryUsage().rss, dbBytes })
+    emit({
+      n,
+      chunk,
+      completed: true,
+      done,
+      seconds,
+      perSecond: n / seconds,
+      peakRss: peakRssBytes(),
+      rssAtEnd: process.memoryUsage().rss,
+      dbBytes
+    })
   }
 } finally {
   cleanUp()

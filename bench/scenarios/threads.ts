@@ -12,7 +12,11 @@ import { runJobModule } from "@taskfold/node"
 import { argNumber, emit, median } from "../lib/common.ts"
 
 const argv = process.argv.slice(2)
-const params = { upTo: argNumber(argv, "upTo", 1e9), ranges: argNumber(argv, "ranges", 16), blocksPerRange: argNumber(argv, "blocks", 64) }
+const params = {
+  upTo: argNumber(argv, "upTo", 1e9),
+  ranges: argNumber(argv, "ranges", 16),
+  blocksPerRange: argNumber(argv, "blocks", 64)
+}
 const rounds = argNumber(argv, "runs", 3)
 const primes = fileURLToPath(new URL("../../examples/primes.ts", import.meta.url))
 
@@ -24,11 +28,17 @@ const timed = async (threads: number): Promise<number> => {
     console.error(`threads: wrong outcome on ${threads} thread(s): ${JSON.stringify(result.outcome)}`)
     process.exit(1)
   }
-  console.log(`  ${threads} thread${threads === 1 ? " " : "s"}: ${seconds.toFixed(2)} s (${JSON.stringify(result.result)})`)
+  console.log(
+    `  ${threads} thread${threads === 1 ? " " : "s"}: ${seconds.toFixed(2)} s (${JSON.stringify(result.result)})`
+  )
   return seconds
 }
 
-console.log(`primes below ${params.upTo.toLocaleString("en-US")} in ${params.ranges * params.blocksPerRange} blocks, ${rounds} round(s); load ${loadavg().map((l) => l.toFixed(2)).join(" ")}`)
+console.log(
+  `primes below ${params.upTo.toLocaleString("en-US")} in ${params.ranges * params.blocksPerRange} blocks, ${rounds} round(s); load ${loadavg()
+    .map((l) => l.toFixed(2))
+    .join(" ")}`
+)
 const one: number[] = []
 const two: number[] = []
 for (let round = 0; round < rounds; round++) {
@@ -36,5 +46,9 @@ for (let round = 0; round < rounds; round++) {
   two.push(await timed(2))
 }
 const ratio = median(one) / median(two)
-console.log(`1 thread ${median(one).toFixed(2)} s, 2 threads ${median(two).toFixed(2)} s: 2 threads are ${ratio.toFixed(2)}× as fast; load ${loadavg().map((l) => l.toFixed(2)).join(" ")}`)
+console.log(
+  `1 thread ${median(one).toFixed(2)} s, 2 threads ${median(two).toFixed(2)} s: 2 threads are ${ratio.toFixed(2)}× as fast; load ${loadavg()
+    .map((l) => l.toFixed(2))
+    .join(" ")}`
+)
 emit({ params, oneThread: one, twoThreads: two, ratio })

@@ -51,4 +51,11 @@ if (result.created !== n || result.waiting !== n) {
   console.error(`waiting: expected ${n} waiting tasks, the map created ${result.created} and ${result.waiting} wait`)
   process.exit(1)
 }
-emit({ n, seconds: 0, perSecond: 0, peakRss: peakRssBytes(), liveBytes: result.bytes, bytesPerWaitingTask: result.bytes / n })
+emit({
+  n,
+  seconds: 0,
+  perSecond: 0,
+  peakRss: peakRssBytes(),
+  liveBytes: result.bytes,
+  bytesPerWaitingTask: result.bytes / n
+})

@@ -31,7 +31,11 @@ export const cpuSub = defineJob({
   kind: "mapReduce",
   process: async (task, ctx) => {
     const params = ctx.params as CpuParams
-    if (task.isRoot) return ctx.map(Array.from({ length: params.tasks }, (_, i) => i), "busy")
+    if (task.isRoot)
+      return ctx.map(
+        Array.from({ length: params.tasks }, (_, i) => i),
+        "busy"
+      )
     record(params.logDir, `${task.id} ${task.attempt} ${process.pid} ${threadId}`)
     busy(params.ms)
     return { n: task.body as number, attempt: task.attempt }
@@ -53,7 +57,11 @@ export const cpuReduce = defineJob({
   kind: "mapReduce",
   process: async (task, ctx) => {
     const params = ctx.params as CpuParams
-    if (task.isRoot) return ctx.map(Array.from({ length: params.tasks }, (_, i) => i), "add")
+    if (task.isRoot)
+      return ctx.map(
+        Array.from({ length: params.tasks }, (_, i) => i),
+        "add"
+      )
     return task.body as number
   },
   reduce: async (results, ctx) => {

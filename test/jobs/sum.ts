@@ -43,9 +43,14 @@ export const e2eSum = defineJob({
   },
   process: async (task, ctx) => {
     const params = ctx.params as SumParams
-    if (task.isRoot) return ctx.map(Array.from({ length: params.n }, (_, i) => i), "add")
+    if (task.isRoot)
+      return ctx.map(
+        Array.from({ length: params.n }, (_, i) => i),
+        "add"
+      )
     if (params.logDir !== undefined) record(params.logDir, `${task.id} ${task.attempt} ${Date.now()}\n`)
-    if (params.delayMs !== undefined && params.delayMs > 0) await new Promise((resolve) => setTimeout(resolve, params.delayMs))
+    if (params.delayMs !== undefined && params.delayMs > 0)
+      await new Promise((resolve) => setTimeout(resolve, params.delayMs))
     return task.body as number
   },
   reduce: async (results) => {

@@ -25,7 +25,10 @@ export const processes = () => {
   const started: Proc[] = []
 
   const start = (name: string, args: ReadonlyArray<string>, env: Record<string, string> = {}): Proc => {
-    const child = spawn(process.execPath, [cliFile, ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } })
+    const child = spawn(process.execPath, [cliFile, ...args], {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, ...env }
+    })
     let out = ""
     let err = ""
     const waiters = new Set<() => void>()
@@ -40,10 +43,12 @@ export const processes = () => {
       err += chunk
       wake()
     })
-    const exited = new Promise<number | null>((done) => child.once("exit", (code) => {
-      done(code)
-      wake()
-    }))
+    const exited = new Promise<number | null>((done) =>
+      child.once("exit", (code) => {
+        done(code)
+        wake()
+      })
+    )
     let exitCode: number | null | undefined
     void exited.then((code) => (exitCode = code))
     const waitFor = (pattern: RegExp, timeoutMs = 30_000) =>
@@ -55,7 +60,11 @@ export const processes = () => {
             ok(found)
           } else if (exitCode !== undefined) {
             finish()
-            fail(new Error(`${name} exited (${exitCode}) before printing ${pattern}\n--- stderr\n${err.slice(-3000)}\n--- stdout\n${out.slice(-1000)}`))
+            fail(
+              new Error(
+                `${name} exited (${exitCode}) before printing ${pattern}\n--- stderr\n${err.slice(-3000)}\n--- stdout\n${out.slice(-1000)}`
+              )
+            )
           }
         }
         const timer = setTimeout(() => {

@@ -14,7 +14,13 @@ const HEARTBEAT = 1_000
  * Short timers, so work placed on the Web Workers of a page that was reloaded is taken back within
  * seconds; a short queue per worker, so the tracker keeps the waiting tasks and the table shows them.
  */
-const config = { heartbeatInterval: HEARTBEAT, workerTimeout: 4_000, ackTimeout: 3_000, progressInterval: 250, queueAllowance: 8 }
+const config = {
+  heartbeatInterval: HEARTBEAT,
+  workerTimeout: 4_000,
+  ackTimeout: 3_000,
+  progressInterval: 250,
+  queueAllowance: 8
+}
 
 const query = new URLSearchParams(location.search)
 const element = <T extends HTMLElement>(selector: string) => document.querySelector(selector) as T
@@ -59,7 +65,8 @@ window.taskfoldDemo = api
 
 const traceName = query.get("trace")
 if (traceName !== null) {
-  new BroadcastChannel(traceName).onmessage = (event: MessageEvent<{ taskId: string; attempt: number }>) => void api.trace.push(event.data)
+  new BroadcastChannel(traceName).onmessage = (event: MessageEvent<{ taskId: string; attempt: number }>) =>
+    void api.trace.push(event.data)
 }
 
 const setStatus = (text: string, isError = false) => {
@@ -169,7 +176,14 @@ const renderInstance = (instanceId: string) => {
     const workers = Object.entries(progress.byWorker)
     const most = Math.max(1, ...workers.map(([, w]) => w.succeeded + w.failed))
     const workerRows = workers.map(([id, w]) =>
-      row(cell(id === "page" ? "page (root, reduce)" : id), barCell((w.succeeded + w.failed) / most), cell(w.assigned), cell(w.running), cell(w.succeeded), cell(w.failed))
+      row(
+        cell(id === "page" ? "page (root, reduce)" : id),
+        barCell((w.succeeded + w.failed) / most),
+        cell(w.assigned),
+        cell(w.running),
+        cell(w.succeeded),
+        cell(w.failed)
+      )
     )
     children.push(
       table(["task name", "", "done", "waiting", "dispatched", "running", "succeeded", "failed", "rate"], nameRows),
@@ -227,7 +241,13 @@ const takeOutcome = (instanceId: string, outcome: Outcome) => {
   const runs = started()
   const info = runs[instanceId]
   const others = finished().filter((run) => run.instanceId !== instanceId)
-  const entry: FinishedRun = { instanceId, params: info?.params ?? null, startedAt: info?.startedAt ?? null, outcome, sessions: info?.sessions ?? 1 }
+  const entry: FinishedRun = {
+    instanceId,
+    params: info?.params ?? null,
+    startedAt: info?.startedAt ?? null,
+    outcome,
+    sessions: info?.sessions ?? 1
+  }
   localStorage.setItem(FINISHED_KEY, JSON.stringify([entry, ...others].slice(0, KEEP_FINISHED)))
   delete runs[instanceId]
   saveStarted(runs)
@@ -269,7 +289,8 @@ const main = async () => {
     startBrowserCluster({
       store,
       jobs: [wordCount],
-      createWorker: () => new Worker(new URL("./worker.ts", import.meta.url), { type: "module", name: "taskfold worker" }),
+      createWorker: () =>
+        new Worker(new URL("./worker.ts", import.meta.url), { type: "module", name: "taskfold worker" }),
       workers: size,
       heartbeatInterval: HEARTBEAT,
       onOutcome: takeOutcome

@@ -64,7 +64,14 @@ const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
   new Promise((resolve, reject) => {
     if (signal.aborted) return reject(signal.reason)
     const timer = setTimeout(resolve, ms)
-    signal.addEventListener("abort", () => (clearTimeout(timer), reject(signal.reason)), { once: true })
+    signal.addEventListener(
+      "abort",
+      () => {
+        clearTimeout(timer)
+        reject(signal.reason)
+      },
+      { once: true }
+    )
   })
 
 let traceChannel: { name: string; channel: BroadcastChannel } | undefined
@@ -99,7 +106,8 @@ export const wordCount = defineJob({
       if (result.name !== "count") continue
       if (!result.ok) throw new Error(`chunk ${result.taskId} failed: ${String(result.result)}`)
       chunks++
-      for (const [word, count] of Object.entries(result.result as Record<string, number>)) totals.set(word, (totals.get(word) ?? 0) + count)
+      for (const [word, count] of Object.entries(result.result as Record<string, number>))
+        totals.set(word, (totals.get(word) ?? 0) + count)
     }
     let words = 0
     for (const count of totals.values()) words += count

@@ -4,8 +4,26 @@
  * instance where it stopped (R-REC-1).
  */
 import { Effect, Exit, Scope } from "effect"
-import { ConfigError, defaultConfig, resolveConfig, type Job, type JobConfigOverrides, type RejectedError, type StoreError, type TransportError } from "@taskfold/core"
-import { resumeTracker, startTracker, startWorker, TaskStore, Transport, type TaskStoreShape, type Tracker, type WorkerHandle } from "@taskfold/core/adapter"
+import {
+  ConfigError,
+  defaultConfig,
+  resolveConfig,
+  type Job,
+  type JobConfigOverrides,
+  type RejectedError,
+  type StoreError,
+  type TransportError
+} from "@taskfold/core"
+import {
+  resumeTracker,
+  startTracker,
+  startWorker,
+  TaskStore,
+  Transport,
+  type TaskStoreShape,
+  type Tracker,
+  type WorkerHandle
+} from "@taskfold/core/adapter"
 import { makeWebWorkerNetwork, type OutcomeOwner, type RemoteWorker, type WebWorkerNetwork } from "./network.ts"
 import type { WorkerLike } from "./protocol.ts"
 
@@ -62,7 +80,9 @@ export interface BrowserCluster {
   readonly resumeAll: () => Effect.Effect<ReadonlyArray<Tracker>, StoreError>
 }
 
-export const startBrowserCluster = (options: BrowserClusterOptions): Effect.Effect<BrowserCluster, TransportError, Scope.Scope> =>
+export const startBrowserCluster = (
+  options: BrowserClusterOptions
+): Effect.Effect<BrowserCluster, TransportError, Scope.Scope> =>
   Effect.gen(function* () {
     const scope = yield* Scope.Scope
     const network = makeWebWorkerNetwork()
@@ -77,10 +97,21 @@ export const startBrowserCluster = (options: BrowserClusterOptions): Effect.Effe
     const workers = yield* Effect.forEach(
       Array.from({ length: count }, (_, i) => i),
       (i) =>
-        network.spawn({ id: `${prefix}${i + 1}`, create: () => options.createWorker(i), slots: options.slots ?? 4, heartbeatInterval }),
+        network.spawn({
+          id: `${prefix}${i + 1}`,
+          create: () => options.createWorker(i),
+          slots: options.slots ?? 4,
+          heartbeatInterval
+        }),
       { concurrency: "unbounded" }
     )
-    const local = yield* startWorker({ id: localWorkerId, slots: options.localSlots ?? 2, jobs, connect: network.link, heartbeatInterval }).pipe(Effect.orDie)
+    const local = yield* startWorker({
+      id: localWorkerId,
+      slots: options.localSlots ?? 2,
+      jobs,
+      connect: network.link,
+      heartbeatInterval
+    }).pipe(Effect.orDie)
     network.addLocalWorker(local)
 
     /** Runs a tracker in its own scope inside the cluster's; once released it leaves the page. */
@@ -113,7 +144,10 @@ export const startBrowserCluster = (options: BrowserClusterOptions): Effect.Effe
           scope
         )
         // Web Workers first, the page's own worker last, so every worker is known when the root maps.
-        yield* Effect.forEach(workers, (worker) => Effect.ignore(worker.join(tracker.instanceId)), { concurrency: "unbounded", discard: true })
+        yield* Effect.forEach(workers, (worker) => Effect.ignore(worker.join(tracker.instanceId)), {
+          concurrency: "unbounded",
+          discard: true
+        })
         yield* Effect.ignore(local.join(tracker.instanceId))
         return tracker
       })
@@ -127,7 +161,10 @@ export const startBrowserCluster = (options: BrowserClusterOptions): Effect.Effe
       start: (job, start = {}) =>
         Effect.gen(function* () {
           if (jobs(job.name) !== job) {
-            return yield* new ConfigError({ reason: "invalid-job", message: `job ${JSON.stringify(job.name)} is not among the cluster's jobs` })
+            return yield* new ConfigError({
+              reason: "invalid-job",
+              message: `job ${JSON.stringify(job.name)} is not among the cluster's jobs`
+            })
           }
           const config = yield* resolveConfig({ ...job.config, ...start.config })
           return yield* adopt(

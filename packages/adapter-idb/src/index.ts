@@ -1,5 +1,11 @@
 export { deleteIdbStore, IdbStoreLayer, openIdbStore, type IdbStore, type IdbStoreOptions } from "./store.ts"
-export { makeWebWorkerNetwork, type OutcomeOwner, type RemoteWorker, type SpawnOptions, type WebWorkerNetwork } from "./network.ts"
+export {
+  makeWebWorkerNetwork,
+  type OutcomeOwner,
+  type RemoteWorker,
+  type SpawnOptions,
+  type WebWorkerNetwork
+} from "./network.ts"
 export {
   defaultPoolSize,
   startBrowserCluster,

@@ -5,7 +5,15 @@
  */
 import { Deferred, Effect, Exit, Schema, Scope } from "effect"
 import { RejectedError, TransportError, type Outcome } from "@taskfold/core"
-import { directLink, type StopMessage, type TaskBatch, type Tracker, type TrackerLink, type TransportShape, type WorkerHandle } from "@taskfold/core/adapter"
+import {
+  directLink,
+  type StopMessage,
+  type TaskBatch,
+  type Tracker,
+  type TrackerLink,
+  type TransportShape,
+  type WorkerHandle
+} from "@taskfold/core/adapter"
 import {
   calls,
   decoder,
@@ -108,7 +116,11 @@ export const makeWebWorkerNetwork = (): WebWorkerNetwork => {
     Effect.flatMap(endpoint(workerId), (found) =>
       Effect.try({
         try: () => act(found),
-        catch: (error) => new TransportError({ reason: "unreachable", message: `${what} to worker ${workerId} failed: ${String(error)}` })
+        catch: (error) =>
+          new TransportError({
+            reason: "unreachable",
+            message: `${what} to worker ${workerId} failed: ${String(error)}`
+          })
       })
     )
 
@@ -118,7 +130,11 @@ export const makeWebWorkerNetwork = (): WebWorkerNetwork => {
     deliverOutcome: (instanceId, outcome) =>
       Effect.tryPromise({
         try: async () => owner(instanceId, outcome),
-        catch: (error) => new TransportError({ reason: "rejected", message: `the owner of ${instanceId} did not take the outcome: ${String(error)}` })
+        catch: (error) =>
+          new TransportError({
+            reason: "rejected",
+            message: `the owner of ${instanceId} did not take the outcome: ${String(error)}`
+          })
       })
   }
 
@@ -136,7 +152,13 @@ export const makeWebWorkerNetwork = (): WebWorkerNetwork => {
     }
     const request = decoded.value
     if ("workerId" in request && request.workerId !== workerId) {
-      reply({ ok: false, error: new RejectedError({ reason: "wrong-worker", message: `worker ${workerId} sent a ${name} as ${request.workerId}` }) })
+      reply({
+        ok: false,
+        error: new RejectedError({
+          reason: "wrong-worker",
+          message: `worker ${workerId} sent a ${name} as ${request.workerId}`
+        })
+      })
       return
     }
     const target = link(request.instanceId)
@@ -159,7 +181,10 @@ export const makeWebWorkerNetwork = (): WebWorkerNetwork => {
         const failure = exit.cause.reasons.find((reason) => reason._tag === "Fail")
         reply({
           ok: false,
-          error: failure?._tag === "Fail" ? (failure.error as LinkError) : new TransportError({ reason: "rejected", message: `${name} failed in the page` })
+          error:
+            failure?._tag === "Fail"
+              ? (failure.error as LinkError)
+              : new TransportError({ reason: "rejected", message: `${name} failed in the page` })
         })
       }
     })
@@ -170,7 +195,11 @@ export const makeWebWorkerNetwork = (): WebWorkerNetwork => {
       const scope = yield* Scope.Scope
       const worker = yield* Effect.try({
         try: options.create,
-        catch: (error) => new TransportError({ reason: "unreachable", message: `worker ${options.id} could not be created: ${String(error)}` })
+        catch: (error) =>
+          new TransportError({
+            reason: "unreachable",
+            message: `worker ${options.id} could not be created: ${String(error)}`
+          })
       })
       const port = worker
       const ready = Deferred.makeUnsafe<void, TransportError>()
@@ -209,7 +238,10 @@ export const makeWebWorkerNetwork = (): WebWorkerNetwork => {
                 ? { type: "answer", id, ok: true, value: encodeAnswer[name](answer.value) }
                 : { type: "answer", id, ok: false, error: encodeLinkError(answer.error) }
             } catch (error) {
-              const failure = new TransportError({ reason: "rejected", message: `the ${name} answer could not be encoded: ${String(error)}` })
+              const failure = new TransportError({
+                reason: "rejected",
+                message: `the ${name} answer could not be encoded: ${String(error)}`
+              })
               message = { type: "answer", id, ok: false, error: encodeLinkError(failure) }
             }
             port.postMessage(message)
@@ -233,10 +265,13 @@ export const makeWebWorkerNetwork = (): WebWorkerNetwork => {
         else {
           const deferred = joins.get(value.id)
           joins.delete(value.id)
-          if (deferred !== undefined) Deferred.doneUnsafe(deferred, value.error === null ? Effect.void : Effect.fail(value.error))
+          if (deferred !== undefined)
+            Deferred.doneUnsafe(deferred, value.error === null ? Effect.void : Effect.fail(value.error))
         }
       })
-      port.addEventListener("messageerror", () => console.warn(`taskfold: a message from worker ${options.id} could not be read`))
+      port.addEventListener("messageerror", () =>
+        console.warn(`taskfold: a message from worker ${options.id} could not be read`)
+      )
       // A script that fails to load or throws outside any task: the worker is gone for the tracker (R-DISP-7, R-WORK-1).
       worker.addEventListener("error", (event: ErrorEvent) => {
         event.preventDefault()
@@ -246,7 +281,9 @@ export const makeWebWorkerNetwork = (): WebWorkerNetwork => {
       const handleEndpoint: Endpoint = {
         deliver: (batch) => {
           const transfer: Transferable[] = []
-          const tasks = batch.tasks.map((task) => (typeof task.body === "string" ? task : { ...task, body: transferable(task.body, transfer) }))
+          const tasks = batch.tasks.map((task) =>
+            typeof task.body === "string" ? task : { ...task, body: transferable(task.body, transfer) }
+          )
           post({ type: "deliver", batch: { ...batch, tasks } }, transfer)
         },
         stop: (message) => post({ type: "stop", message })
@@ -268,12 +305,17 @@ export const makeWebWorkerNetwork = (): WebWorkerNetwork => {
       }
 
       worker.start?.()
-      yield* Scope.addFinalizer(scope, Effect.sync(() => close("terminated")))
+      yield* Scope.addFinalizer(
+        scope,
+        Effect.sync(() => close("terminated"))
+      )
       post({ type: "init", workerId: options.id, slots: options.slots, heartbeatInterval: options.heartbeatInterval })
       const started = yield* Deferred.await(ready).pipe(Effect.timeoutOption(options.startTimeout ?? 30_000))
       if (started._tag === "None") {
         close("did not start")
-        return yield* Effect.fail(unreachable(`worker ${options.id} (did not start within ${options.startTimeout ?? 30_000} ms)`))
+        return yield* Effect.fail(
+          unreachable(`worker ${options.id} (did not start within ${options.startTimeout ?? 30_000} ms)`)
+        )
       }
       endpoints.set(options.id, handleEndpoint)
       remotes.set(options.id, remote)
@@ -293,4 +335,3 @@ export const makeWebWorkerNetwork = (): WebWorkerNetwork => {
     workers: remotes
   }
 }
-

@@ -65,7 +65,12 @@ export const WorkerNotice = Schema.Union([
 
 /** Page → worker. */
 export const PageMessage = Schema.Union([
-  Schema.Struct({ type: Schema.Literal("init"), workerId: Id, slots: Schema.Int.check(Schema.isGreaterThan(0)), heartbeatInterval: Count }),
+  Schema.Struct({
+    type: Schema.Literal("init"),
+    workerId: Id,
+    slots: Schema.Int.check(Schema.isGreaterThan(0)),
+    heartbeatInterval: Count
+  }),
   Schema.Struct({ type: Schema.Literal("deliver"), batch: TaskBatch }),
   Schema.Struct({ type: Schema.Literal("stop"), message: StopMessage }),
   Schema.Struct({ type: Schema.Literal("join"), id: Count, instanceId: Id }),
@@ -81,7 +86,9 @@ export const decoder = <S extends Schema.Decoder<unknown>>(schema: S) => {
   const decode = Schema.decodeUnknownResult(schema as unknown as Schema.Codec<S["Type"], unknown>)
   return (input: unknown): Decoded<S["Type"]> => {
     const result = decode(input, { errors: "all", onExcessProperty: "ignore" })
-    return result._tag === "Success" ? { ok: true, value: result.success } : { ok: false, error: result.failure.message }
+    return result._tag === "Success"
+      ? { ok: true, value: result.success }
+      : { ok: false, error: result.failure.message }
   }
 }
 

@@ -1,7 +1,16 @@
 import { Effect, Layer } from "effect"
 import { deleteDB, openDB, type DBSchema, type IDBPDatabase } from "idb"
 import { StoreError, type TaskBody } from "@taskfold/core"
-import { isTerminal, TaskStore, type InstanceRow, type StoredInstance, type StoredResult, type TaskRow, type TaskStoreShape, type WriteBatch } from "@taskfold/core/adapter"
+import {
+  isTerminal,
+  TaskStore,
+  type InstanceRow,
+  type StoredInstance,
+  type StoredResult,
+  type TaskRow,
+  type TaskStoreShape,
+  type WriteBatch
+} from "@taskfold/core/adapter"
 
 /**
  * A task as stored, without its body: every field of TaskRow but `body`, the instance it belongs to,
@@ -97,7 +106,9 @@ const taskRow = (stored: StoredTask, body: TaskBody): TaskRow => ({
 
 /** A byte body is stored as its own bytes: a view into a larger buffer would store (and clone) all of it. */
 const storedBody = (body: TaskBody): TaskBody =>
-  typeof body === "string" || (body.byteOffset === 0 && body.byteLength === body.buffer.byteLength) ? body : body.slice()
+  typeof body === "string" || (body.byteOffset === 0 && body.byteLength === body.buffer.byteLength)
+    ? body
+    : body.slice()
 
 /** A failure of this store's own making, thrown inside a transaction to abort it. */
 class Refused extends Error {
@@ -120,7 +131,10 @@ const toStoreError = (error: unknown): StoreError => {
     case "DataCloneError":
       return new StoreError({ reason: "corrupt", message: `IndexedDB could not store a value: ${message}` })
     default:
-      return new StoreError({ reason: "unavailable", message: `IndexedDB failed${name ? ` (${name})` : ""}: ${message}` })
+      return new StoreError({
+        reason: "unavailable",
+        message: `IndexedDB failed${name ? ` (${name})` : ""}: ${message}`
+      })
   }
 }
 
@@ -274,7 +288,12 @@ export const openIdbStore = async (options: IdbStoreOptions = {}): Promise<IdbSt
     })
   }
 
-  const readResults = async (instanceId: string, run: number, afterSeq: number, limit: number): Promise<StoredResult[]> => {
+  const readResults = async (
+    instanceId: string,
+    run: number,
+    afterSeq: number,
+    limit: number
+  ): Promise<StoredResult[]> => {
     const tx = transaction("readonly")
     const range = IDBKeyRange.bound([instanceId, run, 1, afterSeq], [instanceId, run, 1, Infinity], true, false)
     const rows = await tx.objectStore("tasks").index("results").getAll(range, limit)
@@ -298,7 +317,10 @@ export const openIdbStore = async (options: IdbStoreOptions = {}): Promise<IdbSt
     const terminal = new Map<string, { name: string; worker: string | null; status: number; count: number }>()
     // Pages in key order, which is seq order; each page is one request of the same transaction.
     for (let after = -Infinity; ; ) {
-      const page = await tasks.getAll(IDBKeyRange.bound([instanceId, after], [instanceId, Infinity], true, false), LOAD_PAGE)
+      const page = await tasks.getAll(
+        IDBKeyRange.bound([instanceId, after], [instanceId, Infinity], true, false),
+        LOAD_PAGE
+      )
       for (const row of page) {
         if (row.done === 0) {
           live.push(row)
@@ -327,7 +349,8 @@ export const openIdbStore = async (options: IdbStoreOptions = {}): Promise<IdbSt
     return tx.objectStore("instances").getAllKeys()
   }
 
-  const run = <A>(what: () => Promise<A>): Effect.Effect<A, StoreError> => Effect.tryPromise({ try: what, catch: toStoreError })
+  const run = <A>(what: () => Promise<A>): Effect.Effect<A, StoreError> =>
+    Effect.tryPromise({ try: what, catch: toStoreError })
 
   return {
     name,
@@ -351,8 +374,7 @@ export const deleteIdbStore = (name = "taskfold"): Promise<void> => deleteDB(nam
 export const IdbStoreLayer = (options: IdbStoreOptions = {}): Layer.Layer<TaskStore, StoreError> =>
   Layer.effect(
     TaskStore,
-    Effect.acquireRelease(
-      Effect.tryPromise({ try: () => openIdbStore(options), catch: toStoreError }),
-      (store) => Effect.sync(() => store.close())
+    Effect.acquireRelease(Effect.tryPromise({ try: () => openIdbStore(options), catch: toStoreError }), (store) =>
+      Effect.sync(() => store.close())
     )
   )

@@ -10,7 +10,16 @@
 import { Effect, Exit, Fiber } from "effect"
 import { TransportError, type Job } from "@taskfold/core"
 import { startWorker, type TrackerLink, type WorkerHandle } from "@taskfold/core/adapter"
-import { calls, decoder, encodeLinkError, PageMessage, transferable, type CallName, type LinkError, type Port } from "./protocol.ts"
+import {
+  calls,
+  decoder,
+  encodeLinkError,
+  PageMessage,
+  transferable,
+  type CallName,
+  type LinkError,
+  type Port
+} from "./protocol.ts"
 
 export interface ServeOptions {
   /** The jobs this worker can run, or a lookup by name. */
@@ -37,14 +46,24 @@ const decodeAnswer: { readonly [K in CallName]: ReturnType<typeof decoder<(typeo
  * Serves the page that started this worker: waits for its identity, starts the worker runtime, runs
  * the task batches it is sent and reports back. `port` is the worker's global scope unless given.
  */
-export const serveWebWorker = (options: ServeOptions, port: Port = globalThis as unknown as Port): { readonly close: () => void } => {
-  const jobs = typeof options.jobs === "function" ? options.jobs : (name: string) => (options.jobs as ReadonlyArray<Job>).find((job) => job.name === name)
+export const serveWebWorker = (
+  options: ServeOptions,
+  port: Port = globalThis as unknown as Port
+): { readonly close: () => void } => {
+  const jobs =
+    typeof options.jobs === "function"
+      ? options.jobs
+      : (name: string) => (options.jobs as ReadonlyArray<Job>).find((job) => job.name === name)
   const pending = new Map<number, Pending>()
   let nextCall = 0
   let handle: WorkerHandle | undefined
   let runtime: Fiber.Fiber<never> | undefined
 
-  const call = <N extends CallName>(name: N, payload: unknown, transfer: Transferable[] = []): Effect.Effect<Answer<N>, LinkError> =>
+  const call = <N extends CallName>(
+    name: N,
+    payload: unknown,
+    transfer: Transferable[] = []
+  ): Effect.Effect<Answer<N>, LinkError> =>
     Effect.callback<Answer<N>, LinkError>((resume) => {
       const id = nextCall++
       pending.set(id, { name, resume: resume as Pending["resume"] })
@@ -86,7 +105,9 @@ export const serveWebWorker = (options: ServeOptions, port: Port = globalThis as
       const waiting = data?.type === "answer" && typeof data.id === "number" ? pending.get(data.id) : undefined
       if (waiting !== undefined) {
         pending.delete(data!.id as number)
-        waiting.resume(Effect.fail(new TransportError({ reason: "rejected", message: `malformed answer: ${decoded.error}` })))
+        waiting.resume(
+          Effect.fail(new TransportError({ reason: "rejected", message: `malformed answer: ${decoded.error}` }))
+        )
       } else console.warn(`taskfold worker: dropped a malformed message: ${decoded.error}`)
       return
     }
@@ -104,13 +125,20 @@ export const serveWebWorker = (options: ServeOptions, port: Port = globalThis as
       case "join": {
         const id = message.id
         if (handle === undefined) {
-          port.postMessage({ type: "joined", id, error: encodeLinkError(new TransportError({ reason: "closed", message: "worker not started" })) })
+          port.postMessage({
+            type: "joined",
+            id,
+            error: encodeLinkError(new TransportError({ reason: "closed", message: "worker not started" }))
+          })
           return
         }
         void Effect.runPromiseExit(handle.join(message.instanceId)).then((exit) => {
           const failure = Exit.isFailure(exit) ? exit.cause.reasons.find((reason) => reason._tag === "Fail") : undefined
-          const error =
-            Exit.isSuccess(exit) ? null : failure?._tag === "Fail" ? (failure.error as LinkError) : new TransportError({ reason: "rejected", message: "join failed" })
+          const error = Exit.isSuccess(exit)
+            ? null
+            : failure?._tag === "Fail"
+              ? (failure.error as LinkError)
+              : new TransportError({ reason: "rejected", message: "join failed" })
           port.postMessage({ type: "joined", id, error: error === null ? null : encodeLinkError(error) })
         })
         return
@@ -127,7 +155,9 @@ export const serveWebWorker = (options: ServeOptions, port: Port = globalThis as
         waiting.resume(
           value.ok
             ? Effect.succeed(value.value)
-            : Effect.fail(new TransportError({ reason: "rejected", message: `malformed ${waiting.name} answer: ${value.error}` }))
+            : Effect.fail(
+                new TransportError({ reason: "rejected", message: `malformed ${waiting.name} answer: ${value.error}` })
+              )
         )
         return
       }

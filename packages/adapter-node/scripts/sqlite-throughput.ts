@@ -5,7 +5,14 @@
  *
  *   cd /work/main && npx -y pnpm@12.21.0 exec node packages/adapter-node/scripts/sqlite-throughput.ts
  */
-import { resolveConfigSync, TaskKind, TaskStatus, type InstanceRow, type TaskRow, type TaskUpdate } from "@taskfold/core/adapter"
+import {
+  resolveConfigSync,
+  TaskKind,
+  TaskStatus,
+  type InstanceRow,
+  type TaskRow,
+  type TaskUpdate
+} from "@taskfold/core/adapter"
 import { Effect } from "effect"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -126,11 +133,15 @@ const insertRun = (perStatement: number): number => {
 }
 
 try {
-  console.log(`node ${process.versions.node}, SQLite ${process.versions.sqlite}; WAL file, synchronous=NORMAL; median of ${REPEATS}`)
+  console.log(
+    `node ${process.versions.node}, SQLite ${process.versions.sqlite}; WAL file, synchronous=NORMAL; median of ${REPEATS}`
+  )
   const runs = Array.from({ length: REPEATS }, storeRun)
   const insertMs = median(runs.map((run) => run.insertMs))
   const updateMs = median(runs.map((run) => run.updateMs))
-  console.log(`store.apply, ${TASKS.toLocaleString("en-US")} inserts in one batch:      ${insertMs.toFixed(0).padStart(5)} ms  ${perSecond(TASKS, insertMs)} tasks/s`)
+  console.log(
+    `store.apply, ${TASKS.toLocaleString("en-US")} inserts in one batch:      ${insertMs.toFixed(0).padStart(5)} ms  ${perSecond(TASKS, insertMs)} tasks/s`
+  )
   console.log(
     `store.apply, ${TASKS.toLocaleString("en-US")} updates in batches of ${UPDATE_BATCH}: ${updateMs.toFixed(0).padStart(5)} ms  ${perSecond(TASKS, updateMs)} tasks/s` +
       ` (${Math.ceil(TASKS / UPDATE_BATCH)} transactions)`

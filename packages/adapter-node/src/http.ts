@@ -17,14 +17,22 @@ export interface Listening {
  * Serves `fetch` on 127.0.0.1 (port 0: any free port) for as long as the scope lives. Closing the scope
  * stops listening and drops open connections, so a test or a CLI ends promptly.
  */
-export const listen = (fetch: (request: Request) => Response | Promise<Response>, port: number): Effect.Effect<Listening, ListenError, Scope.Scope> =>
+export const listen = (
+  fetch: (request: Request) => Response | Promise<Response>,
+  port: number
+): Effect.Effect<Listening, ListenError, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.callback<{ server: Server; listening: Listening }, ListenError>((resume) => {
       const server = createAdaptorServer({ fetch, hostname: "127.0.0.1" }) as Server
       // Keep-alive connections between tracker and workers are reused batch after batch.
       server.keepAliveTimeout = 65_000
       const onError = (error: NodeJS.ErrnoException) => {
-        const why = error.code === "EADDRINUSE" ? `port ${port} is in use` : error.code === "EACCES" ? `port ${port} is not allowed` : error.message
+        const why =
+          error.code === "EADDRINUSE"
+            ? `port ${port} is in use`
+            : error.code === "EACCES"
+              ? `port ${port} is not allowed`
+              : error.message
         resume(Effect.fail(new ListenError({ message: `cannot listen on 127.0.0.1:${port}: ${why}` })))
       }
       server.once("error", onError)

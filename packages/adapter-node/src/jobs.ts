@@ -18,11 +18,13 @@ const moduleExtensions = new Set([".ts", ".mts", ".js", ".mjs"])
 export const isJob = (value: unknown): value is Job => {
   if (value === null || typeof value !== "object") return false
   const job = value as Record<string, unknown>
-  return typeof job["name"] === "string" && kinds.includes(job["kind"] as JobKind) && typeof job["process"] === "function"
+  return (
+    typeof job["name"] === "string" && kinds.includes(job["kind"] as JobKind) && typeof job["process"] === "function"
+  )
 }
 
 const modulesOf = (path: string): string[] => {
-  let stats
+  let stats: ReturnType<typeof statSync>
   try {
     stats = statSync(path)
   } catch {
@@ -30,7 +32,10 @@ const modulesOf = (path: string): string[] => {
   }
   if (!stats.isDirectory()) return [path]
   return readdirSync(path)
-    .filter((name) => moduleExtensions.has(extname(name)) && !name.endsWith(".d.ts") && !/\.(test|spec)\.[mc]?[jt]s$/.test(name))
+    .filter(
+      (name) =>
+        moduleExtensions.has(extname(name)) && !name.endsWith(".d.ts") && !/\.(test|spec)\.[mc]?[jt]s$/.test(name)
+    )
     .sort()
     .map((name) => join(path, name))
 }
@@ -49,7 +54,9 @@ export const loadJobs = async (paths: string | ReadonlyArray<string>): Promise<J
       try {
         exported = (await import(pathToFileURL(file).href)) as Record<string, unknown>
       } catch (error) {
-        throw new JobLoadError(`cannot load ${file}: ${error instanceof Error ? error.message.split("\n")[0] : String(error)}`)
+        throw new JobLoadError(
+          `cannot load ${file}: ${error instanceof Error ? error.message.split("\n")[0] : String(error)}`
+        )
       }
       for (const value of Object.values(exported)) {
         if (!isJob(value)) continue
@@ -63,6 +70,7 @@ export const loadJobs = async (paths: string | ReadonlyArray<string>): Promise<J
     }
     if (modules.length === 0) throw new JobLoadError(`no .ts or .js module in ${resolve(given)}`)
   }
-  if (jobs.size === 0) throw new JobLoadError(`no job definition (defineJob) is exported by ${[paths].flat().join(", ")}`)
+  if (jobs.size === 0)
+    throw new JobLoadError(`no job definition (defineJob) is exported by ${[paths].flat().join(", ")}`)
   return jobs
 }

@@ -14,7 +14,7 @@ import {
   waitUntil,
   type Cluster
 } from "../../core/test/support.ts"
-import { type SqliteStore } from "../src/index.ts"
+import type { SqliteStore } from "../src/index.ts"
 import { tempDatabases } from "./temp-db.ts"
 
 const databases = tempDatabases()
@@ -113,7 +113,13 @@ describe("sqlite store: a tracker restarted on the same database file", () => {
           const store = databases.open(file)
           const { job, invocations, reduced, kill } = doublingJob("recover-sqlite", N, 0)
           const links = crashableLinks()
-          const cluster = yield* startCluster({ job, store, workers: 3, slots: 4, link: (_id, base) => links.wrap(base) })
+          const cluster = yield* startCluster({
+            job,
+            store,
+            workers: 3,
+            slots: 4,
+            link: (_id, base) => links.wrap(base)
+          })
           const { instanceId, network } = cluster
           const disk = yield* reader(file)
 
@@ -134,7 +140,8 @@ describe("sqlite store: a tracker restarted on the same database file", () => {
           )
           network.addTracker(resumed)
           yield* cluster.addWorker("local-2")
-          for (const [id, worker] of cluster.workers) if (id !== LOCAL) yield* Effect.ignore(worker.handle.join(instanceId))
+          for (const [id, worker] of cluster.workers)
+            if (id !== LOCAL) yield* Effect.ignore(worker.handle.join(instanceId))
 
           const outcome = yield* outcomeWithin(resumed, 15_000)
           expect(outcome.ok).toBe(true)
@@ -173,7 +180,13 @@ describe("sqlite store: a tracker restarted on the same database file", () => {
           for (const name of ["cut-a", "cut-b"]) {
             const { job, kill } = doublingJob(name, 300, 7)
             const links = crashableLinks()
-            const cluster = yield* startCluster({ job, store, workers: 3, slots: 4, link: (_id, base) => links.wrap(base) })
+            const cluster = yield* startCluster({
+              job,
+              store,
+              workers: 3,
+              slots: 4,
+              link: (_id, base) => links.wrap(base)
+            })
             live.push(cluster.instanceId)
             crashes.push(
               Effect.gen(function* () {
@@ -199,7 +212,9 @@ describe("sqlite store: a tracker restarted on the same database file", () => {
             const [counters] = stored.instance.runs
             if (counters === undefined) return yield* Effect.die(new Error(`${instanceId} has no run counters`))
             const sum = (status: number) =>
-              stored.terminal.filter((count) => status === 0 || count.status === status).reduce((total, count) => total + count.count, 0)
+              stored.terminal
+                .filter((count) => status === 0 || count.status === status)
+                .reduce((total, count) => total + count.count, 0)
             // The counters in the instance row were written in the same transactions as the rows they count.
             expect(counters.succeeded).toBe(sum(TaskStatus.Succeeded))
             expect(counters.failed).toBe(sum(TaskStatus.Failed))
@@ -218,7 +233,8 @@ describe("sqlite store: a tracker restarted on the same database file", () => {
               .map((row) => ({ ...(row as { status: number; n: number }) }))
             const fromLoad = new Map<number, number>()
             for (const row of stored.live) fromLoad.set(row.status, (fromLoad.get(row.status) ?? 0) + 1)
-            for (const count of stored.terminal) fromLoad.set(count.status, (fromLoad.get(count.status) ?? 0) + count.count)
+            for (const count of stored.terminal)
+              fromLoad.set(count.status, (fromLoad.get(count.status) ?? 0) + count.count)
             expect(onDisk).toEqual([...fromLoad].sort(([a], [b]) => a - b).map(([status, n]) => ({ status, n })))
             expect(counters.failed).toBeGreaterThan(0)
             expect(counters.succeeded).toBeGreaterThan(0)

@@ -16,7 +16,10 @@ taskStoreConformance("sqlite file", () => databases.open(databases.path()))
 const run = <A, E>(effect: Effect.Effect<A, E>) => Effect.runPromise(effect)
 const failure = <A>(effect: Effect.Effect<A, StoreError>) => Effect.runPromise(Effect.flip(effect))
 
-const batch = (id: string, parts: Partial<Omit<WriteBatch, "instance">> & { instance?: WriteBatch["instance"] }): WriteBatch => ({
+const batch = (
+  id: string,
+  parts: Partial<Omit<WriteBatch, "instance">> & { instance?: WriteBatch["instance"] }
+): WriteBatch => ({
   instance: instanceRow(id),
   inserts: [],
   updates: [],
@@ -40,7 +43,11 @@ describe("sqlite store on a file", () => {
     const file = databases.path()
     const first = databases.open(file)
     await run(first.apply(batch("a", { inserts: [taskRow(0), taskRow(1)] })))
-    await run(first.apply(batch("a", { updates: [updateOf(taskRow(1), { status: TaskStatus.Succeeded, worker: "w", result: "2" })] })))
+    await run(
+      first.apply(
+        batch("a", { updates: [updateOf(taskRow(1), { status: TaskStatus.Succeeded, worker: "w", result: "2" })] })
+      )
+    )
     first.close()
     expect(inspect(file, (db) => db.prepare("PRAGMA journal_mode").get())).toEqual({ journal_mode: "wal" })
     const second = databases.open(file)
@@ -57,7 +64,12 @@ describe("sqlite store on a file", () => {
     const rows = bodies.map((body, seq) => taskRow(seq, { body }))
     await run(store.apply(batch("b", { inserts: rows })))
     store.close()
-    const read = await run(databases.open(file).readTasks("b", rows.map((row) => row.id)))
+    const read = await run(
+      databases.open(file).readTasks(
+        "b",
+        rows.map((row) => row.id)
+      )
+    )
     expect(read.map((row) => row.body)).toEqual(bodies)
     expect(read.map((row) => typeof row.body)).toEqual(["string", "string", "object", "object"])
     expect(read[3]?.body).toBeInstanceOf(Uint8Array)
@@ -68,7 +80,9 @@ describe("sqlite store on a file", () => {
     const before = instanceRow("c")
     await run(store.apply(batch("c", { instance: before, inserts: [taskRow(0), taskRow(1)] })))
     const after = instanceRow("c", { nextSeq: 50 })
-    const duplicate = await failure(store.apply(batch("c", { instance: after, inserts: [taskRow(2), taskRow(3), taskRow(1)] })))
+    const duplicate = await failure(
+      store.apply(batch("c", { instance: after, inserts: [taskRow(2), taskRow(3), taskRow(1)] }))
+    )
     expect(duplicate).toBeInstanceOf(StoreError)
     expect(duplicate.reason).toBe("conflict")
     // An update whose seq holds another task, after good inserts and updates in the same batch.
@@ -121,7 +135,9 @@ describe("sqlite store on a file", () => {
     const file = databases.path()
     const store = databases.open(file)
     await run(store.apply(batch("e", { inserts: [taskRow(0)] })))
-    inspect(file, (db) => db.prepare("UPDATE instances SET row = ? WHERE id = 'e'").run(JSON.stringify({ id: "e", kind: "nonsense" })))
+    inspect(file, (db) =>
+      db.prepare("UPDATE instances SET row = ? WHERE id = 'e'").run(JSON.stringify({ id: "e", kind: "nonsense" }))
+    )
     expect((await failure(store.load("e"))).reason).toBe("corrupt")
   })
 
@@ -147,7 +163,9 @@ describe("sqlite store on a file", () => {
     // The planner picks: the primary key when nearly all rows are terminal (reduce's case), the partial
     // index when they are few. INDEXED BY fails to prepare unless the index can answer the query.
     expect(
-      plan("SELECT seq FROM tasks INDEXED BY tasks_results WHERE instance = 1 AND run = 0 AND seq > 5 AND status >= 5 ORDER BY seq LIMIT 10")
+      plan(
+        "SELECT seq FROM tasks INDEXED BY tasks_results WHERE instance = 1 AND run = 0 AND seq > 5 AND status >= 5 ORDER BY seq LIMIT 10"
+      )
     ).toContain("USING INDEX tasks_results")
   })
 
@@ -171,7 +189,12 @@ describe("sqlite store on a file", () => {
     )
     // Closed: the last connection to close checkpoints the log into the file and deletes it.
     expect(existsSync(`${file}-wal`)).toBe(false)
-    const ids = inspect(file, (db) => db.prepare("SELECT id FROM instances").all().map((row) => (row as { id: string }).id))
+    const ids = inspect(file, (db) =>
+      db
+        .prepare("SELECT id FROM instances")
+        .all()
+        .map((row) => (row as { id: string }).id)
+    )
     expect(ids).toEqual(["g"])
   })
 })

@@ -1,5 +1,12 @@
 import { ConfigError, defineJob, runJob, startJob } from "@taskfold/core"
-import { TaskKind, TaskStatus, type Settled, type StoredResult, type TaskCalls, type TaskRun } from "@taskfold/core/adapter"
+import {
+  TaskKind,
+  TaskStatus,
+  type Settled,
+  type StoredResult,
+  type TaskCalls,
+  type TaskRun
+} from "@taskfold/core/adapter"
 import { Effect } from "effect"
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -28,7 +35,14 @@ const poolOf = (options: Omit<Parameters<typeof threadPool>[0], "modules"> = {})
 const taskRun = (name: string, body: unknown = null, overrides: Partial<TaskRun["task"]> = {}): TaskRun => ({
   instanceId: "inst-1",
   job: "probe",
-  task: { id: `0.${name}`, name, kind: TaskKind.Sub, body: body instanceof Uint8Array ? (body as Uint8Array<ArrayBuffer>) : JSON.stringify(body), attempt: 2, ...overrides },
+  task: {
+    id: `0.${name}`,
+    name,
+    kind: TaskKind.Sub,
+    body: body instanceof Uint8Array ? (body as Uint8Array<ArrayBuffer>) : JSON.stringify(body),
+    attempt: 2,
+    ...overrides
+  },
   params: JSON.stringify({ p: 1 }),
   context: { c: "x" },
   maxResultBytes: 1024 * 1024
@@ -70,7 +84,16 @@ describe("threadPool", () => {
     const pool = poolOf({ threads: 1 })
     const { calls } = fakeCalls()
     const result = ok(await pool.run(taskRun("echo", { n: 7 }), calls, never)) as Record<string, unknown>
-    expect(result).toEqual({ threadId: expect.any(Number), id: "0.echo", attempt: 2, isRoot: false, instanceId: "inst-1", params: { p: 1 }, context: { c: "x" }, body: { n: 7 } })
+    expect(result).toEqual({
+      threadId: expect.any(Number),
+      id: "0.echo",
+      attempt: 2,
+      isRoot: false,
+      instanceId: "inst-1",
+      params: { p: 1 },
+      context: { c: "x" },
+      body: { n: 7 }
+    })
     expect(result["threadId"]).not.toBe(threadId)
     const root = ok(await pool.run(taskRun("echo", { p: 1 }, { kind: TaskKind.Root }), calls, never))
     expect(root).toMatchObject({ isRoot: true, body: { p: 1 } })
@@ -80,12 +103,19 @@ describe("threadPool", () => {
     const pool = poolOf({ threads: 1 })
     const failed = await pool.run(taskRun("fail"), fakeCalls().calls, never)
     expect(failed).toMatchObject({ ok: false, error: { tag: "PurposeError", message: "failed on purpose" } })
-    const bad = await pool.run({ ...taskRun("echo"), task: { ...taskRun("echo").task, body: "{not json" } }, fakeCalls().calls, never)
+    const bad = await pool.run(
+      { ...taskRun("echo"), task: { ...taskRun("echo").task, body: "{not json" } },
+      fakeCalls().calls,
+      never
+    )
     expect(bad.ok).toBe(false)
     const unknown = await pool.run({ ...taskRun("echo"), job: "nope" }, fakeCalls().calls, never)
     expect(unknown).toMatchObject({ ok: false, error: { tag: "UnknownJob" } })
     const odd = await pool.run(taskRun("throw-uncloneable"), fakeCalls().calls, never)
-    expect(odd).toMatchObject({ ok: false, error: { message: expect.stringMatching(/the error Odd: odd cannot leave the worker thread/) } })
+    expect(odd).toMatchObject({
+      ok: false,
+      error: { message: expect.stringMatching(/the error Odd: odd cannot leave the worker thread/) }
+    })
     // The thread lives on.
     expect(ok(await pool.run(taskRun("echo", 2), fakeCalls().calls, never))).toMatchObject({ body: 2 })
   })
@@ -99,9 +129,16 @@ describe("threadPool", () => {
 
   it("R-DISP-10 a refused map call rejects in the thread with the error's name, message and reason", async () => {
     const pool = poolOf({ threads: 1 })
-    const refused = Object.assign(new Error("too many waiting tasks"), { name: "RejectedError", reason: "instance-finished" })
+    const refused = Object.assign(new Error("too many waiting tasks"), {
+      name: "RejectedError",
+      reason: "instance-finished"
+    })
     const { calls } = fakeCalls({ map: () => Promise.reject(refused) })
-    expect(ok(await pool.run(taskRun("map-refused"), calls, never))).toEqual({ name: "RejectedError", message: "too many waiting tasks", reason: "instance-finished" })
+    expect(ok(await pool.run(taskRun("map-refused"), calls, never))).toEqual({
+      name: "RejectedError",
+      message: "too many waiting tasks",
+      reason: "instance-finished"
+    })
   })
 
   it("R-DISP-10 appendContext from a thread reaches TaskCalls and its answer comes back", async () => {
@@ -147,7 +184,9 @@ describe("threadPool", () => {
     expect(ok(await running)).toMatchObject({ aborted: "killed by the test" })
     // Already aborted before it starts: its signal is aborted from the start.
     const again = fakeCalls()
-    expect(ok(await pool.run(taskRun("until-aborted"), again.calls, controller.signal))).toMatchObject({ aborted: "killed by the test" })
+    expect(ok(await pool.run(taskRun("until-aborted"), again.calls, controller.signal))).toMatchObject({
+      aborted: "killed by the test"
+    })
   })
 
   it("R-DISP-10 a kill of the instance reaches the processor on its thread (runJob with the pool)", async () => {
@@ -155,7 +194,12 @@ describe("threadPool", () => {
     dirs.push(dir)
     const file = join(dir, "aborted")
     const pool = poolOf({ threads: 2 })
-    const named = defineJob({ name: "wait-for-kill", kind: "standalone", config: { taskRetries: 0 }, process: () => null })
+    const named = defineJob({
+      name: "wait-for-kill",
+      kind: "standalone",
+      config: { taskRetries: 0 },
+      process: () => null
+    })
     const outcome = await Effect.runPromise(
       Effect.scoped(
         Effect.gen(function* () {
@@ -213,13 +257,17 @@ describe("threadPool", () => {
   it("R-DISP-10 many async tasks run at once on one thread; new tasks go to the least busy thread", async () => {
     const one = poolOf({ threads: 1 })
     const started = performance.now()
-    const settled = await Promise.all(Array.from({ length: 50 }, () => one.run(taskRun("wait", { ms: 300 }), fakeCalls().calls, never)))
+    const settled = await Promise.all(
+      Array.from({ length: 50 }, () => one.run(taskRun("wait", { ms: 300 }), fakeCalls().calls, never))
+    )
     expect(settled.every((s) => s.ok)).toBe(true)
     expect(performance.now() - started).toBeLessThan(5_000)
     const two = poolOf({ threads: 2 })
     await two.ready()
     expect(two.stats()).toEqual({ threads: 2, running: 0 })
-    const spread = await Promise.all(Array.from({ length: 10 }, () => two.run(taskRun("wait", { ms: 100 }), fakeCalls().calls, never)))
+    const spread = await Promise.all(
+      Array.from({ length: 10 }, () => two.run(taskRun("wait", { ms: 100 }), fakeCalls().calls, never))
+    )
     const perThread = new Map<number, number>()
     for (const s of spread) {
       const id = (ok(s) as { threadId: number }).threadId
@@ -231,15 +279,21 @@ describe("threadPool", () => {
   it("R-DISP-10 Uint8Array bodies move to the thread when transferBodies is on, and are copied otherwise", async () => {
     const copied = new Uint8Array([1, 2, 3])
     const copying = poolOf({ threads: 1 })
-    expect(ok(await copying.run(taskRun("echo", copied), fakeCalls().calls, never))).toMatchObject({ body: { bytes: [1, 2, 3] } })
+    expect(ok(await copying.run(taskRun("echo", copied), fakeCalls().calls, never))).toMatchObject({
+      body: { bytes: [1, 2, 3] }
+    })
     expect(copied.byteLength).toBe(3)
     const moved = new Uint8Array([4, 5])
     const moving = poolOf({ threads: 1, transferBodies: true })
-    expect(ok(await moving.run(taskRun("echo", moved), fakeCalls().calls, never))).toMatchObject({ body: { bytes: [4, 5] } })
+    expect(ok(await moving.run(taskRun("echo", moved), fakeCalls().calls, never))).toMatchObject({
+      body: { bytes: [4, 5] }
+    })
     expect(moved.byteLength).toBe(0)
     // A view on part of a larger buffer is copied: moving the buffer would take what is not the body's.
     const part = new Uint8Array([9, 8, 7, 6]).subarray(1, 3)
-    expect(ok(await moving.run(taskRun("echo", part), fakeCalls().calls, never))).toMatchObject({ body: { bytes: [8, 7] } })
+    expect(ok(await moving.run(taskRun("echo", part), fakeCalls().calls, never))).toMatchObject({
+      body: { bytes: [8, 7] }
+    })
     expect(part.byteLength).toBe(2)
   })
 
@@ -267,7 +321,10 @@ describe("threadPool", () => {
     const running = pool.run(taskRun("wait", { ms: 10_000 }), fakeCalls().calls, never)
     await pool.close()
     expect(await running).toMatchObject({ ok: false, error: { reason: "pool-closed" } })
-    expect(await pool.run(taskRun("echo"), fakeCalls().calls, never)).toMatchObject({ ok: false, error: { reason: "pool-closed" } })
+    expect(await pool.run(taskRun("echo"), fakeCalls().calls, never)).toMatchObject({
+      ok: false,
+      error: { reason: "pool-closed" }
+    })
   })
 
   it("R-DISP-10 threads must be a whole number from 1 to 1024 and modules non-empty: ConfigError otherwise", () => {
@@ -291,7 +348,10 @@ describe("threadPool", () => {
     expect(ok(await viaUrl.run(taskRun("echo", 5), fakeCalls().calls, never))).toMatchObject({ body: 5 })
     const missing = threadPool({ modules: [join(dirname(fixture), "missing.ts")], threads: 1 })
     pools.push(missing)
-    expect(await missing.run(taskRun("echo"), fakeCalls().calls, never)).toMatchObject({ ok: false, error: { tag: "JobLoadError" } })
+    expect(await missing.run(taskRun("echo"), fakeCalls().calls, never)).toMatchObject({
+      ok: false,
+      error: { tag: "JobLoadError" }
+    })
   })
 })
 
@@ -304,6 +364,8 @@ describe("runJobModule", () => {
     await expect(runJobModule(fixture, { job: "probe", threads: 0 })).rejects.toThrow(ConfigError)
     // The in-thread run gives the same.
     const { primeCount } = await import(pathToFileURL(examples).href)
-    expect((await runJob(primeCount, { params: { upTo: 100_000, ranges: 3, blocksPerRange: 4 } })).result).toEqual(result.result)
+    expect((await runJob(primeCount, { params: { upTo: 100_000, ranges: 3, blocksPerRange: 4 } })).result).toEqual(
+      result.result
+    )
   })
 })

@@ -13,19 +13,28 @@ const wordcount = defineJob({
   process: async (task, ctx) => {
     if (task.isRoot) {
       const { text } = ctx.params as { text: string }
-      return ctx.map(text.split("\n").filter((line) => line.trim() !== ""), "line")
+      return ctx.map(
+        text.split("\n").filter((line) => line.trim() !== ""),
+        "line"
+      )
     }
     const counts: Record<string, number> = {}
-    for (const word of (task.body as string).toLowerCase().match(/[\p{L}\p{N}']+/gu) ?? []) counts[word] = (counts[word] ?? 0) + 1
+    for (const word of (task.body as string).toLowerCase().match(/[\p{L}\p{N}']+/gu) ?? [])
+      counts[word] = (counts[word] ?? 0) + 1
     return counts
   },
   reduce: async (results) => {
     const total: Record<string, number> = {}
     for await (const result of results) {
       if (result.name !== "line" || !result.ok) continue
-      for (const [word, n] of Object.entries(result.result as Record<string, number>)) total[word] = (total[word] ?? 0) + n
+      for (const [word, n] of Object.entries(result.result as Record<string, number>))
+        total[word] = (total[word] ?? 0) + n
     }
-    return Object.fromEntries(Object.entries(total).sort((a, b) => b[1] - a[1]).slice(0, 20))
+    return Object.fromEntries(
+      Object.entries(total)
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, 20)
+    )
   }
 })
 
@@ -34,7 +43,11 @@ const sum = defineJob({
   name: "sum",
   kind: "mapReduce",
   process: async (task, ctx) => {
-    if (task.isRoot) return ctx.map(Array.from({ length: (ctx.params as { n: number }).n }, (_, i) => i + 1), "item")
+    if (task.isRoot)
+      return ctx.map(
+        Array.from({ length: (ctx.params as { n: number }).n }, (_, i) => i + 1),
+        "item"
+      )
     return (task.body as number) * 2
   },
   reduce: async (results) => {

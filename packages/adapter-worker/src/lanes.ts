@@ -22,7 +22,11 @@ const Count = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
 const Id = Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(256))
 
 /** A batch or a stop for a lane, numbered so a lost answer loses nothing: the invocation acknowledges by number. */
-export const LaneItem = Schema.Struct({ seq: Count, batch: Schema.optionalKey(TaskBatch), stop: Schema.optionalKey(StopMessage) })
+export const LaneItem = Schema.Struct({
+  seq: Count,
+  batch: Schema.optionalKey(TaskBatch),
+  stop: Schema.optionalKey(StopMessage)
+})
 export type LaneItem = typeof LaneItem.Type
 
 /** Object → Worker: start an invocation of `lane` for an instance, with its first items. */
@@ -37,7 +41,11 @@ export const LaneStart = Schema.Struct({
 export type LaneStart = typeof LaneStart.Type
 
 /** Invocation → object: what I have taken, and whether I hold nothing. */
-export const LanePoll = Schema.Struct({ generation: Id, ack: Schema.Int.check(Schema.isGreaterThanOrEqualTo(-1)), idle: Schema.Boolean })
+export const LanePoll = Schema.Struct({
+  generation: Id,
+  ack: Schema.Int.check(Schema.isGreaterThanOrEqualTo(-1)),
+  idle: Schema.Boolean
+})
 export type LanePoll = typeof LanePoll.Type
 
 export const LanePollReply = Schema.Struct({ exit: Schema.Boolean, items: Schema.Array(LaneItem) })
@@ -95,7 +103,11 @@ export interface LaneSet {
   readonly stop: (workerId: string, message: StopMessage) => Effect.Effect<void, TransportError>
   readonly poll: (workerId: string, poll: LanePoll) => Promise<LanePollReply>
   /** A heartbeat of a lane's invocation, forwarded only if that invocation is the lane's current one. */
-  readonly heartbeat: (workerId: string, generation: string, heartbeat: Heartbeat) => Effect.Effect<void, RejectedError | StoreError>
+  readonly heartbeat: (
+    workerId: string,
+    generation: string,
+    heartbeat: Heartbeat
+  ) => Effect.Effect<void, RejectedError | StoreError>
   /** Heartbeats idle lanes and gives up on silent invocations (on every alarm). */
   readonly refresh: Effect.Effect<void>
   /** `refresh`, if the last one is a heartbeatInterval old (on every request the object serves). */
@@ -159,7 +171,12 @@ export const makeLaneSet = (options: LaneSetOptions, unconfirmed: ReadonlySet<st
   /** Batches the invocation never took: their sends fail, which counts toward maxRedeliveries (R-DISP-10). */
   const untaken = (lane: Lane, why: string) => {
     for (const receipt of lane.receipts.values()) {
-      Deferred.doneUnsafe(receipt, Effect.fail(new TransportError({ reason: "unreachable", message: `${lane.id}: ${why} before it took the batch` })))
+      Deferred.doneUnsafe(
+        receipt,
+        Effect.fail(
+          new TransportError({ reason: "unreachable", message: `${lane.id}: ${why} before it took the batch` })
+        )
+      )
     }
     lane.receipts.clear()
   }
@@ -234,7 +251,10 @@ export const makeLaneSet = (options: LaneSetOptions, unconfirmed: ReadonlySet<st
         watch(lane, generation, response)
       },
       catch: (cause) =>
-        new TransportError({ reason: "unreachable", message: `${lane.id}: ${cause instanceof Error ? cause.message : String(cause)}` })
+        new TransportError({
+          reason: "unreachable",
+          message: `${lane.id}: ${cause instanceof Error ? cause.message : String(cause)}`
+        })
     })
 
   const enqueue = (lane: Lane, item: Omit<LaneItem, "seq">): number => {
@@ -280,15 +300,21 @@ export const makeLaneSet = (options: LaneSetOptions, unconfirmed: ReadonlySet<st
       Effect.suspend(() => {
         if (batch.params !== undefined) params = batch.params
         const lane = lanes.get(workerId)
-        if (lane === undefined || closed) return Effect.fail(new TransportError({ reason: "unreachable", message: `no lane ${workerId}` }))
+        if (lane === undefined || closed)
+          return Effect.fail(new TransportError({ reason: "unreachable", message: `no lane ${workerId}` }))
         if (lane.state === "running") return receiptOf(lane, enqueue(lane, { batch }))
         if (lane.state === "unknown") {
-          return Effect.fail(new TransportError({ reason: "unreachable", message: `${workerId} is not confirmed since the restart` }))
+          return Effect.fail(
+            new TransportError({ reason: "unreachable", message: `${workerId} is not confirmed since the restart` })
+          )
         }
         const seq = lane.nextSeq++
         const receipt = receiptOf(lane, seq)
         // A fresh invocation has no params yet: its first batch brings them even if the tracker left them out.
-        return start(lane, { seq, batch: batch.params === undefined && params !== undefined ? { ...batch, params } : batch }).pipe(Effect.andThen(receipt))
+        return start(lane, {
+          seq,
+          batch: batch.params === undefined && params !== undefined ? { ...batch, params } : batch
+        }).pipe(Effect.andThen(receipt))
       }),
     stop: (workerId, message) =>
       Effect.sync(() => {
@@ -333,11 +359,15 @@ export const makeLaneSet = (options: LaneSetOptions, unconfirmed: ReadonlySet<st
         lane.lastContact = Date.now()
         const tracker = options.tracker()
         return tracker === undefined
-          ? Effect.fail(new RejectedError({ reason: "unknown-instance", message: `no live instance ${options.instanceId}` }))
+          ? Effect.fail(
+              new RejectedError({ reason: "unknown-instance", message: `no live instance ${options.instanceId}` })
+            )
           : tracker.heartbeat(heartbeat)
       }),
     refresh: refreshAll,
-    refreshIfStale: Effect.suspend(() => (Date.now() - lastRefresh >= options.heartbeatInterval ? refreshAll : Effect.void)),
+    refreshIfStale: Effect.suspend(() =>
+      Date.now() - lastRefresh >= options.heartbeatInterval ? refreshAll : Effect.void
+    ),
     close: () => {
       closed = true
       for (const lane of lanes.values()) wake(lane)
@@ -382,19 +412,25 @@ export const runLane = async (options: LaneRunOptions): Promise<void> => {
         )
       ),
     heartbeat: (heartbeat) =>
-      options.heartbeat(start.generation, heartbeat).pipe(
-        Effect.mapError((error) =>
-          error instanceof RejectedError || error instanceof TransportError
-            ? error
-            : new TransportError({ reason: "unreachable", message: String(error) })
+      options
+        .heartbeat(start.generation, heartbeat)
+        .pipe(
+          Effect.mapError((error) =>
+            error instanceof RejectedError || error instanceof TransportError
+              ? error
+              : new TransportError({ reason: "unreachable", message: String(error) })
+          )
         )
-      )
   }
   try {
     const worker = await Effect.runPromise(
-      startWorker({ id: start.lane, slots: start.slots, jobs: options.jobs, connect: () => link, heartbeatInterval: start.heartbeatInterval }).pipe(
-        Scope.provide(scope)
-      )
+      startWorker({
+        id: start.lane,
+        slots: start.slots,
+        jobs: options.jobs,
+        connect: () => link,
+        heartbeatInterval: start.heartbeatInterval
+      }).pipe(Scope.provide(scope))
     )
     const apply = (item: LaneItem) => {
       if (item.batch !== undefined) {
@@ -417,7 +453,9 @@ export const runLane = async (options: LaneRunOptions): Promise<void> => {
     }
     let failingSince: number | undefined
     for (;;) {
-      const exit = await Effect.runPromiseExit(options.poll({ generation: start.generation, ack, idle: held.size === 0 }))
+      const exit = await Effect.runPromiseExit(
+        options.poll({ generation: start.generation, ack, idle: held.size === 0 })
+      )
       if (Exit.isFailure(exit)) {
         failingSince ??= Date.now()
         if (Date.now() - failingSince > (options.giveUpMs ?? 30_000)) return

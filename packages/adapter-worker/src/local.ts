@@ -1,5 +1,12 @@
 import { RejectedError, type Job } from "@taskfold/core"
-import { startWorker, type StopMessage, type TaskBatch, type Tracker, type TrackerLink, type WorkerHandle } from "@taskfold/core/adapter"
+import {
+  startWorker,
+  type StopMessage,
+  type TaskBatch,
+  type Tracker,
+  type TrackerLink,
+  type WorkerHandle
+} from "@taskfold/core/adapter"
 import { Effect, Exit, Scope } from "effect"
 
 /**
@@ -58,9 +65,13 @@ export const makeLocalWorker = (options: {
     if (running !== undefined) return running.handle
     const scope = Effect.runSync(Scope.make())
     const handle = Effect.runSync(
-      startWorker({ id: options.id, slots: options.slots, jobs: options.jobs, connect: () => link, heartbeatInterval: options.heartbeatInterval }).pipe(
-        Scope.provide(scope)
-      )
+      startWorker({
+        id: options.id,
+        slots: options.slots,
+        jobs: options.jobs,
+        connect: () => link,
+        heartbeatInterval: options.heartbeatInterval
+      }).pipe(Scope.provide(scope))
     )
     running = { scope, handle }
     return handle
@@ -68,7 +79,8 @@ export const makeLocalWorker = (options: {
 
   return {
     deliver: (batch) => {
-      if (closed) return new RejectedError({ reason: "unknown-worker", message: `local worker ${options.id} is closed` })
+      if (closed)
+        return new RejectedError({ reason: "unknown-worker", message: `local worker ${options.id} is closed` })
       const refused = ensure().deliver(batch)
       if (refused !== undefined) {
         if (held.size === 0) queueMicrotask(release)

@@ -1,5 +1,13 @@
 import { StoreError } from "@taskfold/core"
-import { type InstanceRow, type StoredInstance, type StoredResult, type TaskRow, type TaskStoreShape, type TaskUpdate, type WriteBatch } from "@taskfold/core/adapter"
+import type {
+  InstanceRow,
+  StoredInstance,
+  StoredResult,
+  TaskRow,
+  TaskStoreShape,
+  TaskUpdate,
+  WriteBatch
+} from "@taskfold/core/adapter"
 import { Effect } from "effect"
 
 /** What the store needs of a Durable Object's storage: its SQL database and synchronous transactions. */
@@ -82,7 +90,9 @@ const toStoreError = (cause: unknown): StoreError => {
 }
 
 const bindBody = (body: TaskRow["body"]): SqlStorageValue =>
-  typeof body === "string" ? body : (body.buffer.slice(body.byteOffset, body.byteOffset + body.byteLength) as ArrayBuffer)
+  typeof body === "string"
+    ? body
+    : (body.buffer.slice(body.byteOffset, body.byteOffset + body.byteLength) as ArrayBuffer)
 
 const readBody = (value: SqlStorageValue): TaskRow["body"] =>
   typeof value === "string" ? value : new Uint8Array(value as ArrayBuffer)
@@ -190,14 +200,22 @@ export const makeSqlStore = (storage: SqlStorageLike): TaskStoreShape => {
       if (changed.length === chunk.length) continue
       const found = new Set(changed.map((row) => row["seq"] as number))
       const missing = chunk.find((update) => !found.has(update.seq)) ?? chunk[0]!
-      throw new Abort(new StoreError({ reason: "not-found", message: `task ${missing.id} (seq ${missing.seq}) of ${instanceId} is not stored` }))
+      throw new Abort(
+        new StoreError({
+          reason: "not-found",
+          message: `task ${missing.id} (seq ${missing.seq}) of ${instanceId} is not stored`
+        })
+      )
     }
   }
 
   const deleteRuns = (key: number, runs: ReadonlyArray<number>): void => {
     for (let from = 0; from < runs.length; from += ID_CHUNK) {
       const chunk = runs.slice(from, from + ID_CHUNK)
-      exec(`DELETE FROM taskfold_tasks WHERE instance = ${key} AND run IN (${chunk.map(() => "?").join(",")})`, ...chunk)
+      exec(
+        `DELETE FROM taskfold_tasks WHERE instance = ${key} AND run IN (${chunk.map(() => "?").join(",")})`,
+        ...chunk
+      )
     }
   }
 
@@ -271,7 +289,9 @@ export const makeSqlStore = (storage: SqlStorageLike): TaskStoreShape => {
         } catch (cause) {
           throw new Abort(new StoreError({ reason: "corrupt", message: `instance ${instanceId}: ${String(cause)}` }))
         }
-        const live = exec(`SELECT ${TASK_COLUMNS} FROM taskfold_tasks WHERE instance = ${key} AND status < 5 ORDER BY seq`).map(toTaskRow)
+        const live = exec(
+          `SELECT ${TASK_COLUMNS} FROM taskfold_tasks WHERE instance = ${key} AND status < 5 ORDER BY seq`
+        ).map(toTaskRow)
         const terminal = exec(
           `SELECT name, worker, status, COUNT(*) AS count FROM taskfold_tasks
            WHERE instance = ${key} AND status >= 5 GROUP BY name, worker, status`
@@ -283,7 +303,8 @@ export const makeSqlStore = (storage: SqlStorageLike): TaskStoreShape => {
         }))
         return { instance, live, terminal }
       }),
-    listInstances: () => read(() => exec("SELECT id FROM taskfold_instances ORDER BY key").map((row) => row["id"] as string))
+    listInstances: () =>
+      read(() => exec("SELECT id FROM taskfold_instances ORDER BY key").map((row) => row["id"] as string))
   }
 }
 
@@ -315,7 +336,9 @@ export const makeOutcomeTable = (sql: SqlStorage) => {
       )
     },
     read: (instanceId: string): OutcomeRecord | undefined => {
-      const found = sql.exec<{ record: string }>("SELECT record FROM taskfold_outcomes WHERE id = ?", instanceId).toArray()[0]
+      const found = sql
+        .exec<{ record: string }>("SELECT record FROM taskfold_outcomes WHERE id = ?", instanceId)
+        .toArray()[0]
       return found === undefined ? undefined : (JSON.parse(found.record) as OutcomeRecord)
     }
   }

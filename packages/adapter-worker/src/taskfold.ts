@@ -4,8 +4,28 @@
  * binding (see lanes.ts). `taskfold(options)` gives the Durable Object class to export and the Worker's
  * fetch handler.
  */
-import { RejectedError, resolveConfig, StoreError, TransportError, type ConfigError, type Job, type JobConfig, type JobConfigOverrides, type Outcome } from "@taskfold/core"
-import { finishedTracker, resumeTracker, startTracker, TaskStore, Transport, type NewTrackerOptions, type TaskStoreShape, type Tracker, type TransportShape } from "@taskfold/core/adapter"
+import {
+  RejectedError,
+  resolveConfig,
+  StoreError,
+  TransportError,
+  type ConfigError,
+  type Job,
+  type JobConfig,
+  type JobConfigOverrides,
+  type Outcome
+} from "@taskfold/core"
+import {
+  finishedTracker,
+  resumeTracker,
+  startTracker,
+  TaskStore,
+  Transport,
+  type NewTrackerOptions,
+  type TaskStoreShape,
+  type Tracker,
+  type TransportShape
+} from "@taskfold/core/adapter"
 import {
   answer,
   decodeMessage,
@@ -98,12 +118,15 @@ const atMost = (promise: Promise<void>, ms: number): Promise<void> => {
   })
 }
 
-const unknownInstance = (instanceId: string) => new RejectedError({ reason: "unknown-instance", message: `no live instance ${instanceId} here` })
+const unknownInstance = (instanceId: string) =>
+  new RejectedError({ reason: "unknown-instance", message: `no live instance ${instanceId} here` })
 
 /** A deployment without its secret refuses every call (R-WIRE-2). */
 const noSecret = (name: string) =>
-  Response.json(wireError("Unauthorized", "unauthorized", `the deployment has no secret ${name}: every call is refused`), { status: 401 })
-
+  Response.json(
+    wireError("Unauthorized", "unauthorized", `the deployment has no secret ${name}: every call is refused`),
+    { status: 401 }
+  )
 
 /** The Durable Object class and the Worker handler of a taskfold deployment. */
 export const taskfold = (options: TaskfoldOptions) => {
@@ -190,7 +213,9 @@ export const taskfold = (options: TaskfoldOptions) => {
       if (row === undefined) return
       if (row.outcome !== null) this.#recordOutcome(instanceId, row.job, row.outcome, undefined)
       try {
-        this.#host = await this.#startHost(instanceId, row.job, row.config, true, (hooks) => resumeTracker(instanceId, LOCAL_WORKER, hooks))
+        this.#host = await this.#startHost(instanceId, row.job, row.config, true, (hooks) =>
+          resumeTracker(instanceId, LOCAL_WORKER, hooks)
+        )
       } catch (error) {
         console.error(`taskfold: could not resume ${instanceId}:`, error)
       }
@@ -230,7 +255,9 @@ export const taskfold = (options: TaskfoldOptions) => {
       job: string,
       config: JobConfig,
       resumed: boolean,
-      make: (hooks: Pick<NewTrackerOptions, "onWake">) => Effect.Effect<Tracker, RejectedError | StoreError, TaskStore | Transport | Scope.Scope>
+      make: (
+        hooks: Pick<NewTrackerOptions, "onWake">
+      ) => Effect.Effect<Tracker, RejectedError | StoreError, TaskStore | Transport | Scope.Scope>
     ): Promise<Host> {
       const env = this.env
       const scope = Effect.runSync(Scope.make())
@@ -291,7 +318,8 @@ export const taskfold = (options: TaskfoldOptions) => {
               this.#recordOutcome(id, job, outcome, host)
               await options.onOutcome?.(id, outcome)
             },
-            catch: (cause) => new TransportError({ reason: "unreachable", message: `outcome not delivered: ${String(cause)}` })
+            catch: (cause) =>
+              new TransportError({ reason: "unreachable", message: `outcome not delivered: ${String(cause)}` })
           })
       }
       try {
@@ -314,7 +342,10 @@ export const taskfold = (options: TaskfoldOptions) => {
         // alarms, and the release is awaited, not polled.
         void Effect.runPromise(host.local.join.pipe(Effect.andThen(host.lanes.refresh)))
         Effect.runSync(
-          Effect.forkIn(tracker.released.pipe(Effect.andThen(Effect.sync(() => queueMicrotask(() => this.#close(host))))), scope)
+          Effect.forkIn(
+            tracker.released.pipe(Effect.andThen(Effect.sync(() => queueMicrotask(() => this.#close(host))))),
+            scope
+          )
         )
         return host
       } catch (error) {
@@ -328,45 +359,59 @@ export const taskfold = (options: TaskfoldOptions) => {
      * Starts the instance the submit names (the Worker has named it: one object per instance). A repeated
      * submit starts nothing and is answered with the same id, running or finished.
      */
-    #submit(request: SubmitRequest): Effect.Effect<{ readonly instanceId: string }, RejectedError | ConfigError | StoreError> {
-      return Effect.suspend((): Effect.Effect<{ readonly instanceId: string }, RejectedError | ConfigError | StoreError> => {
-        const instanceId = request.instanceId
-        if (instanceId === undefined) return Effect.fail(new RejectedError({ reason: "bad-input", message: "a submit to an instance's object names the instance" }))
-        const job = jobOf(request.job)
-        if (job === undefined) return Effect.fail(new RejectedError({ reason: "bad-input", message: unknownJob(request.job) }))
-        const held = this.#host?.instanceId ?? this.#starting ?? this.#storedInstance()
-        if (held !== undefined || this.#outcomes.read(instanceId) !== undefined) {
-          return held === undefined || held === instanceId
-            ? Effect.succeed({ instanceId })
-            : Effect.fail(new RejectedError({ reason: "bad-input", message: `this object runs ${held}, not ${instanceId}` }))
-        }
-        return resolveConfig({ localWorker: "exclude", ...options.config, ...job.config, ...request.config }).pipe(
-          Effect.flatMap((config) =>
-            Effect.tryPromise({
-              try: async () => {
-                this.#starting = instanceId
-                try {
-                  this.#host = await this.#startHost(instanceId, job.name, config, false, (hooks) =>
-                    startTracker({
-                      instanceId,
-                      job: job.name,
-                      kind: job.kind,
-                      config,
-                      params: JSON.stringify(request.params ?? null),
-                      localWorkerId: LOCAL_WORKER,
-                      ...hooks
-                    })
-                  )
-                } finally {
-                  this.#starting = undefined
-                }
-                return { instanceId }
-              },
-              catch: (cause) => new StoreError({ reason: "unavailable", message: `instance ${instanceId} did not start: ${String(cause)}` })
-            })
+    #submit(
+      request: SubmitRequest
+    ): Effect.Effect<{ readonly instanceId: string }, RejectedError | ConfigError | StoreError> {
+      return Effect.suspend(
+        (): Effect.Effect<{ readonly instanceId: string }, RejectedError | ConfigError | StoreError> => {
+          const instanceId = request.instanceId
+          if (instanceId === undefined)
+            return Effect.fail(
+              new RejectedError({ reason: "bad-input", message: "a submit to an instance's object names the instance" })
+            )
+          const job = jobOf(request.job)
+          if (job === undefined)
+            return Effect.fail(new RejectedError({ reason: "bad-input", message: unknownJob(request.job) }))
+          const held = this.#host?.instanceId ?? this.#starting ?? this.#storedInstance()
+          if (held !== undefined || this.#outcomes.read(instanceId) !== undefined) {
+            return held === undefined || held === instanceId
+              ? Effect.succeed({ instanceId })
+              : Effect.fail(
+                  new RejectedError({ reason: "bad-input", message: `this object runs ${held}, not ${instanceId}` })
+                )
+          }
+          return resolveConfig({ localWorker: "exclude", ...options.config, ...job.config, ...request.config }).pipe(
+            Effect.flatMap((config) =>
+              Effect.tryPromise({
+                try: async () => {
+                  this.#starting = instanceId
+                  try {
+                    this.#host = await this.#startHost(instanceId, job.name, config, false, (hooks) =>
+                      startTracker({
+                        instanceId,
+                        job: job.name,
+                        kind: job.kind,
+                        config,
+                        params: JSON.stringify(request.params ?? null),
+                        localWorkerId: LOCAL_WORKER,
+                        ...hooks
+                      })
+                    )
+                  } finally {
+                    this.#starting = undefined
+                  }
+                  return { instanceId }
+                },
+                catch: (cause) =>
+                  new StoreError({
+                    reason: "unavailable",
+                    message: `instance ${instanceId} did not start: ${String(cause)}`
+                  })
+              })
+            )
           )
-        )
-      })
+        }
+      )
     }
 
     /** Core's tracker routes for this object's one instance, and the lanes' own two. */
@@ -377,10 +422,15 @@ export const taskfold = (options: TaskfoldOptions) => {
             const live = this.#live(instanceId)?.tracker
             if (live !== undefined) return Effect.succeed(live)
             const record = this.#outcomes.read(instanceId)
-            return record === undefined ? Effect.fail(unknownInstance(instanceId)) : Effect.succeed(finishedTracker(record.instanceId, record.outcome, record.progress))
+            return record === undefined
+              ? Effect.fail(unknownInstance(instanceId))
+              : Effect.succeed(finishedTracker(record.instanceId, record.outcome, record.progress))
           }),
         submit: (request) => this.#submit(request),
-        registerWorker: () => Effect.fail(new RejectedError({ reason: "bad-input", message: "workers do not register here: sub-tasks run in lanes" }))
+        registerWorker: () =>
+          Effect.fail(
+            new RejectedError({ reason: "bad-input", message: "workers do not register here: sub-tasks run in lanes" })
+          )
       }
       const app = makeTrackerApp(host, { token: secret, maxBodyBytes: settings.maxBodyBytes })
 
@@ -390,7 +440,10 @@ export const taskfold = (options: TaskfoldOptions) => {
         const live = this.#live(c.req.param("id"))
         // No instance here (any more): the invocation may go.
         if (live === undefined) return answer(c, Effect.succeed({ exit: true, items: [] }))
-        return answer(c, Effect.promise(() => live.lanes.poll(c.req.param("lane"), poll.value)))
+        return answer(
+          c,
+          Effect.promise(() => live.lanes.poll(c.req.param("lane"), poll.value))
+        )
       })
 
       app.post("/v1/instances/:id/lanes/:lane/heartbeat", async (c) => {
@@ -399,7 +452,12 @@ export const taskfold = (options: TaskfoldOptions) => {
         const instanceId = c.req.param("id")
         const live = this.#live(instanceId)
         if (live === undefined) return answer(c, Effect.fail(unknownInstance(instanceId)))
-        return answer(c, live.lanes.heartbeat(c.req.param("lane"), message.value.generation, message.value.heartbeat).pipe(Effect.as({})))
+        return answer(
+          c,
+          live.lanes
+            .heartbeat(c.req.param("lane"), message.value.generation, message.value.heartbeat)
+            .pipe(Effect.as({}))
+        )
       })
       return app
     }
@@ -425,7 +483,8 @@ export const taskfold = (options: TaskfoldOptions) => {
       const submit = await readMessage(c, SubmitRequest)
       if (!submit.ok) return submit.response
       const { job } = submit.value
-      if (jobOf(job) === undefined) return c.json(wireError("DecodeError", "bad-field", unknownJob(job), '["job"]'), 400)
+      if (jobOf(job) === undefined)
+        return c.json(wireError("DecodeError", "bad-field", unknownJob(job), '["job"]'), 400)
       const instanceId = submit.value.instanceId ?? `${job}-${crypto.randomUUID()}`
       return toObject(
         c,
@@ -445,7 +504,11 @@ export const taskfold = (options: TaskfoldOptions) => {
       return toObject(
         c,
         c.req.param("id") ?? "",
-        new Request(request.url, { method: request.method, headers: request.headers, ...(body === undefined ? {} : { body }) })
+        new Request(request.url, {
+          method: request.method,
+          headers: request.headers,
+          ...(body === undefined ? {} : { body })
+        })
       )
     }
     app.get("/v1/instances/:id", forward)
@@ -464,8 +527,11 @@ export const taskfold = (options: TaskfoldOptions) => {
         jobs: jobOf,
         link: httpTrackerLink(client)(instanceId),
         poll: (poll) =>
-          request(client, "POST", lanePath(instanceId, lane, "poll"), poll).pipe(Effect.flatMap((body) => decodeMessage(LanePollReply, body))),
-        heartbeat: (generation, heartbeat) => request(client, "POST", lanePath(instanceId, lane, "heartbeat"), { generation, heartbeat })
+          request(client, "POST", lanePath(instanceId, lane, "poll"), poll).pipe(
+            Effect.flatMap((body) => decodeMessage(LanePollReply, body))
+          ),
+        heartbeat: (generation, heartbeat) =>
+          request(client, "POST", lanePath(instanceId, lane, "heartbeat"), { generation, heartbeat })
       })
         .then(
           () => writer.write(encoder.encode(`${LANE_DONE}\n`)),

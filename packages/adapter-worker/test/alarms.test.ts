@@ -13,9 +13,14 @@ const alarmOf = (instanceId: string) =>
 const taskOf = (instanceId: string, taskId: string) =>
   runInDurableObject(trackerOf(instanceId), (_object: TaskfoldTracker, state) => {
     const row = state.storage.sql
-      .exec("SELECT status, attempt, failures, redeliveries, due_at AS dueAt, worker FROM taskfold_tasks WHERE id = ?", taskId)
+      .exec(
+        "SELECT status, attempt, failures, redeliveries, due_at AS dueAt, worker FROM taskfold_tasks WHERE id = ?",
+        taskId
+      )
       .toArray()[0]
-    return row as unknown as Pick<TaskRow, "status" | "attempt" | "failures" | "redeliveries" | "dueAt" | "worker"> | undefined
+    return row as unknown as
+      | Pick<TaskRow, "status" | "attempt" | "failures" | "redeliveries" | "dueAt" | "worker">
+      | undefined
   })
 
 const startedAtOf = (instanceId: string) =>
@@ -34,9 +39,16 @@ afterEach(() => {
 describe("the alarm is the tracker's timer", () => {
   it("R-RETRY-1 a failed task's retry waits out its backoff on the alarm, even in an object evicted meanwhile", async () => {
     const backoff = 1_500
-    const instanceId = await submit("flaky", null, { ...quiet, taskRetries: 1, retryBackoff: { kind: "fixed", ms: backoff } })
+    const instanceId = await submit("flaky", null, {
+      ...quiet,
+      taskRetries: 1,
+      retryBackoff: { kind: "fixed", ms: backoff }
+    })
     let row: Awaited<ReturnType<typeof taskOf>>
-    await waitUntil(async () => (row = await taskOf(instanceId, "0.1"))?.attempt === 1, "the first attempt's failure stored")
+    await waitUntil(
+      async () => (row = await taskOf(instanceId, "0.1"))?.attempt === 1,
+      "the first attempt's failure stored"
+    )
     expect(row!).toMatchObject({ status: 1, attempt: 1, failures: 1 })
     const dueAt = row!.dueAt!
     // The one alarm is armed for the earliest due time: the retry.
@@ -82,7 +94,7 @@ describe("the alarm is the tracker's timer", () => {
     expect(watch.runs.get(`${instanceId} 0.1`)).toBeUndefined()
   })
 
-  it("R-FIN-5 the instance times out on the alarm: it fails with \"timed out\" and its running task is stopped", async () => {
+  it('R-FIN-5 the instance times out on the alarm: it fails with "timed out" and its running task is stopped', async () => {
     const timeout = 1_500
     const instanceId = freshId("stuck")
     const started = nextStart(instanceId, "0.1")

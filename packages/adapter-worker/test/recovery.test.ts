@@ -21,7 +21,10 @@ describe("eviction", () => {
     expect(before.instance?.instanceId).toBe(instanceId)
 
     let terminal: string[] = []
-    await waitUntil(async () => (terminal = await terminalIds(instanceId)).length >= 100, "100 terminal tasks before the eviction")
+    await waitUntil(
+      async () => (terminal = await terminalIds(instanceId)).length >= 100,
+      "100 terminal tasks before the eviction"
+    )
     await evictDurableObject(stub)
     const runsBefore = new Map(terminal.map((id) => [id, watch.runs.get(`${instanceId} ${id}`)?.length ?? 0]))
     expect(terminal.length).toBeLessThan(n)
@@ -35,10 +38,13 @@ describe("eviction", () => {
     expect(JSON.parse(done.outcome!.result)).toEqual({ sum: n * (n + 1), count: n })
     expect(done.progress?.byName["item"]).toMatchObject({ total: n, succeeded: n, failed: 0, waiting: 0 })
     // No task that was terminal before the eviction ran again.
-    for (const [id, runs] of runsBefore) expect({ id, runs: watch.runs.get(`${instanceId} ${id}`)?.length }).toEqual({ id, runs })
+    for (const [id, runs] of runsBefore)
+      expect({ id, runs: watch.runs.get(`${instanceId} ${id}`)?.length }).toEqual({ id, runs })
     expect(watch.runs.get(`${instanceId} FINAL`)).toEqual([0])
     let rerun = 0
     for (let i = 1; i <= n; i++) if ((watch.runs.get(`${instanceId} 0.${i}`)?.length ?? 0) > 1) rerun++
-    console.log(`evicted with ${terminal.length} of ${n + 1} tasks terminal; ${rerun} live tasks ran again after the eviction`)
+    console.log(
+      `evicted with ${terminal.length} of ${n + 1} tasks terminal; ${rerun} live tasks ran again after the eviction`
+    )
   })
 })

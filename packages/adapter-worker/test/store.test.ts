@@ -1,5 +1,5 @@
 import { StoreError } from "@taskfold/core"
-import { type TaskStoreShape } from "@taskfold/core/adapter"
+import type { TaskStoreShape } from "@taskfold/core/adapter"
 import { instanceRow, taskRow, taskStoreConformance, updateOf } from "@taskfold/core/testing"
 import { runInDurableObject } from "cloudflare:test"
 import { env } from "cloudflare:workers"
@@ -13,13 +13,15 @@ import type { StoreProbe } from "./worker.ts"
  */
 const storeInObject = (): TaskStoreShape => {
   const stub = env.PROBE.get(env.PROBE.newUniqueId())
-  const inside =
-    <A, E>(call: (store: TaskStoreShape) => Effect.Effect<A, E>): Effect.Effect<A, E> =>
-      Effect.flatten(Effect.promise(() => runInDurableObject(stub, (probe: StoreProbe) => Effect.runPromiseExit(call(probe.store)))))
+  const inside = <A, E>(call: (store: TaskStoreShape) => Effect.Effect<A, E>): Effect.Effect<A, E> =>
+    Effect.flatten(
+      Effect.promise(() => runInDurableObject(stub, (probe: StoreProbe) => Effect.runPromiseExit(call(probe.store))))
+    )
   return {
     apply: (batch) => inside((store) => store.apply(batch)),
     readTasks: (instanceId, ids) => inside((store) => store.readTasks(instanceId, ids)),
-    readResults: (instanceId, run, afterSeq, limit) => inside((store) => store.readResults(instanceId, run, afterSeq, limit)),
+    readResults: (instanceId, run, afterSeq, limit) =>
+      inside((store) => store.readResults(instanceId, run, afterSeq, limit)),
     load: (instanceId) => inside((store) => store.load(instanceId)),
     listInstances: () => inside((store) => store.listInstances())
   }
@@ -31,7 +33,9 @@ describe("Durable Object SQL statements", () => {
   it("R-MAP-1 R-RETRY-4 a batch spanning many statements that fails at its last row changes nothing", async () => {
     const store = storeInObject()
     const instance = instanceRow("chunks")
-    await Effect.runPromise(store.apply({ instance, inserts: [taskRow(0), taskRow(1)], updates: [], deleteRuns: [], deleteInstance: false }))
+    await Effect.runPromise(
+      store.apply({ instance, inserts: [taskRow(0), taskRow(1)], updates: [], deleteRuns: [], deleteInstance: false })
+    )
     // 1,000 new rows (more than a hundred statements), then a duplicate of a stored one.
     const rows = Array.from({ length: 1_000 }, (_, i) => taskRow(i + 2))
     const error = await Effect.runPromise(

@@ -12,9 +12,17 @@ export const auth = { authorization: `Bearer ${SECRET}`, "content-type": "applic
 export const client = httpTrackerClient({ baseUrl: BASE, token: SECRET, fetch: (url, init) => SELF.fetch(url, init) })
 
 export const call = (path: string, init: RequestInit = {}) =>
-  SELF.fetch(`${BASE}${path}`, { ...init, headers: { ...auth, ...(init.headers as Record<string, string> | undefined) } })
+  SELF.fetch(`${BASE}${path}`, {
+    ...init,
+    headers: { ...auth, ...(init.headers as Record<string, string> | undefined) }
+  })
 
-export const submit = (job: string, params: unknown, config: Record<string, unknown> = {}, instanceId?: string): Promise<string> =>
+export const submit = (
+  job: string,
+  params: unknown,
+  config: Record<string, unknown> = {},
+  instanceId?: string
+): Promise<string> =>
   Effect.runPromise(
     client.submit({
       job,
@@ -46,6 +54,9 @@ export const finished = async (instanceId: string, timeoutMs = 30_000): Promise<
 export const trackerOf = (instanceId: string) => env.TRACKER.get(env.TRACKER.idFromName(instanceId))
 
 export const within = <A>(promise: Promise<A>, ms: number, what: string): Promise<A> =>
-  Promise.race([promise, sleep(ms).then(() => Promise.reject(new Error(`timed out after ${ms} ms waiting for ${what}`)))])
+  Promise.race([
+    promise,
+    sleep(ms).then(() => Promise.reject(new Error(`timed out after ${ms} ms waiting for ${what}`)))
+  ])
 
 export const freshId = (job: string) => `${job}-${crypto.randomUUID()}`

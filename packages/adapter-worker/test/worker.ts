@@ -52,7 +52,8 @@ export const nextStart = (instanceId: string, taskId: string): Promise<number> =
   return poll(() => watch.startedAt.get(key)?.[seen], `a start of ${key}`)
 }
 
-export const outcomeOf = (instanceId: string): Promise<Outcome> => poll(() => watch.outcomes.get(instanceId), `the outcome of ${instanceId}`)
+export const outcomeOf = (instanceId: string): Promise<Outcome> =>
+  poll(() => watch.outcomes.get(instanceId), `the outcome of ${instanceId}`)
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
@@ -75,7 +76,10 @@ const sum = defineJob({
   process: async (task, ctx) => {
     if (task.isRoot) {
       const n = (ctx.params as { n: number }).n
-      return ctx.map(Array.from({ length: n }, (_, i) => i + 1), "item")
+      return ctx.map(
+        Array.from({ length: n }, (_, i) => i + 1),
+        "item"
+      )
     }
     return (task.body as number) * 2
   },
@@ -90,7 +94,10 @@ const counted = defineJob({
     ran(ctx.instanceId, task.id, task.attempt)
     if (task.isRoot) {
       const n = (ctx.params as { n: number }).n
-      return ctx.map(Array.from({ length: n }, (_, i) => i + 1), "item")
+      return ctx.map(
+        Array.from({ length: n }, (_, i) => i + 1),
+        "item"
+      )
     }
     await sleep((ctx.params as { ms?: number }).ms ?? 0)
     return (task.body as number) * 2

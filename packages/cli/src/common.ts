@@ -4,7 +4,10 @@ import { Cause, Effect, Exit, Fiber } from "effect"
 import { CommandError } from "./args.ts"
 
 /** Runs an Effect; its failure becomes a CommandError with the error's message (no stack). */
-export const runEffect = async <A, E>(effect: Effect.Effect<A, E>, describe: (error: E) => string = messageOf): Promise<A> => {
+export const runEffect = async <A, E>(
+  effect: Effect.Effect<A, E>,
+  describe: (error: E) => string = messageOf
+): Promise<A> => {
   const exit = await Effect.runPromiseExit(effect)
   if (Exit.isSuccess(exit)) return exit.value
   const failure = exit.cause.reasons.find(Cause.isFailReason)
@@ -13,17 +16,24 @@ export const runEffect = async <A, E>(effect: Effect.Effect<A, E>, describe: (er
 }
 
 export const messageOf = (error: unknown): string =>
-  error instanceof Error ? error.message : typeof error === "object" && error !== null && "message" in error ? String(error.message) : String(error)
+  error instanceof Error
+    ? error.message
+    : typeof error === "object" && error !== null && "message" in error
+      ? String(error.message)
+      : String(error)
 
 /** A client error in words a user can act on. */
-export const describeClientError = (tracker: string) => (error: ClientError): string => {
-  if (error instanceof TransportError) {
-    if (error.reason === "unreachable" || error.reason === "timeout") return `cannot reach the tracker at ${tracker}: ${error.message}`
+export const describeClientError =
+  (tracker: string) =>
+  (error: ClientError): string => {
+    if (error instanceof TransportError) {
+      if (error.reason === "unreachable" || error.reason === "timeout")
+        return `cannot reach the tracker at ${tracker}: ${error.message}`
+      return `the tracker at ${tracker} refused the request: ${error.message}`
+    }
+    if (error instanceof RejectedError && error.reason === "unknown-instance") return error.message
     return `the tracker at ${tracker} refused the request: ${error.message}`
   }
-  if (error instanceof RejectedError && error.reason === "unknown-instance") return error.message
-  return `the tracker at ${tracker} refused the request: ${error.message}`
-}
 
 /** The outcome as the one JSON line `run` and `submit --wait` print on stdout. */
 export const outcomeLine = (instanceId: string, outcome: Outcome): string => {
@@ -33,7 +43,14 @@ export const outcomeLine = (instanceId: string, outcome: Outcome): string => {
   } catch {
     // Not JSON (a failure's message, a counts line): the text itself.
   }
-  return JSON.stringify({ instanceId, ok: outcome.ok, result, finishedAt: outcome.finishedAt, counts: outcome.counts, errors: outcome.errors })
+  return JSON.stringify({
+    instanceId,
+    ok: outcome.ok,
+    result,
+    finishedAt: outcome.finishedAt,
+    counts: outcome.counts,
+    errors: outcome.errors
+  })
 }
 
 /**
@@ -43,7 +60,8 @@ export const outcomeLine = (instanceId: string, outcome: Outcome): string => {
 export const outcomeSummary = (outcome: Outcome): string => {
   const { created, succeeded, failed } = outcome.counts
   const lines = [`${outcome.ok ? "succeeded" : "failed"}: ${created} tasks, ${succeeded} succeeded, ${failed} failed`]
-  for (const error of outcome.errors) lines.push(`  task ${error.taskId} (${error.name}, attempt ${error.attempt}): ${describeError(error.error)}`)
+  for (const error of outcome.errors)
+    lines.push(`  task ${error.taskId} (${error.name}, attempt ${error.attempt}): ${describeError(error.error)}`)
   if (failed > outcome.errors.length) lines.push(`  … and ${failed - outcome.errors.length} more failed tasks`)
   if (!outcome.ok) lines.push(`  ${outcome.result.length > 500 ? `${outcome.result.slice(0, 500)}…` : outcome.result}`)
   return `${lines.join("\n")}\n`
@@ -53,7 +71,10 @@ export const outcomeSummary = (outcome: Outcome): string => {
  * Runs a scoped service (a tracker server, a worker process) until SIGINT or SIGTERM, then closes its
  * scope so it stops listening and releases what it holds. Resolves with the setup's failure, if any.
  */
-export const runUntilSignal = <E>(service: Effect.Effect<unknown, E, never>, describe: (error: E) => string): Promise<number> =>
+export const runUntilSignal = <E>(
+  service: Effect.Effect<unknown, E, never>,
+  describe: (error: E) => string
+): Promise<number> =>
   new Promise((resolve, reject) => {
     const fiber = Effect.runFork(service)
     const stop = () => {
@@ -68,6 +89,8 @@ export const runUntilSignal = <E>(service: Effect.Effect<unknown, E, never>, des
       process.off("SIGINT", stop)
       process.off("SIGTERM", stop)
       const failure = exit.cause.reasons.find(Cause.isFailReason)
-      reject(new CommandError(failure !== undefined ? describe(failure.error as E) : messageOf(Cause.squash(exit.cause))))
+      reject(
+        new CommandError(failure !== undefined ? describe(failure.error as E) : messageOf(Cause.squash(exit.cause)))
+      )
     })
   })

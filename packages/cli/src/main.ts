@@ -18,7 +18,13 @@ Commands:
 'taskfold <command> --help' describes a command's options.
 `
 
-const commands: Record<string, (args: ReadonlyArray<string>) => Promise<number>> = { run, serve, worker, submit, status }
+const commands: Record<string, (args: ReadonlyArray<string>) => Promise<number>> = {
+  run,
+  serve,
+  worker,
+  submit,
+  status
+}
 
 /** Runs the command line; every failure ends as one line on stderr and a non-zero exit code. */
 const main = async (argv: ReadonlyArray<string>): Promise<number> => {
@@ -39,7 +45,10 @@ const main = async (argv: ReadonlyArray<string>): Promise<number> => {
       process.stderr.write(`taskfold ${verb}: ${error.message} (taskfold ${verb} --help shows the options)\n`)
       return 2
     }
-    const message = error instanceof CommandError || error instanceof JobLoadError || error instanceof Error ? error.message : String(error)
+    const message =
+      error instanceof CommandError || error instanceof JobLoadError || error instanceof Error
+        ? error.message
+        : String(error)
     process.stderr.write(`taskfold ${verb}: ${message.split("\n")[0]}\n`)
     return 1
   }

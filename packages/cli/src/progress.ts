@@ -17,7 +17,10 @@ const BAR = 28
  * Progress per task name: bars redrawn in place on a terminal, otherwise one plain line at most every
  * `plainEveryMs` (and whenever the counts move after that), so logs stay readable.
  */
-export const progressView = (stream: Stream, options: { readonly plainEveryMs?: number; readonly tty?: boolean } = {}): ProgressView => {
+export const progressView = (
+  stream: Stream,
+  options: { readonly plainEveryMs?: number; readonly tty?: boolean } = {}
+): ProgressView => {
   const tty = options.tty ?? stream.isTTY === true
   const plainEvery = options.plainEveryMs ?? 2_000
   let drawn = 0
@@ -57,7 +60,9 @@ export const progressView = (stream: Stream, options: { readonly plainEveryMs?: 
       const done = counts.succeeded + counts.failed
       const filled = counts.total === 0 ? 0 : Math.round((done / counts.total) * BAR)
       const failed = counts.failed > 0 ? ` ${counts.failed} failed` : ""
-      rows.push(`${name.slice(0, 12).padEnd(12)} [${"#".repeat(filled).padEnd(BAR, ".")}] ${String(done).padStart(8)} / ${String(counts.total).padEnd(8)}${failed}`)
+      rows.push(
+        `${name.slice(0, 12).padEnd(12)} [${"#".repeat(filled).padEnd(BAR, ".")}] ${String(done).padStart(8)} / ${String(counts.total).padEnd(8)}${failed}`
+      )
     }
     const workers = Object.keys(progress.byWorker).length
     rows.push(`${Math.round(rate)} tasks/s, ${workers} worker${workers === 1 ? "" : "s"}`)
@@ -102,11 +107,16 @@ export const progressView = (stream: Stream, options: { readonly plainEveryMs?: 
 }
 
 /** A short human summary of an instance, for `taskfold status`. */
-export const describeStatus = (status: { readonly instanceId: string; readonly progress: Progress; readonly outcome: Progress["outcome"] }): string => {
+export const describeStatus = (status: {
+  readonly instanceId: string
+  readonly progress: Progress
+  readonly outcome: Progress["outcome"]
+}): string => {
   const lines: string[] = []
   const outcome = status.outcome
   lines.push(`instance ${status.instanceId}: ${outcome === null ? "running" : outcome.ok ? "succeeded" : "failed"}`)
-  if (outcome !== null) lines.push(`  result: ${outcome.result.length > 500 ? `${outcome.result.slice(0, 500)}…` : outcome.result}`)
+  if (outcome !== null)
+    lines.push(`  result: ${outcome.result.length > 500 ? `${outcome.result.slice(0, 500)}…` : outcome.result}`)
   const names = Object.entries(status.progress.byName)
   if (names.length > 0) {
     lines.push("  tasks          total  waiting  dispatched  running  succeeded  failed")
@@ -120,7 +130,9 @@ export const describeStatus = (status: { readonly instanceId: string; readonly p
   if (workers.length > 0) {
     lines.push("  workers                          assigned  running  succeeded  failed")
     for (const [id, w] of workers) {
-      lines.push(`  ${id.slice(0, 32).padEnd(32)} ${String(w.assigned).padStart(8)} ${String(w.running).padStart(8)} ${String(w.succeeded).padStart(10)} ${String(w.failed).padStart(7)}`)
+      lines.push(
+        `  ${id.slice(0, 32).padEnd(32)} ${String(w.assigned).padStart(8)} ${String(w.running).padStart(8)} ${String(w.succeeded).padStart(10)} ${String(w.failed).padStart(7)}`
+      )
     }
   }
   return lines.join("\n")

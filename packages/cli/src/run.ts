@@ -1,5 +1,5 @@
 import { startJob, type Job, type Progress, type RunResult } from "@taskfold/core"
-import { type TaskStoreShape } from "@taskfold/core/adapter"
+import type { TaskStoreShape } from "@taskfold/core/adapter"
 import { loadJobs, makeTrackerServer, openSqliteStore, scopedThreadPool } from "@taskfold/node"
 import { Effect, Fiber, Schedule } from "effect"
 import { CommandError, helpOption, integer, json, jsonObject, parse, threads, UsageError } from "./args.ts"
@@ -28,10 +28,14 @@ Options:
 export const pickJob = (jobs: ReadonlyMap<string, Job>, name: string | undefined, where: string): Job => {
   if (name !== undefined) {
     const job = jobs.get(name)
-    if (job === undefined) throw new CommandError(`${where} exports no job named ${JSON.stringify(name)}; it exports ${[...jobs.keys()].join(", ")}`)
+    if (job === undefined)
+      throw new CommandError(
+        `${where} exports no job named ${JSON.stringify(name)}; it exports ${[...jobs.keys()].join(", ")}`
+      )
     return job
   }
-  if (jobs.size > 1) throw new UsageError(`${where} exports several jobs (${[...jobs.keys()].join(", ")}): choose one with --job`)
+  if (jobs.size > 1)
+    throw new UsageError(`${where} exports several jobs (${[...jobs.keys()].join(", ")}): choose one with --job`)
   return [...jobs.values()][0] as Job
 }
 
@@ -77,7 +81,12 @@ export const run = async (args: ReadonlyArray<string>): Promise<number> => {
   }
   const view = progressView(process.stderr)
   const watch = (progress: Effect.Effect<Progress>) =>
-    Effect.forkScoped(Effect.repeat(Effect.flatMap(progress, (p) => Effect.sync(() => view.update(p))), Schedule.spaced(250)))
+    Effect.forkScoped(
+      Effect.repeat(
+        Effect.flatMap(progress, (p) => Effect.sync(() => view.update(p))),
+        Schedule.spaced(250)
+      )
+    )
   try {
     // A database left by a run that did not finish: resume its instances of this job instead (R-REC-1).
     const results = await runEffect(
@@ -121,7 +130,9 @@ export const run = async (args: ReadonlyArray<string>): Promise<number> => {
             ...(config === undefined ? {} : { config }),
             ...(store === undefined ? {} : { store })
           })
-          process.stderr.write(`instance ${handle.instanceId} of job ${job.name} on ${workers} in-process worker${workers === 1 ? "" : "s"}\n`)
+          process.stderr.write(
+            `instance ${handle.instanceId} of job ${job.name} on ${workers} in-process worker${workers === 1 ? "" : "s"}\n`
+          )
           yield* watch(handle.progress)
           const result = yield* handle.result
           view.update(result.progress)

@@ -16,7 +16,11 @@ Options:
 `
 
 export const status = async (args: ReadonlyArray<string>): Promise<number> => {
-  const { values, positionals } = parse(args, { ...helpOption, tracker: { type: "string" }, token: { type: "string" }, json: { type: "boolean" } }, 1)
+  const { values, positionals } = parse(
+    args,
+    { ...helpOption, tracker: { type: "string" }, token: { type: "string" }, json: { type: "boolean" } },
+    1
+  )
   if (values.help) {
     process.stdout.write(statusHelp)
     return 0
@@ -24,7 +28,12 @@ export const status = async (args: ReadonlyArray<string>): Promise<number> => {
   const instanceId = positionals[0]
   if (instanceId === undefined) throw new UsageError("an instance id is required: taskfold status <instance-id>")
   const tracker = url(values.tracker, "--tracker")
-  const client = httpTrackerClient({ baseUrl: tracker, token: token(values.token), fetch: globalThis.fetch, timeoutMs: 15_000 })
+  const client = httpTrackerClient({
+    baseUrl: tracker,
+    token: token(values.token),
+    fetch: globalThis.fetch,
+    timeoutMs: 15_000
+  })
   const found = await runEffect(client.status(instanceId), describeClientError(tracker))
   process.stdout.write(values.json ? `${JSON.stringify(found)}\n` : `${describeStatus(found)}\n`)
   return 0

@@ -84,10 +84,13 @@ export const submit = async (args: ReadonlyArray<string>): Promise<number> => {
     } else {
       const failure = exit.cause.reasons.find((reason) => reason._tag === "Fail")
       const error = failure?._tag === "Fail" ? failure.error : undefined
-      const transient = error instanceof TransportError && (error.reason === "unreachable" || error.reason === "timeout")
+      const transient =
+        error instanceof TransportError && (error.reason === "unreachable" || error.reason === "timeout")
       if (!transient) {
         if (error instanceof RejectedError && error.reason === "unknown-instance") {
-          throw new CommandError(`the tracker at ${tracker} no longer knows instance ${instanceId} (was it restarted without --db?)`)
+          throw new CommandError(
+            `the tracker at ${tracker} no longer knows instance ${instanceId} (was it restarted without --db?)`
+          )
         }
         throw new CommandError(error === undefined ? `lost track of instance ${instanceId}` : describe(error))
       }

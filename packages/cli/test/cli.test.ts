@@ -13,7 +13,10 @@ const jobs = join(fixtures, "jobs.ts")
 
 const taskfold = (...args: string[]) =>
   new Promise<{ code: number | null; stdout: string; stderr: string }>((done) => {
-    const child = spawn(process.execPath, [cli, ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, TASKFOLD_TOKEN: "" } })
+    const child = spawn(process.execPath, [cli, ...args], {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, TASKFOLD_TOKEN: "" }
+    })
     let stdout = ""
     let stderr = ""
     child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk))
@@ -32,7 +35,9 @@ const oneLine = (stderr: string, pattern: RegExp) => {
 let tracker: RunningTracker
 const scope = Effect.runSync(Scope.make())
 beforeAll(async () => {
-  tracker = await Effect.runPromise(serveTracker({ port: 0, token: "t0ken", jobs: await loadJobs(jobs) }).pipe(Scope.provide(scope)))
+  tracker = await Effect.runPromise(
+    serveTracker({ port: 0, token: "t0ken", jobs: await loadJobs(jobs) }).pipe(Scope.provide(scope))
+  )
 })
 afterAll(() => Effect.runPromise(Scope.close(scope, Exit.void)))
 
@@ -68,7 +73,10 @@ describe("the taskfold command", () => {
       [["serve", "--port", "70000", "--token", "x", "--jobs", jobs], /--port must be a port number/],
       [["serve", "--port", "0", "--jobs", jobs], /--token \(or the TASKFOLD_TOKEN environment variable\) is required/],
       [["worker", "--tracker", "nope", "--token", "x", "--jobs", jobs], /--tracker must be a URL/],
-      [["submit", "squares", "--tracker", "http://127.0.0.1:1", "--token", "x", "--config", "[1]"], /--config must be a JSON object/],
+      [
+        ["submit", "squares", "--tracker", "http://127.0.0.1:1", "--token", "x", "--config", "[1]"],
+        /--config must be a JSON object/
+      ],
       [["status", "--tracker", "http://127.0.0.1:1", "--token", "x"], /an instance id is required/]
     ]
     for (const [args, pattern] of cases) {
@@ -84,12 +92,21 @@ describe("the taskfold command", () => {
       [["run", join(fixtures, "missing.ts")], /no job module or folder at .*missing\.ts/],
       [["run", join(fixtures, "no-jobs.ts")], /no job definition \(defineJob\) is exported/],
       [["run", jobs, "--job", "nope"], /exports no job named "nope"/],
-      [["submit", "squares", "--tracker", `http://127.0.0.1:${port}`, "--token", "x"], /cannot reach the tracker at http:\/\/127\.0\.0\.1:\d+: .*ECONNREFUSED/],
+      [
+        ["submit", "squares", "--tracker", `http://127.0.0.1:${port}`, "--token", "x"],
+        /cannot reach the tracker at http:\/\/127\.0\.0\.1:\d+: .*ECONNREFUSED/
+      ],
       [["status", "some-id", "--tracker", `http://127.0.0.1:${port}`, "--token", "x"], /cannot reach the tracker/],
       [["worker", "--tracker", `http://127.0.0.1:${port}`, "--token", "x", "--jobs", jobs], /cannot reach the tracker/],
       [["serve", "--port", String(tracker.port), "--token", "x", "--jobs", jobs], /port \d+ is in use/],
-      [["submit", "squares", "--tracker", tracker.url, "--token", "wrong"], /refused the request: a valid bearer token is required/],
-      [["submit", "nope", "--tracker", tracker.url, "--token", "t0ken"], /unknown job "nope"; this tracker knows ("squares", "broken"|"broken", "squares")/],
+      [
+        ["submit", "squares", "--tracker", tracker.url, "--token", "wrong"],
+        /refused the request: a valid bearer token is required/
+      ],
+      [
+        ["submit", "nope", "--tracker", tracker.url, "--token", "t0ken"],
+        /unknown job "nope"; this tracker knows ("squares", "broken"|"broken", "squares")/
+      ],
       [["status", "nope", "--tracker", tracker.url, "--token", "t0ken"], /no live instance nope/]
     ]
     for (const [args, pattern] of cases) {
@@ -112,20 +129,38 @@ describe("the taskfold command", () => {
   it("R-FIN-8 run names every failed task with its error, on stderr and in the JSON line, never only a count", async () => {
     const failed = await taskfold("run", jobs, "--job", "some-fail", "--workers", "2", "--threads", "0")
     expect(failed.code).toBe(1)
-    const line = JSON.parse(failed.stdout) as { ok: boolean; counts: unknown; errors: Array<{ taskId: string; name: string; error: { tag: string; message: string } }> }
+    const line = JSON.parse(failed.stdout) as {
+      ok: boolean
+      counts: unknown
+      errors: Array<{ taskId: string; name: string; error: { tag: string; message: string } }>
+    }
     expect(line.ok).toBe(false)
     expect(line.counts).toEqual({ created: 11, succeeded: 9, failed: 2 })
-    expect(line.errors.map((error) => [error.taskId, error.name, error.error.tag, error.error.message]).sort()).toEqual([
-      ["0.4", "part", "RangeError", "part 3 is out of range"],
-      ["0.8", "part", "RangeError", "part 7 is out of range"]
-    ])
+    expect(line.errors.map((error) => [error.taskId, error.name, error.error.tag, error.error.message]).sort()).toEqual(
+      [
+        ["0.4", "part", "RangeError", "part 3 is out of range"],
+        ["0.8", "part", "RangeError", "part 7 is out of range"]
+      ]
+    )
     expect(failed.stderr).toMatch(/failed: 11 tasks, 9 succeeded, 2 failed/)
     expect(failed.stderr).toMatch(/task 0\.4 \(part, attempt 0\): RangeError: part 3 is out of range/)
     expect(failed.stderr).toMatch(/task 0\.8 \(part, attempt 0\): RangeError: part 7 is out of range/)
   })
 
   it("submit --wait against a server prints the outcome line; status answers after the instance finished", async () => {
-    const waited = await taskfold("submit", "squares", "--tracker", tracker.url, "--token", "t0ken", "--params", '{"n":20}', "--id", "cli-1", "--wait")
+    const waited = await taskfold(
+      "submit",
+      "squares",
+      "--tracker",
+      tracker.url,
+      "--token",
+      "t0ken",
+      "--params",
+      '{"n":20}',
+      "--id",
+      "cli-1",
+      "--wait"
+    )
     expect(waited.code).toBe(0)
     expect(JSON.parse(waited.stdout)).toMatchObject({ instanceId: "cli-1", ok: true, result: 2_470 })
     const shown = await taskfold("status", "cli-1", "--tracker", tracker.url, "--token", "t0ken")

@@ -13,7 +13,13 @@ export {
   type TrackerError,
   type TrackerHooks
 } from "./tracker/tracker.ts"
-export { startWorker, type LinkError, type TrackerLink, type WorkerHandle, type WorkerOptions } from "./worker/runtime.ts"
+export {
+  startWorker,
+  type LinkError,
+  type TrackerLink,
+  type WorkerHandle,
+  type WorkerOptions
+} from "./worker/runtime.ts"
 export {
   countResults,
   resultStream,

@@ -23,5 +23,13 @@ export {
   type RetryBackoff
 } from "./model/config.ts"
 export { ConfigError, RejectedError, StoreError, TransportError } from "./model/errors.ts"
-export type { FailedTask, JobKind, NameProgress, Outcome, Progress, TaskCounts, WorkerProgress } from "./model/instance.ts"
+export type {
+  FailedTask,
+  JobKind,
+  NameProgress,
+  Outcome,
+  Progress,
+  TaskCounts,
+  WorkerProgress
+} from "./model/instance.ts"
 export { describeError, type TaskError } from "./model/task-error.ts"

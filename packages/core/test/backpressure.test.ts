@@ -15,7 +15,14 @@ const run = (maxWaitingTasks: number) =>
     const job = defineJob({
       name: "backpressure",
       kind: "mapReduce",
-      config: { maxWaitingTasks, queueAllowance: 0, progressInterval: 2, heartbeatInterval: 30, workerTimeout: 500, taskRetries: 0 },
+      config: {
+        maxWaitingTasks,
+        queueAllowance: 0,
+        progressInterval: 2,
+        heartbeatInterval: 30,
+        workerTimeout: 500,
+        taskRetries: 0
+      },
       process: async (task, ctx) => {
         if (task.isRoot) {
           for (let call = 0; call < CALLS; call++) {

@@ -45,20 +45,28 @@ describe("broadcast end to end", () => {
           expect(seen.pre).toEqual([LOCAL])
           expect(seen.processed.map((p) => p.worker).sort()).toEqual([LOCAL, "worker-1", "worker-2"])
           expect(new Set(seen.processed.map((p) => p.taskId)).size).toBe(3)
-          expect(seen.processed.every((p) => JSON.stringify(p.body) === JSON.stringify({ token: "prepared" }))).toBe(true)
+          expect(seen.processed.every((p) => JSON.stringify(p.body) === JSON.stringify({ token: "prepared" }))).toBe(
+            true
+          )
           expect(seen.post).toHaveLength(1)
           expect(seen.post[0]!.worker).toBe(LOCAL)
           const results = seen.post[0]!.results
           expect(results.map((r) => r.name)).toEqual(["ROOT", "BROADCAST", "BROADCAST", "BROADCAST"])
           expect(results.every((r) => r.ok)).toBe(true)
-          expect(results.slice(1).map((r) => r.result as string).sort()).toEqual([
+          expect(
+            results
+              .slice(1)
+              .map((r) => r.result as string)
+              .sort()
+          ).toEqual([`done on ${LOCAL}`, "done on worker-1", "done on worker-2"])
+          expect((JSON.parse(outcome.result) as string[]).sort()).toEqual([
             `done on ${LOCAL}`,
             "done on worker-1",
             "done on worker-2"
           ])
-          expect((JSON.parse(outcome.result) as string[]).sort()).toEqual([`done on ${LOCAL}`, "done on worker-1", "done on worker-2"])
           const progress = yield* cluster.tracker.progress
-          for (const worker of [LOCAL, "worker-1", "worker-2"]) expect(progress.byWorker[worker]?.succeeded).toBeGreaterThanOrEqual(1)
+          for (const worker of [LOCAL, "worker-1", "worker-2"])
+            expect(progress.byWorker[worker]?.succeeded).toBeGreaterThanOrEqual(1)
         })
       )
     ))
@@ -94,7 +102,12 @@ describe("broadcast end to end", () => {
           )
           expect(outcome.counts).toEqual({ created: 4, succeeded: 3, failed: 1 })
           expect(outcome.errors).toEqual([
-            { taskId: expect.stringMatching(/^0\.\d$/), name: "BROADCAST", attempt: 0, error: { tag: "Error", message: "disk full on worker-2" } }
+            {
+              taskId: expect.stringMatching(/^0\.\d$/),
+              name: "BROADCAST",
+              attempt: 0,
+              error: { tag: "Error", message: "disk full on worker-2" }
+            }
           ])
         })
       )
@@ -164,7 +177,9 @@ describe("broadcast end to end", () => {
           const outcome = yield* outcomeWithin(cluster.tracker)
           expect(processed).toBe(0)
           expect(outcome.ok).toBe(false)
-          expect(outcome.result).toBe("total: 1, succeeded: 0, failed: 1; 1 of 1 tasks failed, postProcess skipped; first errors: 0 (ROOT, attempt 0): Error: no input")
+          expect(outcome.result).toBe(
+            "total: 1, succeeded: 0, failed: 1; 1 of 1 tasks failed, postProcess skipped; first errors: 0 (ROOT, attempt 0): Error: no input"
+          )
           expect(outcome.counts).toEqual({ created: 1, succeeded: 0, failed: 1 })
           const progress = yield* cluster.tracker.progress
           expect(progress.byName["BROADCAST"]).toBeUndefined()

@@ -16,7 +16,14 @@ const scenario = (failover: boolean) =>
       defineJob({
         name: "failover",
         kind: "mapReduce",
-        config: { taskRetries: 0, heartbeatInterval: 20, workerTimeout: 120, ackTimeout: 1_000, failover, runReduceIfFail: true },
+        config: {
+          taskRetries: 0,
+          heartbeatInterval: 20,
+          workerTimeout: 120,
+          ackTimeout: 1_000,
+          failover,
+          runReduceIfFail: true
+        },
         process: async (task, ctx) => {
           if (task.isRoot) {
             await ctx.map(
@@ -73,7 +80,12 @@ describe("a worker lost mid-run", () => {
           expect(subs.reduce((sum, r) => sum + (r.result as { value: number }).value, 0)).toBe((N * (N + 1)) / 2)
           for (const id of heldAtCut) {
             // It ran again on a worker that is still there, and that run's result is the one counted.
-            expect(started.get(id)?.slice(1).some((worker) => worker !== LOST)).toBe(true)
+            expect(
+              started
+                .get(id)
+                ?.slice(1)
+                .some((worker) => worker !== LOST)
+            ).toBe(true)
             const result = subs.find((r) => r.taskId === id)?.result as { worker: string } | undefined
             expect(result?.worker).not.toBe(LOST)
           }
@@ -92,7 +104,9 @@ describe("a worker lost mid-run", () => {
           const failed = reduced.filter((r) => !r.ok)
           expect(heldAtCut.size).toBeGreaterThanOrEqual(2)
           expect(failed.length).toBeGreaterThanOrEqual(heldAtCut.size)
-          expect(failed.every((r) => r.error?.reason === "worker-lost" && String(r.result).startsWith("worker lost"))).toBe(true)
+          expect(
+            failed.every((r) => r.error?.reason === "worker-lost" && String(r.result).startsWith("worker lost"))
+          ).toBe(true)
           for (const id of heldAtCut) {
             expect(failed.map((r) => r.taskId)).toContain(id)
             expect(started.get(id)).toEqual([LOST])

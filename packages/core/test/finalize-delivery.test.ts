@@ -41,7 +41,8 @@ describe("outcome delivery", () => {
               deliverOutcome: (instanceId, outcome) =>
                 Effect.suspend(() => {
                   deliveries.push({ outcome, at: Date.now(), stored: store.instances.has(instanceId) })
-                  if (deliveries.length <= 2) return Effect.fail(new TransportError({ reason: "timeout", message: "owner busy" }))
+                  if (deliveries.length <= 2)
+                    return Effect.fail(new TransportError({ reason: "timeout", message: "owner busy" }))
                   return base.deliverOutcome(instanceId, outcome)
                 })
             })
@@ -61,12 +62,21 @@ describe("outcome delivery", () => {
           expect(yield* store.load(cluster.instanceId)).toBeUndefined()
           expect(yield* store.readTasks(cluster.instanceId, ["0", "0.1", "0.F"])).toEqual([])
           // Every worker was told to stop the instance, and only after the owner accepted the outcome.
-          const finished = stops.filter((stop) => stop.message.taskIds === null && stop.message.reason === "instance finished")
+          const finished = stops.filter(
+            (stop) => stop.message.taskIds === null && stop.message.reason === "instance finished"
+          )
           expect(finished.map((stop) => stop.workerId).sort()).toEqual(["local", "worker-1", "worker-2"])
           expect(finished.every((stop) => stop.deliveriesSoFar === 3)).toBe(true)
           // A released tracker answers calls with unknown-instance.
           const error = yield* Effect.flip(
-            cluster.tracker.heartbeat({ instanceId: cluster.instanceId, workerId: "local", slots: 1, freeSlots: 1, queueLength: 0, idle: true })
+            cluster.tracker.heartbeat({
+              instanceId: cluster.instanceId,
+              workerId: "local",
+              slots: 1,
+              freeSlots: 1,
+              queueLength: 0,
+              idle: true
+            })
           )
           expect(error).toMatchObject({ _tag: "RejectedError", reason: "unknown-instance" })
         })

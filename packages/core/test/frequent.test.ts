@@ -7,7 +7,10 @@ import { aborted, sleep, waitUntil } from "./support.ts"
 const base: JobConfigOverrides = { heartbeatInterval: 30, workerTimeout: 300 }
 
 /** A standalone frequent job whose root records every start; `work` is what each sub-instance does. */
-const frequentJob = (config: JobConfigOverrides, work: (signal: AbortSignal) => Promise<unknown> | unknown = () => "tick") => {
+const frequentJob = (
+  config: JobConfigOverrides,
+  work: (signal: AbortSignal) => Promise<unknown> | unknown = () => "tick"
+) => {
   const starts: Array<{ id: string; at: number }> = []
   let running = 0
   let maxRunning = 0
@@ -38,7 +41,10 @@ describe("frequent jobs in process", () => {
       Effect.scoped(
         Effect.gen(function* () {
           const store = makeMemoryStore()
-          const { job, starts } = frequentJob({ frequent: { mode: "fixedRate", everyMs: 50 }, maxConcurrentSubInstances: 3 })
+          const { job, starts } = frequentJob({
+            frequent: { mode: "fixedRate", everyMs: 50 },
+            maxConcurrentSubInstances: 3
+          })
           const handle = yield* startJob(job, { workers: 1, store })
           yield* waitUntil(() => starts.length >= 13, "13 sub-instances", 3_000)
           // Each trigger is its own sub-instance with root "<n>", numbered from 1.
@@ -54,7 +60,9 @@ describe("frequent jobs in process", () => {
           const runs = history.map((record) => record.run)
           expect(runs).toEqual(runs.map((_, i) => runs[0]! + i))
           expect(runs[0]).toBeGreaterThan(1)
-          expect(history.every((record) => record.status === "succeeded" && record.result === JSON.stringify("tick"))).toBe(true)
+          expect(
+            history.every((record) => record.status === "succeeded" && record.result === JSON.stringify("tick"))
+          ).toBe(true)
 
           yield* handle.kill("enough")
           const result = yield* handle.result.pipe(Effect.timeout(2_000))
@@ -96,7 +104,9 @@ describe("frequent jobs in process", () => {
     Effect.runPromise(
       Effect.scoped(
         Effect.gen(function* () {
-          const { job, starts } = frequentJob({ frequent: { mode: "fixedDelay", everyMs: 50 } }, () => sleep(30).then(() => "done"))
+          const { job, starts } = frequentJob({ frequent: { mode: "fixedDelay", everyMs: 50 } }, () =>
+            sleep(30).then(() => "done")
+          )
           const handle = yield* startJob(job, { workers: 1 })
           yield* waitUntil(() => starts.length >= 4, "4 sub-instances", 3_000)
           for (let i = 1; i < starts.length; i++) {
@@ -122,7 +132,11 @@ describe("frequent jobs in process", () => {
             }
           )
           const handle = yield* startJob(job, { workers: 1, store })
-          yield* waitUntil(() => historyOf(store, handle.instanceId).filter((r) => r.status === "failed").length >= 2, "2 timed-out runs", 3_000)
+          yield* waitUntil(
+            () => historyOf(store, handle.instanceId).filter((r) => r.status === "failed").length >= 2,
+            "2 timed-out runs",
+            3_000
+          )
           const failed = historyOf(store, handle.instanceId).filter((r) => r.status === "failed")
           expect(failed.every((record) => record.result === "timed out")).toBe(true)
           expect(reasons.slice(0, 2)).toEqual(["timed out", "timed out"])

@@ -6,14 +6,24 @@
  */
 import { Effect, Schema } from "effect"
 import { describe, expect, it } from "vitest"
-import { ConfigError, defineJob, runJob, type Job, type Outcome, type TaskError, type TaskResult } from "../src/index.ts"
+import {
+  ConfigError,
+  defineJob,
+  runJob,
+  type Job,
+  type Outcome,
+  type TaskError,
+  type TaskResult
+} from "../src/index.ts"
 import { MAX_CAUSE_DEPTH, TaskStatus, type ReportBatch, type TrackerLink } from "../src/adapter.ts"
 import { outcomeWithin, startCluster, waitUntil } from "./support.ts"
 
 const quick = { heartbeatInterval: 30, workerTimeout: 300, taskRetries: 0 }
 
 /** Every terminal result reduce saw, by task id. */
-const collect = async (results: AsyncIterable<TaskResult>): Promise<Record<string, { ok: boolean; result: unknown; error: TaskError | null }>> => {
+const collect = async (
+  results: AsyncIterable<TaskResult>
+): Promise<Record<string, { ok: boolean; result: unknown; error: TaskError | null }>> => {
   const seen: Record<string, { ok: boolean; result: unknown; error: TaskError | null }> = {}
   for await (const r of results) seen[r.taskId] = { ok: r.ok, result: r.result, error: r.error ?? null }
   return seen
@@ -82,7 +92,12 @@ describe("honest outcomes", () => {
         runReduceIfFail ? { created: 4, succeeded: 3, failed: 1 } : { created: 3, succeeded: 2, failed: 1 }
       )
       expect(run.outcome.errors).toEqual([
-        { taskId: "0", name: "ROOT", attempt: 0, error: { tag: "Error", message: "root broke before mapping the rest" } }
+        {
+          taskId: "0",
+          name: "ROOT",
+          attempt: 0,
+          error: { tag: "Error", message: "root broke before mapping the rest" }
+        }
       ])
     })
   }
@@ -95,7 +110,11 @@ describe("honest outcomes", () => {
         kind: "map",
         config: { ...quick, ...(maxReportedErrors === undefined ? {} : { maxReportedErrors }) },
         process: (task, ctx) => {
-          if (task.isRoot) return ctx.map(Array.from({ length: 40 }, (_, i) => i), "item")
+          if (task.isRoot)
+            return ctx.map(
+              Array.from({ length: 40 }, (_, i) => i),
+              "item"
+            )
           const n = task.body as number
           if (failing.has(n)) throw new Error(`item ${n} is prime`)
           return n
@@ -112,9 +131,13 @@ describe("honest outcomes", () => {
       expect(entry.error.message).toBe(`item ${n} is prime`)
     }
     expect(new Set(standard.outcome.errors.map((entry) => entry.taskId)).size).toBe(10)
-    expect(standard.outcome.result).toMatch(/^total: 41, succeeded: 29, failed: 12; 12 of 41 tasks failed, so the map failed; first errors: /)
+    expect(standard.outcome.result).toMatch(
+      /^total: 41, succeeded: 29, failed: 12; 12 of 41 tasks failed, so the map failed; first errors: /
+    )
     // the errors named in the result are the ones listed, in the same order
-    const named = [...standard.outcome.result.matchAll(/(0\.\d+) \(item, attempt 0\): Error: item \d+ is prime/g)].map((m) => m[1])
+    const named = [...standard.outcome.result.matchAll(/(0\.\d+) \(item, attempt 0\): Error: item \d+ is prime/g)].map(
+      (m) => m[1]
+    )
     expect(named).toEqual(standard.outcome.errors.map((entry) => entry.taskId))
 
     const few = await runJob(job(3), { workers: 3 })
@@ -146,7 +169,11 @@ describe("honest outcomes", () => {
             kind: "mapReduce",
             config: { ...quick, runReduceIfFail: true, localWorker: "exclude" },
             process: async (task, ctx) => {
-              if (task.isRoot) return ctx.map(Array.from({ length: 50 }, (_, i) => i), "piece")
+              if (task.isRoot)
+                return ctx.map(
+                  Array.from({ length: 50 }, (_, i) => i),
+                  "piece"
+                )
               started++
               // all 50 end together, so their statuses leave in one report
               await gate
@@ -156,21 +183,38 @@ describe("honest outcomes", () => {
           })
           const reports: ReportBatch[] = []
           const recording = (workerId: string, base: TrackerLink): TrackerLink =>
-            workerId === "worker-1" ? { ...base, report: (batch) => Effect.suspend(() => (reports.push(batch), base.report(batch))) } : base
+            workerId === "worker-1"
+              ? {
+                  ...base,
+                  report: (batch) =>
+                    Effect.suspend(() => {
+                      reports.push(batch)
+                      return base.report(batch)
+                    })
+                }
+              : base
           const cluster = yield* startCluster({ job, workers: 2, slots: 64, link: recording })
           yield* waitUntil(() => started === 50, "all 50 pieces running on worker-1")
           release()
           const outcome = yield* outcomeWithin(cluster.tracker)
           // reduce ran over everything, the failed piece included (runReduceIfFail), and decided the outcome
           expect(outcome.ok).toBe(true)
-          const reduced = JSON.parse(outcome.result) as Record<string, { ok: boolean; result: unknown; error: TaskError | null }>
+          const reduced = JSON.parse(outcome.result) as Record<
+            string,
+            { ok: boolean; result: unknown; error: TaskError | null }
+          >
           expect(Object.values(reduced).filter((entry) => !entry.ok)).toHaveLength(1)
           expect(reduced["0.18"]).toMatchObject({ ok: false, error: { reason: "result-too-large" } })
           expect(reduced["0.1"]).toEqual({ ok: true, result: "small 0", error: null })
           expect(outcome.counts).toEqual({ created: 52, succeeded: 51, failed: 1 })
           expect(outcome.errors).toHaveLength(1)
           const failed = outcome.errors[0]!
-          expect(failed).toMatchObject({ taskId: "0.18", name: "piece", attempt: 0, error: { tag: "TaskfoldError", reason: "result-too-large" } })
+          expect(failed).toMatchObject({
+            taskId: "0.18",
+            name: "piece",
+            attempt: 0,
+            error: { tag: "TaskfoldError", reason: "result-too-large" }
+          })
           // it names the size and the knob
           expect(failed.error.message).toContain(String(2 * 1024 * 1024 + 2))
           expect(failed.error.message).toContain("maxResultBytes")
@@ -178,7 +222,9 @@ describe("honest outcomes", () => {
           const statuses = reports.flatMap((batch) => batch.reports).filter((report) => report.taskId.startsWith("0."))
           const carrying = reports.find((batch) => batch.reports.some((report) => report.taskId === "0.18"))!
           expect(carrying.reports.filter((report) => report.status === TaskStatus.Succeeded)).toHaveLength(49)
-          expect(carrying.reports.find((report) => report.taskId === "0.18")).toMatchObject({ status: TaskStatus.Failed })
+          expect(carrying.reports.find((report) => report.taskId === "0.18")).toMatchObject({
+            status: TaskStatus.Failed
+          })
           expect(statuses.every((report) => (report.result ?? "").length < 1_000)).toBe(true)
           // no retry: it would fail again
           expect(statuses.filter((report) => report.taskId === "0.18")).toHaveLength(1)
@@ -249,7 +295,10 @@ describe("honest outcomes", () => {
       expect(entry.result, name).toBe(entry.error!.message)
     }
     expect(byCase["bigint"]!.error).toEqual({ tag: "bigint", message: "12345678901234567890n" })
-    expect(byCase["circular"]!.error).toEqual({ tag: "object", message: JSON.stringify({ name: "loop", self: "[circular]" }) })
+    expect(byCase["circular"]!.error).toEqual({
+      tag: "object",
+      message: JSON.stringify({ name: "loop", self: "[circular]" })
+    })
     expect(byCase["undefined"]!.error).toEqual({ tag: "undefined", message: "undefined" })
     expect(byCase["string"]!.error).toEqual({ tag: "string", message: "just words" })
     const chained = byCase["chain"]!.error!
@@ -258,7 +307,11 @@ describe("honest outcomes", () => {
     expect(byCase["tagged"]!.error!.tag).toBe("Refused")
     expect(byCase["effectFail"]!.error!.tag).toBe("Refused")
     expect(byCase["effectDie"]!.error).toMatchObject({ tag: "TypeError", message: "died in an Effect" })
-    expect(byCase["rejected"]!.error).toEqual({ tag: "RangeError", message: "out of range", cause: { tag: "bigint", message: "42n" } })
+    expect(byCase["rejected"]!.error).toEqual({
+      tag: "RangeError",
+      message: "out of range",
+      cause: { tag: "bigint", message: "42n" }
+    })
     // the outcome names them too (maxReportedErrors 10 >= 9)
     expect(run.outcome.errors.map((entry) => entry.taskId).sort()).toEqual(names.map((_, i) => `0.${i + 1}`).sort())
   })
@@ -322,7 +375,13 @@ describe("honest outcomes", () => {
       name: "pulled-sum",
       kind: "mapReduce",
       config: { ...quick, dispatchMode: "pull", maxInFlight: 7 },
-      process: (task, ctx) => (task.isRoot ? ctx.map(Array.from({ length: 60 }, (_, i) => i + 1), "add") : task.body),
+      process: (task, ctx) =>
+        task.isRoot
+          ? ctx.map(
+              Array.from({ length: 60 }, (_, i) => i + 1),
+              "add"
+            )
+          : task.body,
       reduce: async (results) => {
         let sum = 0
         let count = 0
@@ -374,7 +433,9 @@ describe("honest outcomes", () => {
             transport: (base) => ({
               ...base,
               deliverOutcome: (instanceId, outcome) =>
-                Effect.suspend(() => (++tries <= 2 ? Effect.die(new Error("socket exploded")) : base.deliverOutcome(instanceId, outcome)))
+                Effect.suspend(() =>
+                  ++tries <= 2 ? Effect.die(new Error("socket exploded")) : base.deliverOutcome(instanceId, outcome)
+                )
             })
           })
           const outcome = yield* outcomeWithin(cluster.tracker)
@@ -410,7 +471,18 @@ describe("honest outcomes", () => {
   it("R-WIRE-3 runJob refuses instance ids with a lone surrogate, control characters or more than 256 characters (ConfigError)", async () => {
     let ran = 0
     const job = defineJob({ name: "id-check", kind: "standalone", process: () => ran++ })
-    const bad = ["lone \ud800 high", "lone \udc00 low", "ends high \ud83d", "tab\there", "new\nline", "nul\u0000", "del\u007f", "c1\u0085", "x".repeat(257), ""]
+    const bad = [
+      "lone \ud800 high",
+      "lone \udc00 low",
+      "ends high \ud83d",
+      "tab\there",
+      "new\nline",
+      "nul\u0000",
+      "del\u007f",
+      "c1\u0085",
+      "x".repeat(257),
+      ""
+    ]
     for (const instanceId of bad) await expectConfigError(runJob(job, { instanceId }), "invalid-config", /instanceId/)
     expect(ran).toBe(0)
     // well-formed ids pass: a surrogate pair, non-Latin text, exactly 256 characters

@@ -39,7 +39,11 @@ describe("kill", () => {
           expect(result.ok).toBe(false)
           expect(result.outcome.result).toBe("operator said stop")
           expect(result.outcome.counts).toMatchObject({ failed: 6 })
-          expect(result.outcome.errors.map((e) => e.error)).toContainEqual({ tag: "TaskfoldError", reason: "killed", message: "killed: operator said stop" })
+          expect(result.outcome.errors.map((e) => e.error)).toContainEqual({
+            tag: "TaskfoldError",
+            reason: "killed",
+            message: "killed: operator said stop"
+          })
           yield* waitUntil(() => reasons.size === 6, "every running task saw its signal abort", 2_000)
           expect([...reasons.values()]).toEqual(Array(6).fill("operator said stop"))
           expect(reduceRuns).toBe(0)
@@ -56,7 +60,7 @@ describe("kill", () => {
       Effect.scoped(
         Effect.gen(function* () {
           const runs = counter()
-          let reason: unknown = undefined
+          let reason: unknown
           const reduced: TaskResult[] = []
           const job = defineJob({
             name: "kill-one",
@@ -97,7 +101,11 @@ describe("kill", () => {
             ["0.4", true, 4]
           ])
           expect(result.progress.byName["part"]).toMatchObject({ total: 4, succeeded: 3, failed: 1 })
-          expect(reduced.find((r) => r.taskId === "0.3")!.error).toEqual({ tag: "TaskfoldError", reason: "killed", message: "killed: too slow" })
+          expect(reduced.find((r) => r.taskId === "0.3")!.error).toEqual({
+            tag: "TaskfoldError",
+            reason: "killed",
+            message: "killed: too slow"
+          })
         })
       )
     ))

@@ -1,7 +1,15 @@
 import { Effect, Exit, Fiber, Option, Scope } from "effect"
 import { describe, expect, it } from "vitest"
 import { defineJob, resolveConfig, type TaskResult } from "../src/index.ts"
-import { makeMemoryNetwork, makeMemoryStore, resumeTracker, startTracker, TaskStore, Transport, type TaskStoreShape } from "../src/adapter.ts"
+import {
+  makeMemoryNetwork,
+  makeMemoryStore,
+  resumeTracker,
+  startTracker,
+  TaskStore,
+  Transport,
+  type TaskStoreShape
+} from "../src/adapter.ts"
 import { closeScope, counter, crashableLinks, LOCAL, outcomeWithin, sleep, startCluster, waitUntil } from "./support.ts"
 
 const N = 200
@@ -48,7 +56,13 @@ describe("tracker restart on a durable store", () => {
           })
           // A real network drops the connections of a crashed process: calls in flight at the crash fail.
           const links = crashableLinks()
-          const cluster = yield* startCluster({ job, store, workers: 3, slots: 4, link: (_id, base) => links.wrap(base) })
+          const cluster = yield* startCluster({
+            job,
+            store,
+            workers: 3,
+            slots: 4,
+            link: (_id, base) => links.wrap(base)
+          })
           const { instanceId, network } = cluster
 
           // Let part of the work finish, then crash the tracker's process: the tracker and its local worker.
@@ -71,7 +85,8 @@ describe("tracker restart on a durable store", () => {
           )
           network.addTracker(resumed)
           yield* cluster.addWorker("local-2")
-          for (const [id, worker] of cluster.workers) if (id !== LOCAL) yield* Effect.ignore(worker.handle.join(instanceId))
+          for (const [id, worker] of cluster.workers)
+            if (id !== LOCAL) yield* Effect.ignore(worker.handle.join(instanceId))
 
           const outcome = yield* outcomeWithin(resumed)
           expect(outcome.ok).toBe(true)
@@ -106,7 +121,7 @@ const trackerOnHeldStore = Effect.gen(function* () {
   }
   const network = makeMemoryNetwork()
   const scope = yield* Scope.fork(yield* Scope.Scope)
-  const instanceId = "held-" + globalThis.crypto.randomUUID()
+  const instanceId = `held-${globalThis.crypto.randomUUID()}`
   const tracker = yield* startTracker({
     instanceId,
     job: "held",
@@ -114,7 +129,11 @@ const trackerOnHeldStore = Effect.gen(function* () {
     config: yield* resolveConfig({}),
     params: "null",
     localWorkerId: "local"
-  }).pipe(Effect.provideService(TaskStore, store), Effect.provideService(Transport, network.transport), Scope.provide(scope))
+  }).pipe(
+    Effect.provideService(TaskStore, store),
+    Effect.provideService(Transport, network.transport),
+    Scope.provide(scope)
+  )
   yield* waitUntil(() => base.instances.has(instanceId), "the root task stored")
   return {
     tracker,
@@ -151,7 +170,14 @@ describe("a tracker whose scope closes (process crash, eviction)", () => {
           const { tracker, scope } = yield* trackerOnHeldStore
           yield* closeScope(scope)
           const exit = yield* Effect.exit(
-            tracker.heartbeat({ instanceId: tracker.instanceId, workerId: "w", slots: 1, freeSlots: 1, queueLength: 0, idle: true })
+            tracker.heartbeat({
+              instanceId: tracker.instanceId,
+              workerId: "w",
+              slots: 1,
+              freeSlots: 1,
+              queueLength: 0,
+              idle: true
+            })
           ).pipe(Effect.timeoutOption(300))
           expect(Option.isSome(exit)).toBe(true)
           expect(Option.isSome(exit) && Exit.isFailure(exit.value)).toBe(true)

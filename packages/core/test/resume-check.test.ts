@@ -1,21 +1,42 @@
 import { Effect, Scope } from "effect"
 import { describe, expect, it } from "vitest"
 import { defineJob, resolveConfig } from "../src/index.ts"
-import { makeMemoryNetwork, makeMemoryStore, resumeTracker, startTracker, TaskStore, Transport, type TaskRow, type TaskStoreShape } from "../src/adapter.ts"
+import {
+  makeMemoryNetwork,
+  makeMemoryStore,
+  resumeTracker,
+  startTracker,
+  TaskStore,
+  Transport,
+  type TaskRow,
+  type TaskStoreShape
+} from "../src/adapter.ts"
 import { closeScope, waitUntil } from "./support.ts"
 
 /** A root that maps 20 children and children that never finish on their own: the instance stays live. */
 const job = defineJob({
   name: "held",
   kind: "mapReduce",
-  process: async (task, ctx) => (task.isRoot ? ctx.map(Array.from({ length: 20 }, (_, i) => i), "item") : new Promise(() => {})),
+  process: async (task, ctx) =>
+    task.isRoot
+      ? ctx.map(
+          Array.from({ length: 20 }, (_, i) => i),
+          "item"
+        )
+      : new Promise(() => {}),
   reduce: async () => "reduced"
 })
 
 /** A store whose `load` gives the rows `alter` leaves: a store that lost or repeated rows. */
-const faultyLoad = (store: TaskStoreShape, alter: (rows: ReadonlyArray<TaskRow>) => ReadonlyArray<TaskRow>): TaskStoreShape => ({
+const faultyLoad = (
+  store: TaskStoreShape,
+  alter: (rows: ReadonlyArray<TaskRow>) => ReadonlyArray<TaskRow>
+): TaskStoreShape => ({
   ...store,
-  load: (instanceId) => store.load(instanceId).pipe(Effect.map((stored) => (stored === undefined ? undefined : { ...stored, live: alter(stored.live) })))
+  load: (instanceId) =>
+    store
+      .load(instanceId)
+      .pipe(Effect.map((stored) => (stored === undefined ? undefined : { ...stored, live: alter(stored.live) })))
 })
 
 const resumeWith = (alter: Parameters<typeof faultyLoad>[1]) =>
@@ -26,7 +47,14 @@ const resumeWith = (alter: Parameters<typeof faultyLoad>[1]) =>
       network.setOwner("held-1", () => {})
       const config = yield* resolveConfig({})
       const scope = yield* Scope.make()
-      yield* startTracker({ instanceId: "held-1", job: job.name, kind: job.kind, config, params: "null", localWorkerId: "local" }).pipe(
+      yield* startTracker({
+        instanceId: "held-1",
+        job: job.name,
+        kind: job.kind,
+        config,
+        params: "null",
+        localWorkerId: "local"
+      }).pipe(
         Effect.provideService(TaskStore, store),
         Effect.provideService(Transport, network.transport),
         Scope.provide(scope)
@@ -48,7 +76,9 @@ describe("resume checks the store", () => {
       Effect.gen(function* () {
         const outcome = yield* resumeWith(() => [])
         expect(outcome.ok).toBe(false)
-        expect(outcome.result).toMatch(/the store does not hold what the counters say: counted created 1, .* stored 0 rows/)
+        expect(outcome.result).toMatch(
+          /the store does not hold what the counters say: counted created 1, .* stored 0 rows/
+        )
       })
     ))
 

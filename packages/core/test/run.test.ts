@@ -8,7 +8,10 @@ describe("runJob in process", () => {
       kind: "mapReduce",
       process: async (task, ctx) => {
         if (task.isRoot) {
-          await ctx.map(Array.from({ length: 1000 }, (_, i) => i), "add")
+          await ctx.map(
+            Array.from({ length: 1000 }, (_, i) => i),
+            "add"
+          )
           return "mapped"
         }
         return task.body as number

@@ -6,7 +6,15 @@ import { resolveConfigSync } from "../src/model/config.ts"
 describe("machine", () => {
   it("creates the root task and writes it in the first step", () => {
     const state = createInstance(
-      { instanceId: "i1", job: "j", kind: "mapReduce", config: resolveConfigSync({}), params: "{}", localWorkerId: "local", seed: 1 },
+      {
+        instanceId: "i1",
+        job: "j",
+        kind: "mapReduce",
+        config: resolveConfigSync({}),
+        params: "{}",
+        localWorkerId: "local",
+        seed: 1
+      },
       0
     )
     const out = step(state, [], 0)

@@ -4,8 +4,31 @@
  * the transport or a worker's link, stop the tracker or cut a worker off.
  */
 import { Deferred, Effect, Exit, Scope } from "effect"
-import { resolveConfig, type ConfigError, type Job, type JobConfig, type JobConfigOverrides, type Outcome, type Progress, TransportError } from "../src/index.ts"
-import { makeMemoryNetwork, makeMemoryStore, startTracker, startWorker, TaskStore, Transport, type MemoryNetwork, type PullRequest, type TaskStoreShape, type Tracker, type TrackerLink, type TransportShape, type WorkerHandle } from "../src/adapter.ts"
+import {
+  resolveConfig,
+  type ConfigError,
+  type Job,
+  type JobConfig,
+  type JobConfigOverrides,
+  type Outcome,
+  type Progress,
+  TransportError
+} from "../src/index.ts"
+import {
+  makeMemoryNetwork,
+  makeMemoryStore,
+  startTracker,
+  startWorker,
+  TaskStore,
+  Transport,
+  type MemoryNetwork,
+  type PullRequest,
+  type TaskStoreShape,
+  type Tracker,
+  type TrackerLink,
+  type TransportShape,
+  type WorkerHandle
+} from "../src/adapter.ts"
 
 export const LOCAL = "local"
 
@@ -74,7 +97,11 @@ export const startCluster = (options: ClusterOptions): Effect.Effect<Cluster, Co
       config,
       params: JSON.stringify(options.params ?? null),
       localWorkerId: LOCAL
-    }).pipe(Effect.provideService(TaskStore, store), Effect.provideService(Transport, transport), Scope.provide(trackerScope))
+    }).pipe(
+      Effect.provideService(TaskStore, store),
+      Effect.provideService(Transport, transport),
+      Scope.provide(trackerScope)
+    )
     if (options.onProgress) tracker.onProgress(options.onProgress)
     network.addTracker(tracker)
     network.setOwner(instanceId, options.owner ?? (() => {}))
@@ -139,8 +166,9 @@ export const sleep = (ms: number): Promise<void> => new Promise((resolve) => set
 /** A link that fails every call with "unreachable" while `isCut()` holds: a network partition. */
 export const cuttableLink = (base: TrackerLink, isCut: () => boolean): TrackerLink => {
   const guard = <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<A, E | TransportError> =>
-    Effect.suspend((): Effect.Effect<A, E | TransportError> =>
-      isCut() ? Effect.fail(new TransportError({ reason: "unreachable", message: "partitioned" })) : effect
+    Effect.suspend(
+      (): Effect.Effect<A, E | TransportError> =>
+        isCut() ? Effect.fail(new TransportError({ reason: "unreachable", message: "partitioned" })) : effect
     )
   return {
     report: (batch) => guard(base.report(batch)),
@@ -174,7 +202,9 @@ export const crashableLinks = () => {
       return Effect.raceFirst(
         effect,
         Deferred.await(current).pipe(
-          Effect.andThen(Effect.fail(new TransportError({ reason: "closed", message: "the tracker's process went away" })))
+          Effect.andThen(
+            Effect.fail(new TransportError({ reason: "closed", message: "the tracker's process went away" }))
+          )
         )
       )
     })

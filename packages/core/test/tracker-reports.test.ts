@@ -154,7 +154,9 @@ describe("tracker: reports it cannot apply", () => {
           )
           const refused =
             Exit.isFailure(exit) ||
-            (Exit.isSuccess(exit) && exit.value.applied === 0 && exit.value.rejected.some((entry) => entry.error.reason === "unknown-instance"))
+            (Exit.isSuccess(exit) &&
+              exit.value.applied === 0 &&
+              exit.value.rejected.some((entry) => entry.error.reason === "unknown-instance"))
           expect(rowOf("0.3")?.result).not.toBe("666")
           expect(snapshot()).toBe(before)
           expect(refused).toBe(true)

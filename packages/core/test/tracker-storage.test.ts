@@ -1,13 +1,24 @@
 import { Effect, Exit } from "effect"
 import { describe, expect, it } from "vitest"
 import { defineJob, StoreError } from "../src/index.ts"
-import { makeMemoryStore, type ReportBatch, type TaskStoreShape, type TrackerLink, type WriteBatch } from "../src/adapter.ts"
+import {
+  makeMemoryStore,
+  type ReportBatch,
+  type TaskStoreShape,
+  type TrackerLink,
+  type WriteBatch
+} from "../src/adapter.ts"
 import { outcomeWithin, startCluster, waitUntil } from "./support.ts"
 
 /** A memory store whose apply fails on demand: `failNext` times in a row, or always once `failAlways` is set. */
 const flakyStore = () => {
   const base = makeMemoryStore()
-  const control = { failNext: 0, failAlways: false, failures: 0, calls: [] as Array<{ batch: WriteBatch; failed: boolean }> }
+  const control = {
+    failNext: 0,
+    failAlways: false,
+    failures: 0,
+    calls: [] as Array<{ batch: WriteBatch; failed: boolean }>
+  }
   const store: TaskStoreShape = {
     ...base,
     apply: (batch) =>
@@ -83,7 +94,7 @@ describe("tracker and a failing store", () => {
       Effect.scoped(
         Effect.gen(function* () {
           const { store, control } = flakyStore()
-          let mapError: unknown = undefined
+          let mapError: unknown
           const job = defineJob({
             name: "storage-map-fails",
             kind: "mapReduce",
@@ -115,7 +126,11 @@ describe("tracker and a failing store", () => {
           expect(mapError).toBeInstanceOf(Error)
           const settled = mapError as Error & { reason?: string }
           if (settled.name === "StoreError") expect(settled.message).toContain("disk on fire")
-          else expect(settled).toMatchObject({ name: "RejectedError", reason: expect.stringMatching(/^(instance-finished|unknown-instance)$/) })
+          else
+            expect(settled).toMatchObject({
+              name: "RejectedError",
+              reason: expect.stringMatching(/^(instance-finished|unknown-instance)$/)
+            })
           // The first failing batch was tried once and retried 3 times, then given up.
           const firstFailing = control.calls.findIndex((call) => call.failed)
           expect(firstFailing).toBeGreaterThanOrEqual(0)

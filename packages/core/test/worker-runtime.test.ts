@@ -1,11 +1,23 @@
 import { Effect } from "effect"
 import { describe, expect, it } from "vitest"
 import { ConfigError, defineJob, RejectedError, TransportError, type Job } from "../src/index.ts"
-import { startWorker, TaskKind, TaskStatus, type Heartbeat, type MapRequest, type ReportBatch, type TaskBatch, type TrackerLink } from "../src/adapter.ts"
+import {
+  startWorker,
+  TaskKind,
+  TaskStatus,
+  type Heartbeat,
+  type MapRequest,
+  type ReportBatch,
+  type TaskBatch,
+  type TrackerLink
+} from "../src/adapter.ts"
 import { closeScope, outcomeWithin, sleep, startCluster, waitUntil } from "./support.ts"
 
 /** A tracker link that records what a worker sends and answers as a tracker would; `map` may be overridden. */
-const fakeLink = (map: (request: MapRequest, index: number) => Effect.Effect<number, TransportError | RejectedError> = (request) => Effect.succeed(request.bodies.length)) => {
+const fakeLink = (
+  map: (request: MapRequest, index: number) => Effect.Effect<number, TransportError | RejectedError> = (request) =>
+    Effect.succeed(request.bodies.length)
+) => {
   const heartbeats: Heartbeat[] = []
   const reports: ReportBatch[] = []
   const maps: MapRequest[] = []
@@ -44,7 +56,11 @@ const batchOf = (seq: number, tasks: TaskBatch["tasks"], params?: string): TaskB
 const sub = (id: string, body: string) => ({ id, name: "step", kind: TaskKind.Sub, attempt: 0, body })
 
 /** Wraps a link so every report message is recorded as it is sent. */
-const recordingReports = (base: TrackerLink, sent: ReportBatch[], before: (batch: ReportBatch, index: number) => Effect.Effect<void, TransportError> = () => Effect.void): TrackerLink => ({
+const recordingReports = (
+  base: TrackerLink,
+  sent: ReportBatch[],
+  before: (batch: ReportBatch, index: number) => Effect.Effect<void, TransportError> = () => Effect.void
+): TrackerLink => ({
   ...base,
   report: (batch) =>
     Effect.suspend(() => {
@@ -68,7 +84,11 @@ describe("worker runtime", () => {
             kind: "mapReduce",
             config: { heartbeatInterval: 30, workerTimeout: 300 },
             process: (task, ctx) => {
-              if (task.isRoot) return ctx.map(Array.from({ length: N }, (_, i) => i + 1), "n")
+              if (task.isRoot)
+                return ctx.map(
+                  Array.from({ length: N }, (_, i) => i + 1),
+                  "n"
+                )
               return task.body
             },
             reduce: async (results) => {
@@ -77,7 +97,12 @@ describe("worker runtime", () => {
               return sum
             }
           })
-          const cluster = yield* startCluster({ job, workers: 2, slots: 16, link: (_id, base) => recordingReports(base, sent) })
+          const cluster = yield* startCluster({
+            job,
+            workers: 2,
+            slots: 16,
+            link: (_id, base) => recordingReports(base, sent)
+          })
           const outcome = yield* outcomeWithin(cluster.tracker)
           expect(outcome.ok).toBe(true)
           expect(JSON.parse(outcome.result)).toBe(sumOf(N))
@@ -90,7 +115,8 @@ describe("worker runtime", () => {
           const successes = new Map<string, number>()
           for (const batch of sent) {
             for (const report of batch.reports) {
-              if (report.status === TaskStatus.Succeeded) successes.set(report.taskId, (successes.get(report.taskId) ?? 0) + 1)
+              if (report.status === TaskStatus.Succeeded)
+                successes.set(report.taskId, (successes.get(report.taskId) ?? 0) + 1)
             }
           }
           const subs = [...successes].filter(([id]) => /^0\.\d+$/.test(id))
@@ -117,7 +143,11 @@ describe("worker runtime", () => {
             // Sub-tasks on worker-1 only; ack timeout far away, so nothing is redelivered while the report waits.
             config: { heartbeatInterval: 30, workerTimeout: 2_000, ackTimeout: 5_000, localWorker: "exclude" },
             process: async (task, ctx) => {
-              if (task.isRoot) return ctx.map(Array.from({ length: N }, (_, i) => i + 1), "n")
+              if (task.isRoot)
+                return ctx.map(
+                  Array.from({ length: N }, (_, i) => i + 1),
+                  "n"
+                )
               await sleep(1)
               finished++
               return task.body
@@ -134,7 +164,11 @@ describe("worker runtime", () => {
             slots: 2,
             // worker-1's first report message is held until every sub-task has finished.
             link: (id, base) =>
-              id === "worker-1" ? recordingReports(base, sent, (_batch, index) => (index === 0 ? Effect.promise(() => gate) : Effect.void)) : base
+              id === "worker-1"
+                ? recordingReports(base, sent, (_batch, index) =>
+                    index === 0 ? Effect.promise(() => gate) : Effect.void
+                  )
+                : base
           })
           yield* waitUntil(() => finished === N, "all sub-tasks finished on worker-1")
           // Receipt is the batch's send (R-DISP-10): the first message carries the first results only.
@@ -205,29 +239,34 @@ describe("worker runtime", () => {
           const aborted: string[] = []
           let reportsAfterClose = 0
           let closedAt: number | null = null
-          const jobOn = (workerId: string) => defineJob({
-            name: "closing",
-            kind: "mapReduce",
-            config: { heartbeatInterval: 30, workerTimeout: 150, localWorker: "exclude" },
-            process: async (task, ctx) => {
-              if (task.isRoot) return ctx.map(Array.from({ length: 40 }, (_, i) => i), "slow")
-              started.push(`${workerId}:${task.id}`)
-              await new Promise<void>((resolve) => {
-                const timer = setTimeout(resolve, 150)
-                ctx.signal.addEventListener("abort", () => {
-                  clearTimeout(timer)
-                  aborted.push(task.id)
-                  resolve()
+          const jobOn = (workerId: string) =>
+            defineJob({
+              name: "closing",
+              kind: "mapReduce",
+              config: { heartbeatInterval: 30, workerTimeout: 150, localWorker: "exclude" },
+              process: async (task, ctx) => {
+                if (task.isRoot)
+                  return ctx.map(
+                    Array.from({ length: 40 }, (_, i) => i),
+                    "slow"
+                  )
+                started.push(`${workerId}:${task.id}`)
+                await new Promise<void>((resolve) => {
+                  const timer = setTimeout(resolve, 150)
+                  ctx.signal.addEventListener("abort", () => {
+                    clearTimeout(timer)
+                    aborted.push(task.id)
+                    resolve()
+                  })
                 })
-              })
-              return task.body
-            },
-            reduce: async (results) => {
-              let count = 0
-              for await (const r of results) if (r.name === "slow") count++
-              return count
-            }
-          })
+                return task.body
+              },
+              reduce: async (results) => {
+                let count = 0
+                for await (const r of results) if (r.name === "slow") count++
+                return count
+              }
+            })
           const cluster = yield* startCluster({
             job: jobOn,
             workers: 3,
@@ -276,7 +315,13 @@ describe("worker runtime", () => {
             }
           })
           const fake = fakeLink()
-          const worker = yield* startWorker({ id: "w", slots: 4, jobs: (name) => (name === "fake" ? job : undefined), connect: () => fake.link, heartbeatInterval: 20 })
+          const worker = yield* startWorker({
+            id: "w",
+            slots: 4,
+            jobs: (name) => (name === "fake" ? job : undefined),
+            connect: () => fake.link,
+            heartbeatInterval: 20
+          })
           yield* worker.join("inst")
           // a worker that has no params of the instance refuses a batch without them, and takes nothing
           const refused = worker.deliver(batchOf(0, [sub("0.9", "9")]))
@@ -289,7 +334,10 @@ describe("worker runtime", () => {
           expect(worker.stats().queued + worker.stats().running).toBe(2)
           // later batches may leave the params out
           expect(worker.deliver(batchOf(5, [sub("0.3", "3")]))).toBeUndefined()
-          yield* waitUntil(() => fake.reports.flatMap((b) => b.reports).filter((r) => r.status === TaskStatus.Succeeded).length === 3, "three results")
+          yield* waitUntil(
+            () => fake.reports.flatMap((b) => b.reports).filter((r) => r.status === TaskStatus.Succeeded).length === 3,
+            "three results"
+          )
           expect(started.sort()).toEqual(["0.1", "0.2", "0.3"])
           const statuses = fake.reports.flatMap((batch) => batch.reports.map((report) => report.status))
           expect(statuses.every((status) => status === TaskStatus.Succeeded)).toBe(true)
@@ -315,7 +363,7 @@ describe("worker runtime", () => {
           const job: Job = defineJob({
             name: "fake",
             kind: "map",
-            process: async (task, ctx) => {
+            process: async (_task, ctx) => {
               answers.push(await ctx.map(["a", "b"], "first"))
               answers.push(await ctx.map(["c"], "second"))
               return "mapped"
@@ -323,13 +371,23 @@ describe("worker runtime", () => {
           })
           // the first call gets through but its answer is lost; every other call is answered
           const fake = fakeLink((request, index) =>
-            index === 0 ? Effect.fail(new TransportError({ reason: "timeout", message: "answer lost" })) : Effect.succeed(index === 1 ? 0 : request.bodies.length)
+            index === 0
+              ? Effect.fail(new TransportError({ reason: "timeout", message: "answer lost" }))
+              : Effect.succeed(index === 1 ? 0 : request.bodies.length)
           )
-          const worker = yield* startWorker({ id: "w", slots: 1, jobs: () => job, connect: () => fake.link, heartbeatInterval: 50 })
+          const worker = yield* startWorker({
+            id: "w",
+            slots: 1,
+            jobs: () => job,
+            connect: () => fake.link,
+            heartbeatInterval: 50
+          })
           yield* worker.join("inst")
           worker.deliver(batchOf(0, [sub("0.1", "1")], "null"))
           yield* waitUntil(() => answers.length === 2, "both map calls answered")
-          expect(fake.maps.map((request) => [request.taskId, request.attempt, request.name, request.from, request.bodies])).toEqual([
+          expect(
+            fake.maps.map((request) => [request.taskId, request.attempt, request.name, request.from, request.bodies])
+          ).toEqual([
             ["0.1", 0, "first", 0, ['"a"', '"b"']],
             ["0.1", 0, "first", 0, ['"a"', '"b"']],
             ["0.1", 0, "second", 2, ['"c"']]
@@ -343,12 +401,12 @@ describe("worker runtime", () => {
     Effect.runPromise(
       Effect.scoped(
         Effect.gen(function* () {
-          let refusal: unknown = undefined
-          let mappedAfter: unknown = undefined
+          let refusal: unknown
+          let mappedAfter: unknown
           const job: Job = defineJob({
             name: "fake",
             kind: "map",
-            process: async (task, ctx) => {
+            process: async (_task, ctx) => {
               try {
                 await ctx.map(["x", "y"], "refused")
               } catch (error) {
@@ -359,9 +417,17 @@ describe("worker runtime", () => {
             }
           })
           const fake = fakeLink((request, index) =>
-            index === 0 ? Effect.fail(new RejectedError({ reason: "body-too-large", message: "too big" })) : Effect.succeed(request.bodies.length)
+            index === 0
+              ? Effect.fail(new RejectedError({ reason: "body-too-large", message: "too big" }))
+              : Effect.succeed(request.bodies.length)
           )
-          const worker = yield* startWorker({ id: "w", slots: 1, jobs: () => job, connect: () => fake.link, heartbeatInterval: 50 })
+          const worker = yield* startWorker({
+            id: "w",
+            slots: 1,
+            jobs: () => job,
+            connect: () => fake.link,
+            heartbeatInterval: 50
+          })
           yield* worker.join("inst")
           worker.deliver(batchOf(0, [sub("0.1", "1")], "null"))
           yield* waitUntil(() => mappedAfter !== undefined, "the second map call answered")
@@ -380,7 +446,13 @@ describe("worker runtime", () => {
         Effect.gen(function* () {
           const fake = fakeLink()
           const options = { id: "w", slots: 2, jobs: () => undefined, connect: () => fake.link, heartbeatInterval: 50 }
-          for (const bad of [{ slots: 0 }, { slots: 1.5 }, { slots: -3 }, { heartbeatInterval: 0 }, { heartbeatInterval: Number.NaN }]) {
+          for (const bad of [
+            { slots: 0 },
+            { slots: 1.5 },
+            { slots: -3 },
+            { heartbeatInterval: 0 },
+            { heartbeatInterval: Number.NaN }
+          ]) {
             const error = yield* Effect.flip(startWorker({ ...options, ...bad }))
             expect(error).toBeInstanceOf(ConfigError)
             expect(error.reason).toBe("invalid-config")
@@ -396,9 +468,21 @@ describe("worker runtime", () => {
       Effect.scoped(
         Effect.gen(function* () {
           for (const dispatchMode of ["push", "pull"] as const) {
-            const job = defineJob({ name: `mode-${dispatchMode}`, kind: "standalone", config: { heartbeatInterval: 30, workerTimeout: 300, dispatchMode }, process: () => 1 })
+            const job = defineJob({
+              name: `mode-${dispatchMode}`,
+              kind: "standalone",
+              config: { heartbeatInterval: 30, workerTimeout: 300, dispatchMode },
+              process: () => 1
+            })
             const cluster = yield* startCluster({ job, workers: 1, owner: () => {} })
-            const reply = yield* cluster.tracker.heartbeat({ instanceId: cluster.instanceId, workerId: "extra", slots: 1, freeSlots: 1, queueLength: 0, idle: true })
+            const reply = yield* cluster.tracker.heartbeat({
+              instanceId: cluster.instanceId,
+              workerId: "extra",
+              slots: 1,
+              freeSlots: 1,
+              queueLength: 0,
+              idle: true
+            })
             expect(reply).toEqual({ dispatchMode })
           }
         })

@@ -23,7 +23,8 @@ beforeAll(async () => {
   })
   await server.listen()
   const address = server.httpServer?.address()
-  if (address === null || address === undefined || typeof address === "string") throw new Error("vite did not listen on a port")
+  if (address === null || address === undefined || typeof address === "string")
+    throw new Error("vite did not listen on a port")
   origin = `http://127.0.0.1:${address.port}`
   browser = await chromium.launch(chromiumLaunchOptions)
 }, 60_000)
@@ -33,7 +34,8 @@ afterAll(async () => {
   await server?.close()
 })
 
-const whenReady = (page: Page) => page.waitForFunction(() => window.taskfoldDemo?.ready === true, null, { timeout: 30_000 })
+const whenReady = (page: Page) =>
+  page.waitForFunction(() => window.taskfoldDemo?.ready === true, null, { timeout: 30_000 })
 
 describe("demo page in Chromium, reloaded by the browser mid-run", () => {
   it("R-REC-1 R-REC-2 a real page reload resumes the instance from IndexedDB; it completes with every chunk counted once and no terminal task run again", async () => {
@@ -47,9 +49,13 @@ describe("demo page in Chromium, reloaded by the browser mid-run", () => {
     await whenReady(page)
 
     const instanceId = await page.evaluate((p) => window.taskfoldDemo!.start(p), params)
-    await page.waitForFunction(([id, count]) => (window.taskfoldDemo!.progress[id]?.byName["count"]?.succeeded ?? 0) >= count, [instanceId, 300] as const, {
-      timeout: 60_000
-    })
+    await page.waitForFunction(
+      ([id, count]) => (window.taskfoldDemo!.progress[id]?.byName["count"]?.succeeded ?? 0) >= count,
+      [instanceId, 300] as const,
+      {
+        timeout: 60_000
+      }
+    )
     const terminalSeen = new Set(await page.evaluate((id) => window.taskfoldDemo!.terminalIds(id), instanceId))
 
     await page.reload()
@@ -58,8 +64,15 @@ describe("demo page in Chromium, reloaded by the browser mid-run", () => {
     // The page shows the resumed run.
     await page.locator(`#run-${instanceId}`).getByText("resumed from IndexedDB").waitFor({ timeout: 10_000 })
 
-    await page.waitForFunction((id) => window.taskfoldDemo!.finished().some((run) => run.instanceId === id), instanceId, { timeout: 90_000 })
-    const run = (await page.evaluate((id) => window.taskfoldDemo!.finished().find((entry) => entry.instanceId === id), instanceId))!
+    await page.waitForFunction(
+      (id) => window.taskfoldDemo!.finished().some((run) => run.instanceId === id),
+      instanceId,
+      { timeout: 90_000 }
+    )
+    const run = (await page.evaluate(
+      (id) => window.taskfoldDemo!.finished().find((entry) => entry.instanceId === id),
+      instanceId
+    ))!
     const progress = (await page.evaluate((id) => window.taskfoldDemo!.progress[id], instanceId))!
     const startedAfter = await page.evaluate(() => window.taskfoldDemo!.trace)
 

@@ -2,7 +2,14 @@ import "fake-indexeddb/auto"
 import { describe, expect, it } from "vitest"
 import { wordCount } from "../../demo/wordcount.ts"
 import { byteSums } from "../shared/jobs.ts"
-import { expectExactlyOnce, expectWordCount, reloadMidRun, runByteSums, runWordCount, workerDiesMidRun } from "../shared/scenarios.ts"
+import {
+  expectExactlyOnce,
+  expectWordCount,
+  reloadMidRun,
+  runByteSums,
+  runWordCount,
+  workerDiesMidRun
+} from "../shared/scenarios.ts"
 import { messageChannelWorker } from "./message-channel-worker.ts"
 
 const createWorker = messageChannelWorker([wordCount, byteSums])
@@ -25,7 +32,13 @@ describe("page cluster over MessageChannels, IndexedDB store (fake-indexeddb, No
 
   it("R-WORK-2 a worker that dies mid-run is lost by its silence; its tasks run elsewhere and the result is still right", async () => {
     const params = { lines: 4_000, linesPerChunk: 10, delayMs: 3 }
-    const run = await workerDiesMidRun({ createWorker, workers: 3, database: "node-worker-dies", params, killAfter: 100 })
+    const run = await workerDiesMidRun({
+      createWorker,
+      workers: 3,
+      database: "node-worker-dies",
+      params,
+      killAfter: 100
+    })
     expectWordCount(run, params)
     const others = Object.entries(run.progress.byWorker).filter(([id]) => id !== run.killed && id !== "page")
     expect(others.reduce((sum, [, worker]) => sum + worker.succeeded, 0)).toBeGreaterThan(0)

@@ -18,7 +18,8 @@ const scriptedWorker = () => {
   port2.start()
   const worker = {
     postMessage: (message: unknown, options?: StructuredSerializeOptions) => port1.postMessage(message, options),
-    addEventListener: (type: string, listener: (event: MessageEvent) => void) => port1.addEventListener(type, listener as EventListener),
+    addEventListener: (type: string, listener: (event: MessageEvent) => void) =>
+      port1.addEventListener(type, listener as EventListener),
     start: () => port1.start(),
     terminate: () => {
       port1.close()
@@ -27,21 +28,29 @@ const scriptedWorker = () => {
   } as WorkerLike
   /** Sends a message as the worker and waits for the page's answer to call `id`. */
   const ask = (message: { id: number } & Record<string, unknown>) =>
-    new Promise<{ ok: boolean; value?: unknown; error?: { _tag: string; reason: string; message: string } }>((resolve) => {
-      const listener = (event: MessageEvent) => {
-        const data = event.data as { type: string; id: number }
-        if (data.type === "answer" && data.id === message.id) {
-          port2.removeEventListener("message", listener as EventListener)
-          resolve(event.data)
+    new Promise<{ ok: boolean; value?: unknown; error?: { _tag: string; reason: string; message: string } }>(
+      (resolve) => {
+        const listener = (event: MessageEvent) => {
+          const data = event.data as { type: string; id: number }
+          if (data.type === "answer" && data.id === message.id) {
+            port2.removeEventListener("message", listener as EventListener)
+            resolve(event.data)
+          }
         }
+        port2.addEventListener("message", listener as EventListener)
+        port2.postMessage(message)
       }
-      port2.addEventListener("message", listener as EventListener)
-      port2.postMessage(message)
-    })
+    )
   return { worker, received, ask }
 }
 
-const withTracker = <A>(body: (env: { network: ReturnType<typeof makeWebWorkerNetwork>; worker: ReturnType<typeof scriptedWorker>; instanceId: string }) => Effect.Effect<A, unknown, Scope.Scope>) =>
+const withTracker = <A>(
+  body: (env: {
+    network: ReturnType<typeof makeWebWorkerNetwork>
+    worker: ReturnType<typeof scriptedWorker>
+    instanceId: string
+  }) => Effect.Effect<A, unknown, Scope.Scope>
+) =>
   Effect.runPromise(
     Effect.scoped(
       Effect.gen(function* () {
@@ -55,7 +64,10 @@ const withTracker = <A>(body: (env: { network: ReturnType<typeof makeWebWorkerNe
           config: yield* resolveConfig({}),
           params: "null",
           localWorkerId: "page"
-        }).pipe(Effect.provideService(TaskStore, makeMemoryStore()), Effect.provideService(Transport, network.transport))
+        }).pipe(
+          Effect.provideService(TaskStore, makeMemoryStore()),
+          Effect.provideService(Transport, network.transport)
+        )
         network.addTracker(tracker)
         return yield* body({ network, worker, instanceId: tracker.instanceId })
       })
@@ -66,7 +78,12 @@ describe("page ↔ Web Worker messages", () => {
   it("R-WIRE-1 a worker's call that fails the core's schema is answered bad-input with the path of the bad field", () =>
     withTracker(({ worker }) =>
       Effect.promise(async () => {
-        const answer = await worker.ask({ type: "call", id: 1, call: "heartbeat", payload: { instanceId: "wire", workerId: "web-1", slots: -1, freeSlots: 0, queueLength: 0, idle: true } })
+        const answer = await worker.ask({
+          type: "call",
+          id: 1,
+          call: "heartbeat",
+          payload: { instanceId: "wire", workerId: "web-1", slots: -1, freeSlots: 0, queueLength: 0, idle: true }
+        })
         expect(answer.ok).toBe(false)
         expect(answer.error).toMatchObject({ _tag: "RejectedError", reason: "bad-input" })
         expect(answer.error?.message).toContain('["slots"]')
@@ -76,11 +93,26 @@ describe("page ↔ Web Worker messages", () => {
   it("R-WIRE-1 a well-formed call is answered with its value; one for an unknown instance fails as unreachable", () =>
     withTracker(({ worker }) =>
       Effect.promise(async () => {
-        const ok = await worker.ask({ type: "call", id: 2, call: "heartbeat", payload: { instanceId: "wire", workerId: "web-1", slots: 2, freeSlots: 2, queueLength: 0, idle: true } })
+        const ok = await worker.ask({
+          type: "call",
+          id: 2,
+          call: "heartbeat",
+          payload: { instanceId: "wire", workerId: "web-1", slots: 2, freeSlots: 2, queueLength: 0, idle: true }
+        })
         expect(ok).toMatchObject({ ok: true, value: null })
-        const unknown = await worker.ask({ type: "call", id: 3, call: "report", payload: { instanceId: "other", workerId: "web-1", reports: [] } })
+        const unknown = await worker.ask({
+          type: "call",
+          id: 3,
+          call: "report",
+          payload: { instanceId: "other", workerId: "web-1", reports: [] }
+        })
         expect(unknown.error).toMatchObject({ _tag: "TransportError", reason: "unreachable" })
-        const results = await worker.ask({ type: "call", id: 4, call: "readResults", payload: { instanceId: "wire", run: 0, afterSeq: -1, limit: 10 } })
+        const results = await worker.ask({
+          type: "call",
+          id: 4,
+          call: "readResults",
+          payload: { instanceId: "wire", run: 0, afterSeq: -1, limit: 10 }
+        })
         expect(results).toMatchObject({ ok: true, value: [] })
       })
     ))
@@ -97,7 +129,12 @@ describe("page ↔ Web Worker messages", () => {
   it("R-WIRE-1 a worker cannot speak for another worker", () =>
     withTracker(({ worker }) =>
       Effect.promise(async () => {
-        const answer = await worker.ask({ type: "call", id: 5, call: "heartbeat", payload: { instanceId: "wire", workerId: "web-2", slots: 2, freeSlots: 2, queueLength: 0, idle: true } })
+        const answer = await worker.ask({
+          type: "call",
+          id: 5,
+          call: "heartbeat",
+          payload: { instanceId: "wire", workerId: "web-2", slots: 2, freeSlots: 2, queueLength: 0, idle: true }
+        })
         expect(answer.error).toMatchObject({ _tag: "RejectedError", reason: "wrong-worker" })
       })
     ))
@@ -109,10 +146,16 @@ describe("page ↔ Web Worker messages", () => {
           type: "call",
           id: 6,
           call: "report",
-          payload: { instanceId: "wire", workerId: "web-1", reports: [{ taskId: "0.99", attempt: 0, status: 6, result: "1" }] }
+          payload: {
+            instanceId: "wire",
+            workerId: "web-1",
+            reports: [{ taskId: "0.99", attempt: 0, status: 6, result: "1" }]
+          }
         })
         expect(answer.ok).toBe(true)
-        expect(answer.value).toMatchObject({ rejected: [{ taskId: "0.99", error: { _tag: "RejectedError", reason: "unknown-task" } }] })
+        expect(answer.value).toMatchObject({
+          rejected: [{ taskId: "0.99", error: { _tag: "RejectedError", reason: "unknown-task" } }]
+        })
       })
     ))
 
@@ -120,11 +163,20 @@ describe("page ↔ Web Worker messages", () => {
     withTracker(({ network, worker }) =>
       Effect.gen(function* () {
         const body = new Uint8Array([1, 2, 3, 4])
-        const batch: TaskBatch = { instanceId: "wire", job: "wire", params: "null", seq: 0, context: {}, tasks: [{ id: "0.1", name: "x", kind: 0, body, attempt: 0 }] }
+        const batch: TaskBatch = {
+          instanceId: "wire",
+          job: "wire",
+          params: "null",
+          seq: 0,
+          context: {},
+          tasks: [{ id: "0.1", name: "x", kind: 0, body, attempt: 0 }]
+        }
         yield* network.transport.send("web-1", batch)
         yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 20)))
-        const delivered = worker.received.find((message) => (message as { type: string }).type === "deliver") as { batch: TaskBatch } | undefined
-        expect([...(delivered?.batch.tasks[0]?.body as Uint8Array)]).toEqual([1, 2, 3, 4])
+        const delivered = worker.received.find((message) => (message as { type: string }).type === "deliver") as
+          | { batch: TaskBatch }
+          | undefined
+        expect([...(delivered!.batch.tasks[0]!.body as Uint8Array)]).toEqual([1, 2, 3, 4])
         expect(body.byteLength).toBe(4)
         const transfer: Transferable[] = []
         const copy = transferable(body, transfer)
@@ -140,9 +192,13 @@ describe("page ↔ Web Worker messages", () => {
         const network = makeWebWorkerNetwork()
         const worker = scriptedWorker()
         const scope = yield* Scope.make()
-        yield* network.spawn({ id: "web-1", create: () => worker.worker, slots: 2, heartbeatInterval: 1_000 }).pipe(Scope.provide(scope))
+        yield* network
+          .spawn({ id: "web-1", create: () => worker.worker, slots: 2, heartbeatInterval: 1_000 })
+          .pipe(Scope.provide(scope))
         yield* Scope.close(scope, Exit.void)
-        const exit = yield* Effect.exit(network.transport.send("web-1", { instanceId: "x", job: "x", params: "null", seq: 0, context: {}, tasks: [] }))
+        const exit = yield* Effect.exit(
+          network.transport.send("web-1", { instanceId: "x", job: "x", params: "null", seq: 0, context: {}, tasks: [] })
+        )
         expect(Exit.isFailure(exit)).toBe(true)
       })
     ))

@@ -9,7 +9,10 @@ import { deleteIdbStore, IdbStoreLayer, openIdbStore } from "../../src/index.ts"
 let databases = 0
 taskStoreConformance("IndexedDB (fake-indexeddb, Node)", () => openIdbStore({ name: `conformance-${++databases}` }))
 
-const batch = (id: string, parts: Partial<{ inserts: ReturnType<typeof taskRow>[]; updates: ReturnType<typeof updateOf>[] }>) => ({
+const batch = (
+  id: string,
+  parts: Partial<{ inserts: ReturnType<typeof taskRow>[]; updates: ReturnType<typeof updateOf>[] }>
+) => ({
   instance: instanceRow(id),
   inserts: parts.inserts ?? [],
   updates: parts.updates ?? [],
@@ -21,12 +24,21 @@ describe("IndexedDB store", () => {
   it("R-REC-1 what one connection wrote, a new connection to the same database reads (a page reload)", async () => {
     const first = await openIdbStore({ name: "reopen" })
     const body = new Uint8Array([7, 8, 9])
-    await Effect.runPromise(first.apply(batch("r", { inserts: [taskRow(0, { status: 6, worker: "page", result: "1" }), taskRow(1, { body, status: 3, worker: "web-1" })] })))
+    await Effect.runPromise(
+      first.apply(
+        batch("r", {
+          inserts: [
+            taskRow(0, { status: 6, worker: "page", result: "1" }),
+            taskRow(1, { body, status: 3, worker: "web-1" })
+          ]
+        })
+      )
+    )
     first.close()
     const second = await openIdbStore({ name: "reopen" })
     const loaded = await Effect.runPromise(second.load("r"))
     expect(loaded?.live.map((row) => [row.id, row.status, row.worker])).toEqual([["0.1", 3, "web-1"]])
-    expect([...(loaded?.live[0]?.body as Uint8Array)]).toEqual([7, 8, 9])
+    expect([...(loaded!.live[0]!.body as Uint8Array)]).toEqual([7, 8, 9])
     expect(loaded?.terminal).toEqual([{ name: "ROOT", worker: "page", status: 6, count: 1 }])
     second.close()
     await deleteIdbStore("reopen")
@@ -48,10 +60,19 @@ describe("IndexedDB store", () => {
     const store = await openIdbStore({ name: "undo" })
     await Effect.runPromise(store.apply(batch("u", { inserts: [taskRow(0)] })))
     const error = await Effect.runPromise(
-      Effect.flip(store.apply(batch("u", { inserts: [taskRow(1)], updates: [updateOf(taskRow(0), { status: 2 }), updateOf(taskRow(5), { status: 2 })] })))
+      Effect.flip(
+        store.apply(
+          batch("u", {
+            inserts: [taskRow(1)],
+            updates: [updateOf(taskRow(0), { status: 2 }), updateOf(taskRow(5), { status: 2 })]
+          })
+        )
+      )
     )
     expect(error.reason).toBe("not-found")
-    expect((await Effect.runPromise(store.readTasks("u", ["0", "0.1"]))).map((row) => [row.id, row.status])).toEqual([["0", 1]])
+    expect((await Effect.runPromise(store.readTasks("u", ["0", "0.1"]))).map((row) => [row.id, row.status])).toEqual([
+      ["0", 1]
+    ])
     store.close()
   })
 

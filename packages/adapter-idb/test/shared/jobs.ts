@@ -11,7 +11,11 @@ export const byteSums = defineJob({
   config: { localWorker: "exclude" },
   process: async (task, ctx) => {
     const { ranges, blocks, size } = ctx.params as { ranges: number; blocks: number; size: number }
-    if (task.isRoot) return ctx.map(Array.from({ length: ranges }, (_, range) => range), "range")
+    if (task.isRoot)
+      return ctx.map(
+        Array.from({ length: ranges }, (_, range) => range),
+        "range"
+      )
     if (task.name === "range") {
       const range = task.body as number
       const items = Array.from({ length: blocks }, (_, block) => {
@@ -44,6 +48,7 @@ export const byteSums = defineJob({
 export const expectedByteSums = (params: { ranges: number; blocks: number; size: number }) => {
   let total = 0
   for (let range = 0; range < params.ranges; range++)
-    for (let block = 0; block < params.blocks; block++) for (let i = 0; i < params.size; i++) total += (range * 31 + block * 7 + i) % 256
+    for (let block = 0; block < params.blocks; block++)
+      for (let i = 0; i < params.size; i++) total += (range * 31 + block * 7 + i) % 256
   return { blocks: params.ranges * params.blocks, total }
 }

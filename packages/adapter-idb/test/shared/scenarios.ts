@@ -26,7 +26,11 @@ export const testConfig: JobConfigOverrides = { workerTimeout: 1_500, ackTimeout
 const within = <A>(effect: Effect.Effect<A>, ms: number, what: string): Effect.Effect<A> =>
   effect.pipe(
     Effect.timeoutOption(ms),
-    Effect.flatMap((found) => (Option.isSome(found) ? Effect.succeed(found.value) : Effect.die(new Error(`timed out after ${ms} ms waiting for ${what}`))))
+    Effect.flatMap((found) =>
+      Option.isSome(found)
+        ? Effect.succeed(found.value)
+        : Effect.die(new Error(`timed out after ${ms} ms waiting for ${what}`))
+    )
   )
 
 const waitUntil = (condition: Effect.Effect<boolean>, what: string, ms = 30_000): Effect.Effect<void> =>
@@ -40,7 +44,11 @@ const waitUntil = (condition: Effect.Effect<boolean>, what: string, ms = 30_000)
 
 const open = (database: string) => Effect.promise(() => openIdbStore({ name: database }))
 
-const cluster = (options: Pick<ScenarioOptions, "createWorker" | "workers">, store: IdbStore, onOutcome?: (outcome: Outcome) => void) =>
+const cluster = (
+  options: Pick<ScenarioOptions, "createWorker" | "workers">,
+  store: IdbStore,
+  onOutcome?: (outcome: Outcome) => void
+) =>
   startBrowserCluster({
     store,
     jobs: [wordCount, byteSums],
@@ -78,7 +86,13 @@ const finish = (tracker: Tracker, store: IdbStore, acknowledged: () => boolean):
     yield* within(tracker.released, 10_000, "the tracker to let go of the instance")
     expect(acknowledged()).toBe(true)
     const storedAfter = yield* Effect.orDie(store.listInstances())
-    return { instanceId: tracker.instanceId, outcome, result: JSON.parse(outcome.result) as WordCountResult, progress, storedAfter }
+    return {
+      instanceId: tracker.instanceId,
+      outcome,
+      result: JSON.parse(outcome.result) as WordCountResult,
+      progress,
+      storedAfter
+    }
   })
 
 /** Runs a word count across the workers to its outcome. */
@@ -102,7 +116,9 @@ export const runWordCount = (options: ScenarioOptions): Promise<Finished> =>
  * A Web Worker dies mid-run without a word (terminated, as a crashed worker would be): its heartbeats
  * stop, the tracker loses it and runs its tasks elsewhere (R-WORK-2).
  */
-export const workerDiesMidRun = (options: ScenarioOptions & { readonly killAfter: number }): Promise<Finished & { readonly killed: string }> =>
+export const workerDiesMidRun = (
+  options: ScenarioOptions & { readonly killAfter: number }
+): Promise<Finished & { readonly killed: string }> =>
   Effect.runPromise(
     Effect.scoped(
       Effect.gen(function* () {
@@ -140,7 +156,10 @@ export const runByteSums = (options: Omit<ScenarioOptions, "params">): Promise<v
         expect(JSON.parse(outcome.result)).toEqual(expectedByteSums(params))
         const progress = yield* tracker.progress
         expect(progress.byName["range"]).toMatchObject({ total: params.ranges, succeeded: params.ranges })
-        expect(progress.byName["block"]).toMatchObject({ total: params.ranges * params.blocks, succeeded: params.ranges * params.blocks })
+        expect(progress.byName["block"]).toMatchObject({
+          total: params.ranges * params.blocks,
+          succeeded: params.ranges * params.blocks
+        })
         yield* within(tracker.released, 10_000, "the release")
       })
     )
@@ -214,7 +233,13 @@ export const expectExactlyOnce = (run: Resumed, params: WordCountParams): void =
   expect(run.outcome.ok).toBe(true)
   // Reduce saw every chunk exactly once: one more or one less and the totals would differ.
   expect({ chunks: run.result.chunks, words: run.result.words, distinct: run.result.distinct }).toEqual(expected)
-  expect(run.progress.byName["count"]).toMatchObject({ total: expected.chunks, succeeded: expected.chunks, failed: 0, waiting: 0, running: 0 })
+  expect(run.progress.byName["count"]).toMatchObject({
+    total: expected.chunks,
+    succeeded: expected.chunks,
+    failed: 0,
+    waiting: 0,
+    running: 0
+  })
   expect(run.progress.byName["ROOT"]).toMatchObject({ total: 1, succeeded: 1 })
   expect(run.progress.byName["FINAL"]).toMatchObject({ total: 1, succeeded: 1 })
   // The reload came mid-run: part of the work was done, part was not.

@@ -1,5 +1,28 @@
-import { defaultConfig, RejectedError, resolveConfig, TransportError, type Outcome, type Progress, type StoreError } from "@taskfold/core"
-import { finishedTracker, directLink, resumeTracker, startTracker, startWorker, TaskStore, Transport, type Heartbeat, type TaskStoreShape, type Tracker, type TrackerLink, type TransportShape, type WorkerHandle, type Executor } from "@taskfold/core/adapter"
+import {
+  defaultConfig,
+  RejectedError,
+  resolveConfig,
+  TransportError,
+  type Outcome,
+  type Progress,
+  type StoreError
+} from "@taskfold/core"
+import {
+  finishedTracker,
+  directLink,
+  resumeTracker,
+  startTracker,
+  startWorker,
+  TaskStore,
+  Transport,
+  type Heartbeat,
+  type TaskStoreShape,
+  type Tracker,
+  type TrackerLink,
+  type TransportShape,
+  type WorkerHandle,
+  type Executor
+} from "@taskfold/core/adapter"
 import { httpWorkerTransport, type SubmitRequest, type TrackerHost, type WorkerRegistration } from "@taskfold/core/wire"
 import { Effect, Exit, Scope } from "effect"
 import type { JobTable } from "../jobs.ts"
@@ -63,7 +86,8 @@ export interface TrackerServer {
   readonly localWorker: WorkerHandle
 }
 
-const unknownInstance = (instanceId: string) => new RejectedError({ reason: "unknown-instance", message: `no live instance ${instanceId}` })
+const unknownInstance = (instanceId: string) =>
+  new RejectedError({ reason: "unknown-instance", message: `no live instance ${instanceId}` })
 
 const httpUrl = (text: string): boolean => {
   try {
@@ -80,7 +104,9 @@ const httpUrl = (text: string): boolean => {
  * and outcomes stay queryable after the trackers let go. On start every instance left in the store is
  * resumed (R-REC-1). Closing the scope closes every tracker; the store keeps their state.
  */
-export const makeTrackerServer = (options: TrackerServerOptions): Effect.Effect<TrackerServer, StoreError, Scope.Scope> =>
+export const makeTrackerServer = (
+  options: TrackerServerOptions
+): Effect.Effect<TrackerServer, StoreError, Scope.Scope> =>
   Effect.gen(function* () {
     const { jobs, store } = options
     const log = options.log ?? (() => {})
@@ -90,7 +116,10 @@ export const makeTrackerServer = (options: TrackerServerOptions): Effect.Effect<
     /** Ids reserved by a submit whose tracker is being started. */
     const starting = new Set<string>()
     const registry = new Map<string, RegisteredWorker>()
-    const heartbeatInterval = Math.min(defaultConfig.heartbeatInterval, ...[...jobs.values()].map((job) => job.config?.heartbeatInterval ?? Infinity))
+    const heartbeatInterval = Math.min(
+      defaultConfig.heartbeatInterval,
+      ...[...jobs.values()].map((job) => job.config?.heartbeatInterval ?? Infinity)
+    )
 
     const localLink = (instanceId: string): TrackerLink =>
       directLink(
@@ -112,12 +141,21 @@ export const makeTrackerServer = (options: TrackerServerOptions): Effect.Effect<
     const deliverOutcome = (instanceId: string, outcome: Outcome): Effect.Effect<void, TransportError> =>
       Effect.gen(function* () {
         const entry = live.get(instanceId)
-        const progress: Progress = entry === undefined ? { instanceId, at: outcome.finishedAt, byName: {}, byWorker: {}, outcome } : yield* entry.tracker.progress
+        const progress: Progress =
+          entry === undefined
+            ? { instanceId, at: outcome.finishedAt, byName: {}, byWorker: {}, outcome }
+            : yield* entry.tracker.progress
         yield* Effect.try({
           try: () => outcomes.put({ instanceId, job: entry?.job ?? "", outcome, progress: { ...progress, outcome } }),
-          catch: (error) => new TransportError({ reason: "closed", message: `cannot keep the outcome of ${instanceId}: ${String(error)}` })
+          catch: (error) =>
+            new TransportError({
+              reason: "closed",
+              message: `cannot keep the outcome of ${instanceId}: ${String(error)}`
+            })
         })
-        log(`instance ${instanceId} ${outcome.ok ? "succeeded" : "failed"}: ${outcome.result.length > 200 ? `${outcome.result.slice(0, 200)}…` : outcome.result}`)
+        log(
+          `instance ${instanceId} ${outcome.ok ? "succeeded" : "failed"}: ${outcome.result.length > 200 ? `${outcome.result.slice(0, 200)}…` : outcome.result}`
+        )
       })
 
     const remote = httpWorkerTransport({
@@ -132,10 +170,13 @@ export const makeTrackerServer = (options: TrackerServerOptions): Effect.Effect<
         workerId === LOCAL_WORKER_ID
           ? Effect.suspend(() => {
               const refused = localWorker.deliver(batch)
-              return refused === undefined ? Effect.void : Effect.fail(new TransportError({ reason: "rejected", message: refused.message }))
+              return refused === undefined
+                ? Effect.void
+                : Effect.fail(new TransportError({ reason: "rejected", message: refused.message }))
             })
           : remote.send(workerId, batch),
-      stop: (workerId, message) => (workerId === LOCAL_WORKER_ID ? Effect.sync(() => localWorker.stop(message)) : remote.stop(workerId, message)),
+      stop: (workerId, message) =>
+        workerId === LOCAL_WORKER_ID ? Effect.sync(() => localWorker.stop(message)) : remote.stop(workerId, message),
       deliverOutcome
     }
 
@@ -160,11 +201,19 @@ export const makeTrackerServer = (options: TrackerServerOptions): Effect.Effect<
     const fresh = (worker: RegisteredWorker) => Date.now() - worker.renewedAt <= ttl
 
     /** Starts hosting a tracker: the local worker joins, registered workers are introduced, release ends it. */
-    const host = <E>(id: string, job: string, make: Effect.Effect<Tracker, E, TaskStore | Transport | Scope.Scope>): Effect.Effect<Tracker, E> =>
+    const host = <E>(
+      id: string,
+      job: string,
+      make: Effect.Effect<Tracker, E, TaskStore | Transport | Scope.Scope>
+    ): Effect.Effect<Tracker, E> =>
       Effect.gen(function* () {
         const scope = yield* Scope.make()
         const exit = yield* Effect.exit(
-          make.pipe(Effect.provideService(TaskStore, store), Effect.provideService(Transport, transport), Scope.provide(scope))
+          make.pipe(
+            Effect.provideService(TaskStore, store),
+            Effect.provideService(Transport, transport),
+            Scope.provide(scope)
+          )
         )
         if (Exit.isFailure(exit)) {
           yield* Scope.close(scope, exit)
@@ -197,7 +246,8 @@ export const makeTrackerServer = (options: TrackerServerOptions): Effect.Effect<
     for (const id of yield* store.listInstances()) {
       const stored = yield* store.load(id)
       if (stored === undefined || options.resume?.(id, stored.instance.job) === false) continue
-      if (!jobs.has(stored.instance.job)) log(`warning: instance ${id} runs job ${stored.instance.job}, which this server does not know`)
+      if (!jobs.has(stored.instance.job))
+        log(`warning: instance ${id} runs job ${stored.instance.job}, which this server does not know`)
       const resumedTracker = yield* Effect.result(host(id, stored.instance.job, resumeTracker(id, LOCAL_WORKER_ID)))
       if (resumedTracker._tag === "Failure") {
         log(`cannot resume instance ${id}: ${resumedTracker.failure.message}`)
@@ -219,7 +269,9 @@ export const makeTrackerServer = (options: TrackerServerOptions): Effect.Effect<
           const entry = live.get(instanceId)
           if (entry !== undefined) return Effect.succeed(entry.exposed)
           const record = outcomes.get(instanceId)
-          return record === undefined ? Effect.fail(unknownInstance(instanceId)) : Effect.succeed(finishedTracker(record.instanceId, record.outcome, record.progress))
+          return record === undefined
+            ? Effect.fail(unknownInstance(instanceId))
+            : Effect.succeed(finishedTracker(record.instanceId, record.outcome, record.progress))
         }),
 
       submit: (request: SubmitRequest) =>
@@ -233,14 +285,22 @@ export const makeTrackerServer = (options: TrackerServerOptions): Effect.Effect<
           }
           const given = request.instanceId
           // Submitting an id that exists starts nothing: a repeated submit is answered, not run twice.
-          if (given !== undefined && (live.has(given) || starting.has(given) || outcomes.get(given) !== undefined)) return { instanceId: given }
+          if (given !== undefined && (live.has(given) || starting.has(given) || outcomes.get(given) !== undefined))
+            return { instanceId: given }
           const config = yield* resolveConfig({ ...job.config, ...request.config })
           const instanceId = given ?? `${job.name}-${globalThis.crypto.randomUUID()}`
           starting.add(instanceId)
           yield* host(
             instanceId,
             job.name,
-            startTracker({ instanceId, job: job.name, kind: job.kind, config, params: JSON.stringify(request.params ?? null), localWorkerId: LOCAL_WORKER_ID })
+            startTracker({
+              instanceId,
+              job: job.name,
+              kind: job.kind,
+              config,
+              params: JSON.stringify(request.params ?? null),
+              localWorkerId: LOCAL_WORKER_ID
+            })
           ).pipe(Effect.ensuring(Effect.sync(() => starting.delete(instanceId))))
           log(`started instance ${instanceId} (job ${job.name})`)
           return { instanceId }
@@ -249,15 +309,31 @@ export const makeTrackerServer = (options: TrackerServerOptions): Effect.Effect<
       registerWorker: (registration: WorkerRegistration) =>
         Effect.suspend(() => {
           if (registration.workerId === LOCAL_WORKER_ID) {
-            return Effect.fail(new RejectedError({ reason: "bad-input", message: `worker id ${LOCAL_WORKER_ID} is reserved for the tracker's own worker` }))
+            return Effect.fail(
+              new RejectedError({
+                reason: "bad-input",
+                message: `worker id ${LOCAL_WORKER_ID} is reserved for the tracker's own worker`
+              })
+            )
           }
           if (!httpUrl(registration.url)) {
-            return Effect.fail(new RejectedError({ reason: "bad-input", message: `url ${JSON.stringify(registration.url)} is not an http(s) URL` }))
+            return Effect.fail(
+              new RejectedError({
+                reason: "bad-input",
+                message: `url ${JSON.stringify(registration.url)} is not an http(s) URL`
+              })
+            )
           }
           let worker = registry.get(registration.workerId)
           const isNew = worker === undefined || worker.url !== registration.url
           if (worker === undefined) {
-            worker = { id: registration.workerId, url: registration.url, slots: registration.slots, jobs: new Set(registration.jobs), renewedAt: Date.now() }
+            worker = {
+              id: registration.workerId,
+              url: registration.url,
+              slots: registration.slots,
+              jobs: new Set(registration.jobs),
+              renewedAt: Date.now()
+            }
             registry.set(worker.id, worker)
           } else {
             worker.url = registration.url

@@ -46,15 +46,23 @@ export const sqliteOutcomeLog = (path: string): OutcomeLog => {
        progress TEXT NOT NULL
      ) STRICT`
   )
-  const put = db.prepare("INSERT OR REPLACE INTO server_outcomes (instance_id, job, outcome, progress) VALUES (?, ?, ?, ?)")
+  const put = db.prepare(
+    "INSERT OR REPLACE INTO server_outcomes (instance_id, job, outcome, progress) VALUES (?, ?, ?, ?)"
+  )
   const get = db.prepare("SELECT job, outcome, progress FROM server_outcomes WHERE instance_id = ?")
   return {
-    put: (record) => void put.run(record.instanceId, record.job, JSON.stringify(record.outcome), JSON.stringify(record.progress)),
+    put: (record) =>
+      void put.run(record.instanceId, record.job, JSON.stringify(record.outcome), JSON.stringify(record.progress)),
     get: (instanceId) => {
       const row = get.get(instanceId) as { job: string; outcome: string; progress: string } | undefined
       return row === undefined
         ? undefined
-        : { instanceId, job: row.job, outcome: JSON.parse(row.outcome) as Outcome, progress: JSON.parse(row.progress) as Progress }
+        : {
+            instanceId,
+            job: row.job,
+            outcome: JSON.parse(row.outcome) as Outcome,
+            progress: JSON.parse(row.progress) as Progress
+          }
     },
     close: () => {
       if (db.isOpen) db.close()

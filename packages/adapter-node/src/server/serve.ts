@@ -21,7 +21,9 @@ export interface RunningTracker extends TrackerServer {
 }
 
 /** Opens the store, resumes its instances, then serves the tracker protocol on 127.0.0.1 while the scope lives. */
-export const serveTracker = (options: ServeTrackerOptions): Effect.Effect<RunningTracker, StoreError | ListenError, Scope.Scope> =>
+export const serveTracker = (
+  options: ServeTrackerOptions
+): Effect.Effect<RunningTracker, StoreError | ListenError, Scope.Scope> =>
   Effect.gen(function* () {
     const db = options.db
     const store: TaskStoreShape =
@@ -32,11 +34,17 @@ export const serveTracker = (options: ServeTrackerOptions): Effect.Effect<Runnin
             (opened) => Effect.sync(() => opened.close())
           )
     const outcomes = yield* Effect.acquireRelease(
-      Effect.try({ try: () => (db === undefined ? memoryOutcomeLog() : sqliteOutcomeLog(db)), catch: (error) => storeError(db ?? "memory", error) }),
+      Effect.try({
+        try: () => (db === undefined ? memoryOutcomeLog() : sqliteOutcomeLog(db)),
+        catch: (error) => storeError(db ?? "memory", error)
+      }),
       (log) => Effect.sync(() => log.close())
     )
     const server = yield* makeTrackerServer({ ...options, store, outcomes })
-    const app = makeTrackerApp(server.host, { token: options.token, maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES })
+    const app = makeTrackerApp(server.host, {
+      token: options.token,
+      maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES
+    })
     const listening = yield* listen(app.fetch, options.port)
     return { ...server, ...listening }
   })
@@ -44,4 +52,7 @@ export const serveTracker = (options: ServeTrackerOptions): Effect.Effect<Runnin
 const storeError = (path: string, error: unknown): StoreError =>
   error instanceof StoreError
     ? error
-    : new StoreError({ reason: "unavailable", message: `cannot open ${path}: ${error instanceof Error ? error.message : String(error)}` })
+    : new StoreError({
+        reason: "unavailable",
+        message: `cannot open ${path}: ${error instanceof Error ? error.message : String(error)}`
+      })

@@ -14,7 +14,9 @@ export const PARAMS_PER_ROW = 17
 export const INSERT_CHUNK = 16
 
 export const insertSql = (rows: number) =>
-  `INSERT INTO tasks (${TASK_COLUMNS}) VALUES ${Array(rows).fill(`(${Array(PARAMS_PER_ROW).fill("?").join(", ")})`).join(", ")}`
+  `INSERT INTO tasks (${TASK_COLUMNS}) VALUES ${Array(rows)
+    .fill(`(${Array(PARAMS_PER_ROW).fill("?").join(", ")})`)
+    .join(", ")}`
 
 /** Writes one row's insert parameters into `params` from index `at`; returns the index after them. */
 export const writeRow = (params: SQLInputValue[], at: number, key: number, row: TaskRow): number => {
@@ -133,7 +135,8 @@ export const prepareStatements = (db: DatabaseSync) => {
         ).changes
       ),
     taskById: (key: number, id: string): unknown => taskById.get(key, id),
-    results: (key: number, run: number, afterSeq: number, limit: number): unknown[] => results.all(key, run, afterSeq, limit),
+    results: (key: number, run: number, afterSeq: number, limit: number): unknown[] =>
+      results.all(key, run, afterSeq, limit),
     liveTasks: (key: number): unknown[] => liveTasks.all(key),
     terminalCounts: (key: number) =>
       terminalCounts.all(key) as Array<{ name: string; worker: string | null; status: number; count: number }>

@@ -1,5 +1,13 @@
 import { StoreError } from "@taskfold/core"
-import { InstanceRow, TaskStore, type StoredInstance, type StoredResult, type TaskRow, type TaskStoreShape, type WriteBatch } from "@taskfold/core/adapter"
+import {
+  InstanceRow,
+  TaskStore,
+  type StoredInstance,
+  type StoredResult,
+  type TaskRow,
+  type TaskStoreShape,
+  type WriteBatch
+} from "@taskfold/core/adapter"
 import { Effect, Layer, Schema } from "effect"
 import { DatabaseSync } from "node:sqlite"
 import { toStoreError } from "./errors.ts"
@@ -40,7 +48,10 @@ const applyBatch = (sql: Statements, batch: WriteBatch): void => {
   sql.insertTasks(key, batch.inserts)
   for (const update of batch.updates) {
     if (sql.updateTask(key, update) !== 1) {
-      throw new StoreError({ reason: "not-found", message: `task ${update.id} (seq ${update.seq}) of ${id} is not stored` })
+      throw new StoreError({
+        reason: "not-found",
+        message: `task ${update.id} (seq ${update.seq}) of ${id} is not stored`
+      })
     }
   }
   for (const run of batch.deleteRuns) sql.deleteRun(key, run)
@@ -53,7 +64,10 @@ const loadInstance = (sql: Statements, instanceId: string): StoredInstance | und
   try {
     instance = decodeInstance(JSON.parse(found.row))
   } catch (error) {
-    throw new StoreError({ reason: "corrupt", message: `the stored row of instance ${instanceId} does not decode: ${String(error)}` })
+    throw new StoreError({
+      reason: "corrupt",
+      message: `the stored row of instance ${instanceId} does not decode: ${String(error)}`
+    })
   }
   const live = sql.liveTasks(found.key).map(toTaskRow)
   const terminal = sql
@@ -90,7 +104,9 @@ export const openSqliteStore = (path: string | ":memory:"): SqliteStore => {
 
   return {
     apply: (batch) =>
-      attempt(`applying a batch to ${batch.instance.id}`, () => inTransaction(db, sql, sql.begin, () => applyBatch(sql, batch))),
+      attempt(`applying a batch to ${batch.instance.id}`, () =>
+        inTransaction(db, sql, sql.begin, () => applyBatch(sql, batch))
+      ),
     readTasks: (instanceId, ids) =>
       attempt(`reading tasks of ${instanceId}`, () => {
         const key = sql.instanceKey(instanceId)
@@ -109,7 +125,9 @@ export const openSqliteStore = (path: string | ":memory:"): SqliteStore => {
       }),
     // One read transaction, so the row, the live tasks and the counts are one consistent snapshot.
     load: (instanceId) =>
-      attempt(`loading ${instanceId}`, () => inTransaction(db, sql, sql.beginRead, () => loadInstance(sql, instanceId))),
+      attempt(`loading ${instanceId}`, () =>
+        inTransaction(db, sql, sql.beginRead, () => loadInstance(sql, instanceId))
+      ),
     listInstances: () => attempt("listing instances", () => sql.instanceIds()),
     close: () => {
       if (!db.isOpen) return

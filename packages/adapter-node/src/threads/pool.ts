@@ -42,14 +42,20 @@ const entry = new URL("./thread.ts", import.meta.url)
 const invalid = (message: string) => new ConfigError({ reason: "invalid-config", message: `threadPool: ${message}` })
 
 const modulePath = (given: unknown): string => {
-  if (typeof given !== "string" || given.length === 0) throw invalid(`modules must be paths or file URLs of job modules, not ${JSON.stringify(given)}`)
+  if (typeof given !== "string" || given.length === 0)
+    throw invalid(`modules must be paths or file URLs of job modules, not ${JSON.stringify(given)}`)
   return given.startsWith("file:") ? fileURLToPath(given) : resolve(given)
 }
 
 /** A body's buffer, if it can move to the thread whole: the view covers all of it, and it is not shared. */
 const movable = (run: TaskRun): ArrayBuffer | undefined => {
   const body = run.task.body
-  return typeof body !== "string" && body.buffer instanceof ArrayBuffer && body.byteOffset === 0 && body.byteLength === body.buffer.byteLength ? body.buffer : undefined
+  return typeof body !== "string" &&
+    body.buffer instanceof ArrayBuffer &&
+    body.byteOffset === 0 &&
+    body.byteLength === body.buffer.byteLength
+    ? body.buffer
+    : undefined
 }
 
 /**
@@ -62,8 +68,10 @@ const movable = (run: TaskRun): ArrayBuffer | undefined => {
 export const threadPool = (options: ThreadPoolOptions): ThreadPool => {
   if (options === null || typeof options !== "object") throw invalid("options must be an object")
   const max = options.threads ?? availableParallelism()
-  if (!Number.isInteger(max) || max < 1 || max > MAX_THREADS) throw invalid(`threads must be a whole number from 1 to ${MAX_THREADS}, not ${JSON.stringify(max)}`)
-  if (!Array.isArray(options.modules) || options.modules.length === 0) throw invalid("modules must name at least one job module")
+  if (!Number.isInteger(max) || max < 1 || max > MAX_THREADS)
+    throw invalid(`threads must be a whole number from 1 to ${MAX_THREADS}, not ${JSON.stringify(max)}`)
+  if (!Array.isArray(options.modules) || options.modules.length === 0)
+    throw invalid("modules must name at least one job module")
   const data: ThreadData = { modules: options.modules.map(modulePath) }
 
   const spawn = (): ThreadPort => {
@@ -104,7 +112,10 @@ export const threadPool = (options: ThreadPoolOptions): ThreadPool => {
  * A pool that lives as long as the scope, its threads ready when this succeeds; none for `threads` 0 (the
  * processors run in the worker's own thread).
  */
-export const scopedThreadPool = (threads: number, options: Omit<ThreadPoolOptions, "threads">): Effect.Effect<ThreadPool | undefined, never, Scope.Scope> =>
+export const scopedThreadPool = (
+  threads: number,
+  options: Omit<ThreadPoolOptions, "threads">
+): Effect.Effect<ThreadPool | undefined, never, Scope.Scope> =>
   threads === 0
     ? Effect.succeed(undefined)
     : Effect.acquireRelease(

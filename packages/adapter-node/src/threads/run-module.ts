@@ -19,7 +19,11 @@ export const runJobModule = async (modulePath: string, options: RunModuleOptions
   const job = name === undefined ? (jobs.size === 1 ? [...jobs.values()][0] : undefined) : jobs.get(name)
   if (job === undefined) {
     const known = [...jobs.keys()].join(", ")
-    throw new JobLoadError(name === undefined ? `${modulePath} exports several jobs (${known}): choose one with the job option` : `${modulePath} exports no job named ${JSON.stringify(name)}; it exports ${known}`)
+    throw new JobLoadError(
+      name === undefined
+        ? `${modulePath} exports several jobs (${known}): choose one with the job option`
+        : `${modulePath} exports no job named ${JSON.stringify(name)}; it exports ${known}`
+    )
   }
   const pool = threadPool({ modules: [modulePath], ...(threads === undefined ? {} : { threads }) })
   try {

@@ -1,6 +1,12 @@
 import { defaultConfig, RejectedError } from "@taskfold/core"
 import { startWorker, type Executor, type TrackerLink, type WorkerHandle } from "@taskfold/core/adapter"
-import { httpTrackerClient, httpTrackerLink, makeWorkerApp, type ClientError, type HttpClientOptions } from "@taskfold/core/wire"
+import {
+  httpTrackerClient,
+  httpTrackerLink,
+  makeWorkerApp,
+  type ClientError,
+  type HttpClientOptions
+} from "@taskfold/core/wire"
 import { Effect, Schedule, type Scope } from "effect"
 import { randomBytes } from "node:crypto"
 import { hostname } from "node:os"
@@ -43,7 +49,9 @@ export const defaultWorkerId = (): string => `${hostname()}-${process.pid}-${ran
  * answers name and those whose batches arrive, and runs their tasks on core's worker runtime.
  * Fails if the first registration does not get through.
  */
-export const startWorkerProcess = (options: WorkerProcessOptions): Effect.Effect<RunningWorker, ListenError | ClientError, Scope.Scope> =>
+export const startWorkerProcess = (
+  options: WorkerProcessOptions
+): Effect.Effect<RunningWorker, ListenError | ClientError, Scope.Scope> =>
   Effect.gen(function* () {
     const log = options.log ?? (() => {})
     const id = options.id ?? defaultWorkerId()
@@ -52,7 +60,11 @@ export const startWorkerProcess = (options: WorkerProcessOptions): Effect.Effect
       defaultConfig.heartbeatInterval,
       ...[...options.jobs.values()].map((job) => job.config?.heartbeatInterval ?? Infinity)
     )
-    const client: HttpClientOptions = { baseUrl: options.tracker.replace(/\/+$/, ""), token: options.token, fetch: options.fetch ?? globalThis.fetch }
+    const client: HttpClientOptions = {
+      baseUrl: options.tracker.replace(/\/+$/, ""),
+      token: options.token,
+      fetch: options.fetch ?? globalThis.fetch
+    }
     const linkTo = httpTrackerLink(client)
     /** Instances served here: joined from a registration answer or a batch; left on stop. */
     const joined = new Set<string>()
@@ -73,7 +85,8 @@ export const startWorkerProcess = (options: WorkerProcessOptions): Effect.Effect
           link.heartbeat(heartbeat).pipe(
             Effect.tapError((error) =>
               Effect.sync(() => {
-                if (error instanceof RejectedError && error.reason === "unknown-instance") forget(instanceId, error.message)
+                if (error instanceof RejectedError && error.reason === "unknown-instance")
+                  forget(instanceId, error.message)
               })
             )
           )
@@ -126,7 +139,9 @@ export const startWorkerProcess = (options: WorkerProcessOptions): Effect.Effect
     )
 
     yield* register
-    log(`worker ${id} listening on ${listening.url}, registered with ${client.baseUrl} (${slots} slots; jobs ${registration.jobs.join(", ")})`)
+    log(
+      `worker ${id} listening on ${listening.url}, registered with ${client.baseUrl} (${slots} slots; jobs ${registration.jobs.join(", ")})`
+    )
 
     let reachable = true
     const renew = register.pipe(

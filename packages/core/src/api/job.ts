@@ -11,7 +11,10 @@ const kinds: ReadonlyArray<JobKind> = ["standalone", "broadcast", "map", "mapRed
 /** Checks a job definition; a bad one throws a ConfigError naming what is wrong. */
 export const defineJob = <J extends Job>(job: J): J => {
   if (job === null || typeof job !== "object") {
-    throw new ConfigError({ reason: "invalid-job", message: `defineJob needs an object with name, kind and process, not ${safeJson(job)}` })
+    throw new ConfigError({
+      reason: "invalid-job",
+      message: `defineJob needs an object with name, kind and process, not ${safeJson(job)}`
+    })
   }
   const fail = (message: string): never => {
     throw new ConfigError({ reason: "invalid-job", message: `job ${safeJson(job.name)}: ${message}` })
@@ -22,8 +25,10 @@ export const defineJob = <J extends Job>(job: J): J => {
   if (!kinds.includes(job.kind)) fail(`kind must be one of ${kinds.join(", ")}`)
   if (typeof job.process !== "function") fail("process must be a function")
   if (job.kind === "mapReduce" && typeof job.reduce !== "function") fail("a mapReduce job needs reduce")
-  if (job.kind === "broadcast" && job.preProcess !== undefined && typeof job.preProcess !== "function") fail("preProcess must be a function")
-  if (job.kind === "broadcast" && job.postProcess !== undefined && typeof job.postProcess !== "function") fail("postProcess must be a function")
+  if (job.kind === "broadcast" && job.preProcess !== undefined && typeof job.preProcess !== "function")
+    fail("preProcess must be a function")
+  if (job.kind === "broadcast" && job.postProcess !== undefined && typeof job.postProcess !== "function")
+    fail("postProcess must be a function")
   if (job.config !== undefined) {
     const checked = Effect.runSync(Effect.result(resolveConfig(job.config)))
     if (checked._tag === "Failure") fail(`its config: ${checked.failure.message}`)

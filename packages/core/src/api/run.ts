@@ -1,4 +1,4 @@
-import { Effect, Scope } from "effect"
+import { Effect, type Scope } from "effect"
 import { makeMemoryNetwork } from "../memory/transport.ts"
 import { makeMemoryStore } from "../memory/store.ts"
 import { resolveConfig, type JobConfig, type JobConfigOverrides } from "../model/config.ts"
@@ -72,7 +72,12 @@ const wholeNumber = (value: unknown, name: string, max: number): ConfigError | u
 
 /** Checks what runJob and startJob are given; a bad option is a ConfigError and starts nothing. */
 const checkRunOptions = (job: unknown, options: RunOptions): ConfigError | undefined => {
-  if (job === null || typeof job !== "object" || typeof (job as Job).name !== "string" || typeof (job as Job).process !== "function") {
+  if (
+    job === null ||
+    typeof job !== "object" ||
+    typeof (job as Job).name !== "string" ||
+    typeof (job as Job).process !== "function"
+  ) {
     return new ConfigError({ reason: "invalid-job", message: "runJob needs a job made by defineJob" })
   }
   if (options === null || typeof options !== "object") return invalid("runJob's options must be an object")
@@ -143,7 +148,10 @@ export const startJob = (job: Job, options: RunOptions = {}): Effect.Effect<JobH
 
 /** Runs one instance of `job` on in-process workers and returns its outcome. */
 export const runJobEffect = (job: Job, options: RunOptions = {}): Effect.Effect<RunResult, ConfigError> =>
-  Effect.scoped(Effect.flatMap(startJob(job, options), (handle) => Effect.tap(handle.result, () => handle.tracker.released)))
+  Effect.scoped(
+    Effect.flatMap(startJob(job, options), (handle) => Effect.tap(handle.result, () => handle.tracker.released))
+  )
 
 /** Promise form of runJobEffect, for code that does not use Effect. */
-export const runJob = (job: Job, options: RunOptions = {}): Promise<RunResult> => Effect.runPromise(runJobEffect(job, options))
+export const runJob = (job: Job, options: RunOptions = {}): Promise<RunResult> =>
+  Effect.runPromise(runJobEffect(job, options))

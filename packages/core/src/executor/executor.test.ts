@@ -35,8 +35,14 @@ const portPair = () => {
       if (!cut) for (const listener of listeners) listener(copy)
     }, 0)
   }
-  const host: HostPort = { postMessage: (messages, transfer) => deliver(toGuest, messages, transfer), onMessage: (listener) => toHost.push(listener) }
-  const guest: GuestPort = { postMessage: (messages, transfer) => deliver(toHost, messages, transfer), onMessage: (listener) => toGuest.push(listener) }
+  const host: HostPort = {
+    postMessage: (messages, transfer) => deliver(toGuest, messages, transfer),
+    onMessage: (listener) => toHost.push(listener)
+  }
+  const guest: GuestPort = {
+    postMessage: (messages, transfer) => deliver(toHost, messages, transfer),
+    onMessage: (listener) => toGuest.push(listener)
+  }
   return { host, guest, cut: () => (cut = true) }
 }
 
@@ -94,7 +100,11 @@ describe("portExecutor and serveExecutorPort", () => {
   it("R-DISP-10 a run's map call is made through its TaskCalls and the result comes back", async () => {
     const { executor } = executorOf()
     const { calls, mapped } = callsOf()
-    expect(resultOf(await executor.run(taskRun("map", { n: 7 }), calls, never))).toEqual({ created: 2, body: { n: 7 }, params: { p: 1 } })
+    expect(resultOf(await executor.run(taskRun("map", { n: 7 }), calls, never))).toEqual({
+      created: 2,
+      body: { n: 7 },
+      params: { p: 1 }
+    })
     expect(mapped).toEqual([{ items: [1, "two"], name: "child" }])
     await executor.ready()
     expect(executor.stats()).toEqual({ ports: 1, running: 0 })
@@ -132,6 +142,9 @@ describe("portExecutor and serveExecutorPort", () => {
     await started
     await executor.close()
     expect(await running).toMatchObject({ ok: false, error: { reason: "pool-closed" } })
-    expect(await executor.run(taskRun("map"), calls, never)).toMatchObject({ ok: false, error: { reason: "pool-closed" } })
+    expect(await executor.run(taskRun("map"), calls, never)).toMatchObject({
+      ok: false,
+      error: { reason: "pool-closed" }
+    })
   })
 })

@@ -84,7 +84,9 @@ export const serveExecutorPort = (port: GuestPort, jobs: JobLookup | Promise<Job
           port.postMessage([message])
         } catch (error) {
           if (message.type !== "settled") continue
-          const text = message.settled.ok ? "the result" : `the error ${String(message.settled.error.tag)}: ${String(message.settled.error.message)}`
+          const text = message.settled.ok
+            ? "the result"
+            : `the error ${String(message.settled.error.tag)}: ${String(message.settled.error.message)}`
           const stuck = { tag: "Error", message: `${text} cannot leave the worker thread: ${String(error)}` }
           port.postMessage([{ type: "settled", id: message.id, settled: { ok: false, error: stuck } }])
         }
@@ -92,7 +94,9 @@ export const serveExecutorPort = (port: GuestPort, jobs: JobLookup | Promise<Job
     }
   }
   const outbox = new Outbox<FromGuest>(post)
-  const loaded: Promise<JobLookup | Error> = Promise.resolve(jobs).catch((error: unknown) => (error instanceof Error ? error : new Error(String(error))))
+  const loaded: Promise<JobLookup | Error> = Promise.resolve(jobs).catch((error: unknown) =>
+    error instanceof Error ? error : new Error(String(error))
+  )
   void loaded.then(() => outbox.push({ type: "ready" }))
 
   /** Calls to the host waiting for their answer, by call number. */
@@ -125,12 +129,25 @@ export const serveExecutorPort = (port: GuestPort, jobs: JobLookup | Promise<Job
 
   const start = async (id: number, run: TaskRun, controller: AbortController): Promise<void> => {
     const table = await loaded
-    if (table instanceof Error) return settle(id, { ok: false, error: { tag: "JobLoadError", message: `a worker thread cannot load its jobs: ${table.message}` } })
+    if (table instanceof Error)
+      return settle(id, {
+        ok: false,
+        error: { tag: "JobLoadError", message: `a worker thread cannot load its jobs: ${table.message}` }
+      })
     const job = table.get(run.job)
-    if (job === undefined) return settle(id, { ok: false, error: { tag: "UnknownJob", message: `job ${run.job} is not among the worker thread's jobs` } })
+    if (job === undefined)
+      return settle(id, {
+        ok: false,
+        error: { tag: "UnknownJob", message: `job ${run.job} is not among the worker thread's jobs` }
+      })
     let task: GuestTask
     try {
-      const body = run.task.kind === TaskKind.Final ? undefined : typeof run.task.body === "string" ? JSON.parse(run.task.body) : run.task.body
+      const body =
+        run.task.kind === TaskKind.Final
+          ? undefined
+          : typeof run.task.body === "string"
+            ? JSON.parse(run.task.body)
+            : run.task.body
       task = new GuestTask(id, run, body, paramsOf(run), call, controller)
     } catch (error) {
       return settle(id, { ok: false, error: toTaskError(error) })

@@ -76,7 +76,13 @@ export const portExecutor = <P extends HostPort>(options: PortExecutorOptions<P>
     const reply = (value: ToGuest) => {
       if (!guest.gone) guest.outbox.push(value)
     }
-    if (run === undefined) return reply({ type: "answer", call: message.call, ok: false, error: { name: "Error", message: "the task has ended" } })
+    if (run === undefined)
+      return reply({
+        type: "answer",
+        call: message.call,
+        ok: false,
+        error: { name: "Error", message: "the task has ended" }
+      })
     let pending: Promise<number | boolean | ReadonlyArray<unknown>>
     try {
       pending =
@@ -109,7 +115,8 @@ export const portExecutor = <P extends HostPort>(options: PortExecutorOptions<P>
       try {
         guest.port.postMessage([message])
       } catch (error) {
-        if (message.type === "run") settle(guest, message.id, failure("not-sent", `the task cannot be sent to a worker thread: ${String(error)}`))
+        if (message.type === "run")
+          settle(guest, message.id, failure("not-sent", `the task cannot be sent to a worker thread: ${String(error)}`))
       }
     }
   }
@@ -182,11 +189,15 @@ export const portExecutor = <P extends HostPort>(options: PortExecutorOptions<P>
       for (const guest of closing) {
         guest.gone = true
         guest.markLoaded()
-        for (const id of [...guest.runs.keys()]) settle(guest, id, failure("pool-closed", "the executor closed while the task ran"))
+        for (const id of [...guest.runs.keys()])
+          settle(guest, id, failure("pool-closed", "the executor closed while the task ran"))
       }
       await Promise.all(closing.map((guest) => options.close?.(guest.port)))
     },
     ready: () => Promise.all([...guests.values()].map((guest) => guest.loaded)).then(() => undefined),
-    stats: () => ({ ports: guests.size, running: [...guests.values()].reduce((sum, guest) => sum + guest.runs.size, 0) })
+    stats: () => ({
+      ports: guests.size,
+      running: [...guests.values()].reduce((sum, guest) => sum + guest.runs.size, 0)
+    })
   }
 }

@@ -30,16 +30,39 @@ export type CallMethod = "map" | "appendContext" | "readResults"
 export type ToGuest =
   | { readonly type: "run"; readonly id: number; readonly run: TaskRun }
   | { readonly type: "abort"; readonly id: number; readonly reason: string }
-  | { readonly type: "answer"; readonly call: number; readonly ok: true; readonly value: number | boolean | ReadonlyArray<StoredResult> }
+  | {
+      readonly type: "answer"
+      readonly call: number
+      readonly ok: true
+      readonly value: number | boolean | ReadonlyArray<StoredResult>
+    }
   | { readonly type: "answer"; readonly call: number; readonly ok: false; readonly error: CallError }
 
 /** Guest → host. "ready" comes once the guest's jobs are loaded (or failed to). */
 export type FromGuest =
   | { readonly type: "ready" }
   | { readonly type: "settled"; readonly id: number; readonly settled: Settled }
-  | { readonly type: "call"; readonly id: number; readonly call: number; readonly method: "map"; readonly args: readonly [ReadonlyArray<unknown>, string] }
-  | { readonly type: "call"; readonly id: number; readonly call: number; readonly method: "appendContext"; readonly args: readonly [Record<string, unknown>] }
-  | { readonly type: "call"; readonly id: number; readonly call: number; readonly method: "readResults"; readonly args: readonly [number, number] }
+  | {
+      readonly type: "call"
+      readonly id: number
+      readonly call: number
+      readonly method: "map"
+      readonly args: readonly [ReadonlyArray<unknown>, string]
+    }
+  | {
+      readonly type: "call"
+      readonly id: number
+      readonly call: number
+      readonly method: "appendContext"
+      readonly args: readonly [Record<string, unknown>]
+    }
+  | {
+      readonly type: "call"
+      readonly id: number
+      readonly call: number
+      readonly method: "readResults"
+      readonly args: readonly [number, number]
+    }
 
 /** The host's end of a guest's port. */
 export type HostPort = MessagePortLike<ReadonlyArray<FromGuest>, ReadonlyArray<ToGuest>>
@@ -56,7 +79,10 @@ export const toCallError = (error: unknown): CallError => {
 }
 
 export const fromCallError = (error: CallError): Error =>
-  Object.assign(new Error(error.message), { name: error.name, ...(error.reason === undefined ? {} : { reason: error.reason }) })
+  Object.assign(new Error(error.message), {
+    name: error.name,
+    ...(error.reason === undefined ? {} : { reason: error.reason })
+  })
 
 /**
  * Collects messages for one port and posts them together at the end of the current turn. `transfer`

@@ -91,7 +91,14 @@ export const createBlock = (
 
 /** Child `index` as a LiveTask, still Waiting. A fresh block keeps it, as its row is written with the block's. */
 const makeLive = (state: MachineState, block: ChildBlock, index: number, keep: boolean): LiveTask => {
-  const task = new LiveTask(block.idOf(index), block.firstSeq + index, block.run, TaskKind.Sub, block.bodyOf(index), block.counter)
+  const task = new LiveTask(
+    block.idOf(index),
+    block.firstSeq + index,
+    block.run,
+    TaskKind.Sub,
+    block.bodyOf(index),
+    block.counter
+  )
   state.tasks.set(task.id, task)
   if (block.fresh) task.dirty = 2
   if (keep || block.fresh) (block.taken ??= new Map()).set(index, task)
@@ -111,7 +118,11 @@ const close = (state: MachineState, block: ChildBlock): void => {
 
 /** Passes over children made live before their turn that are no longer Waiting (a kill). */
 const skipGone = (block: ChildBlock): void => {
-  for (let early = block.taken?.get(block.next); early !== undefined && !isWaiting(early); early = block.taken?.get(block.next)) {
+  for (
+    let early = block.taken?.get(block.next);
+    early !== undefined && !isWaiting(early);
+    early = block.taken?.get(block.next)
+  ) {
     if (!block.fresh) block.taken?.delete(block.next)
     block.next++
   }
@@ -162,7 +173,8 @@ const heldChild = (state: MachineState, id: string): LiveTask | undefined => {
 }
 
 /** A live task by id, whether or not it has left its block yet. */
-export const findTask = (state: MachineState, id: string): LiveTask | undefined => state.tasks.get(id) ?? heldChild(state, id)
+export const findTask = (state: MachineState, id: string): LiveTask | undefined =>
+  state.tasks.get(id) ?? heldChild(state, id)
 
 /** Takes every child still held by blocks of `run` out, for `each` to end them (a run aborted). */
 export const drainBlocks = (state: MachineState, run: RunState, each: (task: LiveTask) => void): void => {

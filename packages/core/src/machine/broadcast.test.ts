@@ -21,7 +21,9 @@ const broadcastRows = (d: Driver) => [...d.store.values()].filter((row) => row.k
 describe("broadcast", () => {
   it("R-BC-1 the root runs preProcess on the local worker", () => {
     const d = started()
-    expect(sentTasks(d.outputs[0]!)).toEqual([expect.objectContaining({ id: "0", name: "ROOT", kind: TaskKind.Root, body: '{"p":1}' })])
+    expect(sentTasks(d.outputs[0]!)).toEqual([
+      expect.objectContaining({ id: "0", name: "ROOT", kind: TaskKind.Root, body: '{"p":1}' })
+    ])
     expect(sentTo(d.outputs[0]!)).toEqual({ [LOCAL]: ["0"] })
   })
 
@@ -50,7 +52,8 @@ describe("broadcast", () => {
     expect(d.store.has("0.F")).toBe(false)
     expect(d.last.outcome).toEqual({
       ok: false,
-      result: "total: 1, succeeded: 0, failed: 1; 1 of 1 tasks failed, postProcess skipped; first errors: 0 (ROOT, attempt 0): Error: preProcess threw",
+      result:
+        "total: 1, succeeded: 0, failed: 1; 1 of 1 tasks failed, postProcess skipped; first errors: 0 (ROOT, attempt 0): Error: preProcess threw",
       finishedAt: 15_002,
       counts: { created: 1, succeeded: 0, failed: 1 },
       errors: [{ taskId: "0", name: "ROOT", attempt: 0, error: { tag: "Error", message: "preProcess threw" } }]
@@ -81,7 +84,11 @@ describe("broadcast", () => {
     expect(sentTasks(d.last)).toEqual([expect.objectContaining({ id: "0.F", name: "FINAL", kind: TaskKind.Final })])
     expect(sentTo(d.last)).toEqual({ [LOCAL]: ["0.F"] })
     // the default postProcess fails the instance with the counts when a task failed
-    const out = d.report(LOCAL, [{ taskId: "0.F", attempt: 0, status: TaskStatus.Failed, error: "succeeded: 2, failed: 1" }], 20_000)
+    const out = d.report(
+      LOCAL,
+      [{ taskId: "0.F", attempt: 0, status: TaskStatus.Failed, error: "succeeded: 2, failed: 1" }],
+      20_000
+    )
     expect(out.applied).toBe(1)
     expect(d.last.outcome).toEqual({
       ok: false,
@@ -120,7 +127,8 @@ describe("broadcast", () => {
     d.fail("B", "0.3", "x", 16_000)
     expect(d.last.outcome).toEqual({
       ok: false,
-      result: "total: 4, succeeded: 3, failed: 1; 1 of 4 tasks failed, postProcess skipped; first errors: 0.3 (BROADCAST, attempt 0): Error: x",
+      result:
+        "total: 4, succeeded: 3, failed: 1; 1 of 4 tasks failed, postProcess skipped; first errors: 0.3 (BROADCAST, attempt 0): Error: x",
       finishedAt: 16_000,
       counts: { created: 4, succeeded: 3, failed: 1 },
       errors: [{ taskId: "0.3", name: "BROADCAST", attempt: 0, error: { tag: "Error", message: "x" } }]

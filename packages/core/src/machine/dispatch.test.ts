@@ -19,7 +19,11 @@ const succeedAll = (d: Driver, workerId: string, ids: string[]) =>
   )
 
 const pull = (d: Driver, workerId: string, pageSize: number): { out: StepOutput; ids: string[] | null } => {
-  const event: MachineEvent = { _tag: "Pull", reply: d.replyId(), request: { instanceId: "inst-1", workerId, pageSize } }
+  const event: MachineEvent = {
+    _tag: "Pull",
+    reply: d.replyId(),
+    request: { instanceId: "inst-1", workerId, pageSize }
+  }
   const out = d.step([event])
   const value = replyValue(out, event.reply)
   if (value instanceof RejectedError) throw value
@@ -40,7 +44,9 @@ describe("dispatch", () => {
     // the root's own dispatch, in the very first step
     const first = d.outputs[0]!
     expect(sentTo(first)).toEqual({ [LOCAL]: ["0"] })
-    expect(first.write!.inserts).toEqual([expect.objectContaining({ id: "0", status: TaskStatus.Dispatched, worker: LOCAL, attempt: 0 })])
+    expect(first.write!.inserts).toEqual([
+      expect.objectContaining({ id: "0", status: TaskStatus.Dispatched, worker: LOCAL, attempt: 0 })
+    ])
   })
 
   it("R-DISP-1 tasks for one worker go in one batch of at most dispatchBatchSize; batch seqs are numbered per instance, across workers", () => {
@@ -59,7 +65,12 @@ describe("dispatch", () => {
     ])
     expect(d.state.nextBatch).toBe(6)
     expect(out.write!.instance.nextBatch).toBe(6)
-    expect(out.sends[0]!.batch).toMatchObject({ instanceId: "inst-1", job: "job", params: '{"p":1}', maxResultBytes: 1024 * 1024 })
+    expect(out.sends[0]!.batch).toMatchObject({
+      instanceId: "inst-1",
+      job: "job",
+      params: '{"p":1}',
+      maxResultBytes: 1024 * 1024
+    })
   })
 
   it("R-DISP-1 R-DISP-10 a batch carries the params until the worker has taken one; a map job's batches carry no result limit", () => {
@@ -80,7 +91,9 @@ describe("dispatch", () => {
     expect(third!.batch.maxResultBytes).toBe(1024 * 1024)
     // a batch without them that fails may have met a restarted worker: sent again at once, with them, not counted
     const out = d.sendFailed("A", third!.batch.seq)
-    expect(out.sends.map((send) => [send.workerId, send.batch.params, send.batch.tasks.map((task) => task.id)])).toEqual([["A", '{"p":1}', ["0.3"]]])
+    expect(
+      out.sends.map((send) => [send.workerId, send.batch.params, send.batch.tasks.map((task) => task.id)])
+    ).toEqual([["A", '{"p":1}', ["0.3"]]])
     expect(d.live("0.3")).toMatchObject({ attempt: 1, redeliveries: 0, failures: 0 })
     // that one failing too counts, as any failed send
     d.sendFailed("A", out.sends[0]!.batch.seq)
@@ -302,7 +315,11 @@ describe("dispatch", () => {
     }
     expect(d.state.tasks.has("0.1")).toBe(false)
     expect(d.row("0.1")).toMatchObject({ status: TaskStatus.Failed, redeliveries: 3, failures: 0 })
-    expect(d.error("0.1")).toEqual({ tag: "TaskfoldError", reason: "undeliverable", message: "not received after 3 deliveries; the last: refused 3" })
+    expect(d.error("0.1")).toEqual({
+      tag: "TaskfoldError",
+      reason: "undeliverable",
+      message: "not received after 3 deliveries; the last: refused 3"
+    })
     expect(d.state.runs.get(0)!.failed).toBe(1)
   })
 
@@ -423,7 +440,10 @@ describe("dispatch", () => {
     expect(pull(d, "A", 2).ids).toEqual(["0.1", "0.2"])
     const second = pull(d, "A", 2)
     expect(second.ids).toEqual(["0.3"])
-    expect(second.out.write!.updates.find((u) => u.id === "0.3")).toMatchObject({ status: TaskStatus.Dispatched, worker: "A" })
+    expect(second.out.write!.updates.find((u) => u.id === "0.3")).toMatchObject({
+      status: TaskStatus.Dispatched,
+      worker: "A"
+    })
     expect(pull(d, "A", 2).ids).toBeNull()
     d.running("A", "0.1")
     expect(pull(d, "A", 5).ids).toBeNull()
@@ -435,7 +455,11 @@ describe("dispatch", () => {
   it("R-DISP-9 a pull from a worker that has not joined is rejected", () => {
     const d = started({ dispatchMode: "pull" })
     d.map(LOCAL, "0", "child", Driver.items(2))
-    const event: MachineEvent = { _tag: "Pull", reply: d.replyId(), request: { instanceId: "inst-1", workerId: "Z", pageSize: 2 } }
+    const event: MachineEvent = {
+      _tag: "Pull",
+      reply: d.replyId(),
+      request: { instanceId: "inst-1", workerId: "Z", pageSize: 2 }
+    }
     const value = replyValue(d.step([event]), event.reply)
     expect(value).toBeInstanceOf(RejectedError)
     expect((value as RejectedError).reason).toBe("unknown-worker")

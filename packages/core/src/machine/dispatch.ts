@@ -36,7 +36,8 @@ const nextWaiting = (state: MachineState): LiveTask | undefined => {
 /** Drops stale entries at the head of the waiting queue; true if a Waiting task is next. */
 const hasWaiting = (state: MachineState): boolean => {
   for (let head = state.waiting.peek(); head !== undefined; head = state.waiting.peek()) {
-    if (head instanceof ChildBlock ? hasChild(state, head) : head.queued && head.status === TaskStatus.Waiting) return true
+    if (head instanceof ChildBlock ? hasChild(state, head) : head.queued && head.status === TaskStatus.Waiting)
+      return true
     state.waiting.shift()
   }
   return false
@@ -122,7 +123,14 @@ const planUnpinned = (state: MachineState, plan: Plan, now: number): void => {
  * params go along until the worker has taken a batch (R-DISP-10: not repeated in every batch).
  */
 const recordBatch = (state: MachineState, worker: WorkerState, tasks: LiveTask[], now: number): TaskBatch => {
-  const sent: SentBatch = { worker, seq: state.nextBatch++, at: now, withParams: !worker.paramsSent, tasks, pending: tasks.length }
+  const sent: SentBatch = {
+    worker,
+    seq: state.nextBatch++,
+    at: now,
+    withParams: !worker.paramsSent,
+    tasks,
+    pending: tasks.length
+  }
   const dispatched: DispatchedTask[] = new Array(tasks.length)
   for (let i = 0; i < tasks.length; i++) {
     const task = tasks[i] as LiveTask
@@ -137,7 +145,15 @@ const recordBatch = (state: MachineState, worker: WorkerState, tasks: LiveTask[]
   state.metaDirty = true
   // A map job keeps no results, so no limit applies to them (R-RETRY-3).
   const limit = state.kind === "map" ? undefined : state.config.maxResultBytes
-  return new Batch(state.instanceId, state.job, worker.paramsSent ? undefined : state.params, limit, sent.seq, state.context as TaskBatch["context"], dispatched)
+  return new Batch(
+    state.instanceId,
+    state.job,
+    worker.paramsSent ? undefined : state.params,
+    limit,
+    sent.seq,
+    state.context as TaskBatch["context"],
+    dispatched
+  )
 }
 
 const sendAll = (state: MachineState, perWorker: Plan, now: number): void => {
@@ -177,7 +193,10 @@ export const dispatch = (state: MachineState, now: number): void => {
 export const pull = (state: MachineState, request: PullRequest, now: number): TaskBatch | null | RejectedError => {
   const worker = touchWorker(state, request.workerId, now)
   if (worker === undefined || worker.lost) {
-    return new RejectedError({ reason: "unknown-worker", message: `worker ${request.workerId} has not joined ${state.instanceId}` })
+    return new RejectedError({
+      reason: "unknown-worker",
+      message: `worker ${request.workerId} has not joined ${state.instanceId}`
+    })
   }
   // A run past its timeout ends before a task of it is handed out, as it does before a push (R-FIN-5).
   checkTimeouts(state, now)
@@ -215,7 +234,11 @@ export const redeliver = (state: MachineState, task: LiveTask, why: string, now:
 /** Tasks not acknowledged within ackTimeout go back to Waiting, or fail after maxRedeliveries (R-DISP-8). */
 export const expireBatches = (state: MachineState, now: number): void => {
   const timeout = state.config.ackTimeout
-  for (let batch = state.sentBatches.peek(); batch !== undefined && batch.at + timeout <= now; batch = state.sentBatches.peek()) {
+  for (
+    let batch = state.sentBatches.peek();
+    batch !== undefined && batch.at + timeout <= now;
+    batch = state.sentBatches.peek()
+  ) {
     state.sentBatches.shift()
     state.batchesBySeq.delete(batch.seq)
     for (const task of batch.tasks) {
@@ -258,7 +281,14 @@ export const delivered = (state: MachineState, workerId: string, seq: number, no
  * from now on) and a single task too large for any message fails. Any other failure counts toward
  * maxRedeliveries, and the worker rests until its next heartbeat.
  */
-export const sendFailed = (state: MachineState, workerId: string, seq: number, tooLarge: boolean, error: string, now: number): void => {
+export const sendFailed = (
+  state: MachineState,
+  workerId: string,
+  seq: number,
+  tooLarge: boolean,
+  error: string,
+  now: number
+): void => {
   const batch = state.batchesBySeq.get(seq)
   if (batch === undefined || batch.worker.id !== workerId) return
   const worker = batch.worker
@@ -282,7 +312,10 @@ export const sendFailed = (state: MachineState, workerId: string, seq: number, t
     return
   }
   for (const task of tasks) {
-    const refused = taskfoldError("too-large", `task ${task.id} does not fit in one message to worker ${workerId}: ${error}`)
+    const refused = taskfoldError(
+      "too-large",
+      `task ${task.id} does not fit in one message to worker ${workerId}: ${error}`
+    )
     task.lastError = refused
     finish(state, task, false, null, refused)
   }
@@ -293,7 +326,13 @@ export const nextToken = (state: MachineState): number | null => {
   const rate = state.rate
   // Only push dispatch waits for a token: in pull mode the workers' pulls refill the bucket, and after the outcome
   // nothing is dispatched; either way the bucket is not refilled and the time would be in the past.
-  if (rate === null || state.config.dispatchMode === "pull" || state.outcome !== null || state.waiting.size === 0 || state.tokens >= 1) {
+  if (
+    rate === null ||
+    state.config.dispatchMode === "pull" ||
+    state.outcome !== null ||
+    state.waiting.size === 0 ||
+    state.tokens >= 1
+  ) {
     return null
   }
   return state.tokensAt + Math.ceil(((1 - state.tokens) * rate.perMs) / rate.count)

@@ -22,10 +22,18 @@ const kill = (d: Driver, taskId: string | null, reason: string): MachineEvent & 
 })
 
 /** An instance restored from a store holding only the given run counters, the given terminal counts and no live task. */
-const restoredWith = (kind: JobKind, counters: Omit<RunCounters, "run" | "startedAt">, terminal: StoredInstance["terminal"] = []) => {
+const restoredWith = (
+  kind: JobKind,
+  counters: Omit<RunCounters, "run" | "startedAt">,
+  terminal: StoredInstance["terminal"] = []
+) => {
   const fresh = Driver.create({ kind })
   const row = fresh.step([], 0).write!.instance
-  return Driver.restore({ instance: { ...row, runs: [{ run: 0, startedAt: 0, ...counters }] }, live: [], terminal }, LOCAL, 100)
+  return Driver.restore(
+    { instance: { ...row, runs: [{ run: 0, startedAt: 0, ...counters }] }, live: [], terminal },
+    LOCAL,
+    100
+  )
 }
 
 describe("finalize", () => {
@@ -49,7 +57,9 @@ describe("finalize", () => {
   it("R-FIN-1 counters are written in the same write as the status change", () => {
     const d = started("map")
     d.map(LOCAL, "0", "child", Driver.items(2))
-    expect(d.last.write!.instance.runs).toEqual([{ run: 0, startedAt: 0, created: 3, succeeded: 0, failed: 0, finalCreated: false, errors: [], rootFailed: false }])
+    expect(d.last.write!.instance.runs).toEqual([
+      { run: 0, startedAt: 0, created: 3, succeeded: 0, failed: 0, finalCreated: false, errors: [], rootFailed: false }
+    ])
     d.succeed("A", "0.1")
     const write = d.last.write!
     expect(write.updates.map((u) => [u.id, u.status])).toEqual([["0.1", TaskStatus.Succeeded]])
@@ -58,7 +68,10 @@ describe("finalize", () => {
 
   it("R-FIN-1 a map call in flight keeps the run open until it is answered, then the check runs again", () => {
     // The local worker has two slots: the root and "0.1"; "0.2" and "0.3" wait, and a second call is suspended.
-    const d = Driver.create({ kind: "map", config: { maxWaitingTasks: 1, queueAllowance: 0, progressInterval: 1_000_000_000 } })
+    const d = Driver.create({
+      kind: "map",
+      config: { maxWaitingTasks: 1, queueAllowance: 0, progressInterval: 1_000_000_000 }
+    })
     d.startRoot({ slots: 2 })
     d.map(LOCAL, "0", "child", Driver.items(3))
     expect(sentTo(d.last)).toEqual({ [LOCAL]: ["0.1"] })
@@ -96,7 +109,13 @@ describe("finalize", () => {
   it("R-FIN-2 standalone: the root's outcome", () => {
     const ok = started("standalone")
     ok.succeed(LOCAL, "0", '{"answer":42}', 300)
-    expect(ok.last.outcome).toEqual({ ok: true, result: '{"answer":42}', finishedAt: 300, counts: { created: 1, succeeded: 1, failed: 0 }, errors: [] })
+    expect(ok.last.outcome).toEqual({
+      ok: true,
+      result: '{"answer":42}',
+      finishedAt: 300,
+      counts: { created: 1, succeeded: 1, failed: 0 },
+      errors: []
+    })
     const bad = started("standalone", { taskRetries: 0 })
     bad.fail(LOCAL, "0", "it broke", 400)
     expect(bad.last.outcome).toEqual({
@@ -117,7 +136,8 @@ describe("finalize", () => {
     d.succeed("A", "0.3", "1", 700)
     expect(d.last.outcome).toEqual({
       ok: false,
-      result: "total: 4, succeeded: 3, failed: 1; 1 of 4 tasks failed, so the map failed; first errors: 0.2 (child, attempt 0): Error: bad",
+      result:
+        "total: 4, succeeded: 3, failed: 1; 1 of 4 tasks failed, so the map failed; first errors: 0.2 (child, attempt 0): Error: bad",
       finishedAt: 700,
       counts: { created: 4, succeeded: 3, failed: 1 },
       errors: [{ taskId: "0.2", name: "child", attempt: 0, error: { tag: "Error", message: "bad" } }]
@@ -132,7 +152,9 @@ describe("finalize", () => {
     d.succeed("A", "0.1", "1")
     expect(d.state.tasks.has("0.F")).toBe(false)
     d.succeed("A", "0.2", "2")
-    expect(d.last.write!.inserts).toEqual([expect.objectContaining({ id: "0.F", name: "FINAL", kind: TaskKind.Final, seq: 3 })])
+    expect(d.last.write!.inserts).toEqual([
+      expect.objectContaining({ id: "0.F", name: "FINAL", kind: TaskKind.Final, seq: 3 })
+    ])
     expect(sentTo(d.last)).toEqual({ [LOCAL]: ["0.F"] })
     expect(d.last.outcome).toBeNull()
     // a failed reduce is retried on the local worker, not created again
@@ -151,7 +173,13 @@ describe("finalize", () => {
     d.succeed(LOCAL, "0")
     d.succeed("A", "0.1")
     d.succeed(LOCAL, "0.F", '{"sum":3}', 800)
-    expect(d.last.outcome).toEqual({ ok: true, result: '{"sum":3}', finishedAt: 800, counts: { created: 3, succeeded: 3, failed: 0 }, errors: [] })
+    expect(d.last.outcome).toEqual({
+      ok: true,
+      result: '{"sum":3}',
+      finishedAt: 800,
+      counts: { created: 3, succeeded: 3, failed: 0 },
+      errors: []
+    })
   })
 
   it("R-FIN-3 reduce sees every terminal task, root and intermediate mappers included, in creation order", () => {
@@ -183,7 +211,8 @@ describe("finalize", () => {
     d.succeed("A", "0.2", "1", 600)
     expect(d.last.outcome).toEqual({
       ok: false,
-      result: "total: 3, succeeded: 2, failed: 1; 1 of 3 tasks failed, reduce skipped; first errors: 0.1 (child, attempt 0): Error: boom",
+      result:
+        "total: 3, succeeded: 2, failed: 1; 1 of 3 tasks failed, reduce skipped; first errors: 0.1 (child, attempt 0): Error: boom",
       finishedAt: 600,
       counts: { created: 3, succeeded: 2, failed: 1 },
       errors: [{ taskId: "0.1", name: "child", attempt: 0, error: { tag: "Error", message: "boom" } }]
@@ -219,7 +248,8 @@ describe("finalize", () => {
     d.succeed(LOCAL, "0.F", '"partial"', 800)
     expect(d.last.outcome).toEqual({
       ok: false,
-      result: "total: 3, succeeded: 2, failed: 1; 1 of 3 tasks failed, the root task failed; first errors: 0 (ROOT, attempt 0): Error: root threw mid-mapping",
+      result:
+        "total: 3, succeeded: 2, failed: 1; 1 of 3 tasks failed, the root task failed; first errors: 0 (ROOT, attempt 0): Error: root threw mid-mapping",
       finishedAt: 800,
       counts: { created: 3, succeeded: 2, failed: 1 },
       errors: [{ taskId: "0", name: "ROOT", attempt: 0, error: { tag: "Error", message: "root threw mid-mapping" } }]
@@ -252,7 +282,11 @@ describe("finalize", () => {
     const d = started("mapReduce", { taskRetries: 0, runReduceIfFail: true })
     d.map(LOCAL, "0", "child", Driver.items(1))
     d.step([kill(d, null, "stop")], 500)
-    expect(d.state.outcome).toMatchObject({ ok: false, result: "stop", counts: { created: 2, succeeded: 0, failed: 2 } })
+    expect(d.state.outcome).toMatchObject({
+      ok: false,
+      result: "stop",
+      counts: { created: 2, succeeded: 0, failed: 2 }
+    })
     const rows = [...d.store.values()]
     const terminal = rows.map((row) => ({ name: row.name, worker: row.worker, status: row.status, count: 1 }))
     const resumed = Driver.restore({ instance: d.last.write!.instance, live: [], terminal }, LOCAL, 1_000)
@@ -291,7 +325,9 @@ describe("finalize", () => {
     d.succeed(LOCAL, "0")
     d.fail("A", "0.1", "first try")
     d.fail("A", "0.1", "second try", 50)
-    expect(d.last.outcome!.errors).toEqual([{ taskId: "0.1", name: "child", attempt: 1, error: { tag: "Error", message: "second try" } }])
+    expect(d.last.outcome!.errors).toEqual([
+      { taskId: "0.1", name: "child", attempt: 1, error: { tag: "Error", message: "second try" } }
+    ])
   })
 
   it("R-FIN-4 a resumed instance whose store lost rows fails at its first step with store-mismatch and the counts, without reduce", () => {
@@ -329,7 +365,13 @@ describe("finalize", () => {
   it("R-FIN-4 R-REC-1 a resumed instance whose rows match its counters goes on and decides normally", () => {
     const d = restoredWith(
       "map",
-      { created: 3, succeeded: 2, failed: 1, finalCreated: false, errors: [{ taskId: "0.2", name: "child", attempt: 0, error: { tag: "Error", message: "bad" } }] },
+      {
+        created: 3,
+        succeeded: 2,
+        failed: 1,
+        finalCreated: false,
+        errors: [{ taskId: "0.2", name: "child", attempt: 0, error: { tag: "Error", message: "bad" } }]
+      },
       [
         { name: "ROOT", worker: LOCAL, status: TaskStatus.Succeeded, count: 1 },
         { name: "child", worker: "A", status: TaskStatus.Succeeded, count: 1 },
@@ -338,7 +380,8 @@ describe("finalize", () => {
     )
     expect(d.step([], 100).outcome).toEqual({
       ok: false,
-      result: "total: 3, succeeded: 2, failed: 1; 1 of 3 tasks failed, so the map failed; first errors: 0.2 (child, attempt 0): Error: bad",
+      result:
+        "total: 3, succeeded: 2, failed: 1; 1 of 3 tasks failed, so the map failed; first errors: 0.2 (child, attempt 0): Error: bad",
       finishedAt: 100,
       counts: { created: 3, succeeded: 2, failed: 1 },
       errors: [{ taskId: "0.2", name: "child", attempt: 0, error: { tag: "Error", message: "bad" } }]
@@ -378,7 +421,13 @@ describe("finalize", () => {
   it("R-FIN-6 the outcome is decided once; later events do not change it", () => {
     const d = started("standalone")
     d.succeed(LOCAL, "0", '"done"', 100)
-    const outcome = { ok: true, result: '"done"', finishedAt: 100, counts: { created: 1, succeeded: 1, failed: 0 }, errors: [] }
+    const outcome = {
+      ok: true,
+      result: '"done"',
+      finishedAt: 100,
+      counts: { created: 1, succeeded: 1, failed: 0 },
+      errors: []
+    }
     expect(d.last.outcome).toEqual(outcome)
     const k = kill(d, null, "too late")
     const out = d.step([{ _tag: "StoreFailed", cause: "x" }, k, { _tag: "Tick" }], 200)
@@ -395,7 +444,10 @@ describe("finalize", () => {
     const out = d.step([{ _tag: "OutcomeAcked" }], 300)
     expect(out.released).toBe(true)
     expect(out.write).toMatchObject({ deleteInstance: true })
-    expect(out.write!.instance).toMatchObject({ outcome: { ok: true, result: '"done"', finishedAt: 100 }, outcomeAcked: true })
+    expect(out.write!.instance).toMatchObject({
+      outcome: { ok: true, result: '"done"', finishedAt: 100 },
+      outcomeAcked: true
+    })
     expect(out.stops.map((stop) => [stop.workerId, stop.message.taskIds, stop.message.reason])).toEqual([
       [LOCAL, null, "instance finished"],
       ["A", null, "instance finished"]

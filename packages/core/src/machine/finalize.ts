@@ -13,7 +13,9 @@ const counts = (run: RunState) => `total: ${run.created}, succeeded: ${run.succe
 
 /** "total: 11, succeeded: 9, failed: 2; 2 of 11 tasks failed, reduce skipped; first errors: 0.3 (add, attempt 1): Error: boom; …" (R-BC-2, R-FIN-3, R-FIN-8). */
 const failureSummary = (run: RunState, what: string): string => {
-  const first = run.errors.map((failed) => `${failed.taskId} (${failed.name}, attempt ${failed.attempt}): ${describeError(failed.error)}`)
+  const first = run.errors.map(
+    (failed) => `${failed.taskId} (${failed.name}, attempt ${failed.attempt}): ${describeError(failed.error)}`
+  )
   return `${counts(run)}; ${run.failed} of ${run.created} tasks failed, ${what}; first errors: ${first.join("; ")}`
 }
 
@@ -45,7 +47,13 @@ const tally = (state: MachineState, runs: Iterable<RunState>): { counts: TaskCou
   return { counts, errors }
 }
 
-const decideOutcome = (state: MachineState, ok: boolean, result: string, now: number, runs: Iterable<RunState> = state.runs.values()): void => {
+const decideOutcome = (
+  state: MachineState,
+  ok: boolean,
+  result: string,
+  now: number,
+  runs: Iterable<RunState> = state.runs.values()
+): void => {
   if (state.outcome !== null) return
   state.outcome = { ok, result, finishedAt: now, ...tally(state, runs) }
   state.metaDirty = true
@@ -78,7 +86,13 @@ const checkRun = (state: MachineState, run: RunState, now: number): void => {
   if (run.done || run.live > 0 || run.pendingMaps > 0) return
   if (run.created === 0) return completeRun(state, run, false, "root task was not created", now)
   if (run.succeeded + run.failed !== run.created) {
-    return completeRun(state, run, false, `counts do not add up: created ${run.created}, succeeded ${run.succeeded}, failed ${run.failed}`, now)
+    return completeRun(
+      state,
+      run,
+      false,
+      `counts do not add up: created ${run.created}, succeeded ${run.succeeded}, failed ${run.failed}`,
+      now
+    )
   }
   // A root that failed never makes an ok outcome: the work it was to map out was never done (R-FIN-8).
   const rootFailed = run.rootOutcome !== undefined && !run.rootOutcome.ok
@@ -93,14 +107,32 @@ const checkRun = (state: MachineState, run: RunState, now: number): void => {
       return completeRun(state, run, root.ok, root.text, now)
     }
     case "map":
-      return completeRun(state, run, run.failed === 0, run.failed === 0 ? counts(run) : failureSummary(run, "so the map failed"), now)
+      return completeRun(
+        state,
+        run,
+        run.failed === 0,
+        run.failed === 0 ? counts(run) : failureSummary(run, "so the map failed"),
+        now
+      )
     case "mapReduce":
     case "broadcast":
       if (!state.config.runReduceIfFail && run.failed > 0) {
-        return completeRun(state, run, false, failureSummary(run, `${state.kind === "broadcast" ? "postProcess" : "reduce"} skipped`), now)
+        return completeRun(
+          state,
+          run,
+          false,
+          failureSummary(run, `${state.kind === "broadcast" ? "postProcess" : "reduce"} skipped`),
+          now
+        )
       }
       run.finalCreated = true
-      createTask(state, run, { id: `${run.rootId}.F`, name: FINAL_NAME, kind: TaskKind.Final, body: "null", pinnedTo: state.localWorkerId })
+      createTask(state, run, {
+        id: `${run.rootId}.F`,
+        name: FINAL_NAME,
+        kind: TaskKind.Final,
+        body: "null",
+        pinnedTo: state.localWorkerId
+      })
   }
 }
 
@@ -109,7 +141,13 @@ export const checkRuns = (state: MachineState, now: number): void => {
 }
 
 /** Fails every task of a run still going, tells their workers to stop, and ends the run with `outcome`. */
-export const abortRun = (state: MachineState, run: RunState, taskError: TaskError, outcome: string, now: number): void => {
+export const abortRun = (
+  state: MachineState,
+  run: RunState,
+  taskError: TaskError,
+  outcome: string,
+  now: number
+): void => {
   if (run.done) return
   const stopped = new Map<string, string[]>()
   for (const task of [...state.tasks.values()]) {
@@ -132,12 +170,18 @@ export const abortRun = (state: MachineState, run: RunState, taskError: TaskErro
 
 const stopAllWorkers = (state: MachineState, reason: string): void => {
   for (const worker of state.workerList) {
-    if (!worker.lost) state.out.stops.push({ workerId: worker.id, message: { instanceId: state.instanceId, taskIds: null, reason } })
+    if (!worker.lost)
+      state.out.stops.push({ workerId: worker.id, message: { instanceId: state.instanceId, taskIds: null, reason } })
   }
 }
 
 /** Kill the instance (no reduce) or one task (R-FIN-7). */
-export const kill = (state: MachineState, taskId: string | null, reason: string, now: number): RejectedError | undefined => {
+export const kill = (
+  state: MachineState,
+  taskId: string | null,
+  reason: string,
+  now: number
+): RejectedError | undefined => {
   if (taskId === null) {
     if (state.outcome !== null) {
       return new RejectedError({ reason: "instance-finished", message: `instance ${state.instanceId} has finished` })
@@ -150,7 +194,10 @@ export const kill = (state: MachineState, taskId: string | null, reason: string,
   }
   const task = findTask(state, taskId)
   if (task === undefined) {
-    return new RejectedError({ reason: "unknown-task", message: `task ${taskId} is not running in ${state.instanceId}` })
+    return new RejectedError({
+      reason: "unknown-task",
+      message: `task ${taskId} is not running in ${state.instanceId}`
+    })
   }
   const worker = task.worker
   finish(state, task, false, null, taskfoldError("killed", `killed: ${reason}`))
@@ -172,7 +219,8 @@ export const checkTimeouts = (state: MachineState, now: number): void => {
 
 export const nextTimeout = (state: MachineState): number | null => {
   let at: number | null = null
-  for (const run of state.runs.values()) if (!run.done && run.timeoutAt !== null && (at === null || run.timeoutAt < at)) at = run.timeoutAt
+  for (const run of state.runs.values())
+    if (!run.done && run.timeoutAt !== null && (at === null || run.timeoutAt < at)) at = run.timeoutAt
   return at
 }
 

@@ -5,7 +5,10 @@ import { TaskKind, TaskStatus } from "../model/status.ts"
 import { config, Driver, LOCAL, sentTo } from "./test-driver.ts"
 
 const frequent = (schedule: FrequentSchedule, overrides: Partial<JobConfig> = {}, kind: JobKind = "standalone") => {
-  const d = Driver.create({ kind, config: { frequent: schedule, progressInterval: 1_000_000_000, ackTimeout: 1_000_000_000, ...overrides } })
+  const d = Driver.create({
+    kind,
+    config: { frequent: schedule, progressInterval: 1_000_000_000, ackTimeout: 1_000_000_000, ...overrides }
+  })
   d.heartbeat(LOCAL, { slots: 10 }, 0)
   return d
 }
@@ -54,7 +57,10 @@ describe("frequent jobs", () => {
   it("R-FREQ-1 periods under 50 ms are refused", () => {
     expect(() => config({ frequent: { mode: "fixedRate", everyMs: 49 } })).toThrow()
     expect(() => config({ frequent: { mode: "fixedDelay", everyMs: 10 } })).toThrow()
-    expect(config({ frequent: { mode: "fixedRate", everyMs: 50 } }).frequent).toEqual({ mode: "fixedRate", everyMs: 50 })
+    expect(config({ frequent: { mode: "fixedRate", everyMs: 50 } }).frequent).toEqual({
+      mode: "fixedRate",
+      everyMs: 50
+    })
   })
 
   it("R-FREQ-2 a trigger over maxConcurrentSubInstances is recorded as skipped", () => {
@@ -62,7 +68,9 @@ describe("frequent jobs", () => {
     expect(d.state.config.maxConcurrentSubInstances).toBe(1)
     const out = d.step([], 1_000)
     expect(out.sends).toEqual([])
-    expect(d.state.history).toEqual([{ run: 2, triggeredAt: 1_000, status: "skipped", result: "too many sub-instances running" }])
+    expect(d.state.history).toEqual([
+      { run: 2, triggeredAt: 1_000, status: "skipped", result: "too many sub-instances running" }
+    ])
     expect(out.write!.instance.history).toEqual(d.state.history)
     d.succeed(LOCAL, "1", "1", 1_500)
     expect(sentTo(d.step([], 2_000))).toEqual({ [LOCAL]: ["3"] })
@@ -94,7 +102,9 @@ describe("frequent jobs", () => {
     const out = d.step([], 500)
     expect(out.outcome).toBeNull()
     expect(d.state.history).toEqual([{ run: 1, triggeredAt: 0, status: "failed", result: "timed out" }])
-    expect(out.stops).toEqual([{ workerId: LOCAL, message: { instanceId: "inst-1", taskIds: ["1"], reason: "timed out" } }])
+    expect(out.stops).toEqual([
+      { workerId: LOCAL, message: { instanceId: "inst-1", taskIds: ["1"], reason: "timed out" } }
+    ])
     expect(d.row("1").status).toBe(TaskStatus.Failed)
     expect(d.error("1")).toEqual({ tag: "TaskfoldError", reason: "timed-out", message: "the instance timed out" })
     expect(sentTo(d.step([], 1_000))).toEqual({ [LOCAL]: ["2"] })

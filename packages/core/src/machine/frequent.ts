@@ -23,7 +23,13 @@ export const startRun = (state: MachineState, now: number): RunState => {
     done: false
   }
   state.runs.set(n, run)
-  createTask(state, run, { id: run.rootId, name: ROOT_NAME, kind: TaskKind.Root, body: state.params, pinnedTo: state.localWorkerId })
+  createTask(state, run, {
+    id: run.rootId,
+    name: ROOT_NAME,
+    kind: TaskKind.Root,
+    body: state.params,
+    pinnedTo: state.localWorkerId
+  })
   return run
 }
 
@@ -44,7 +50,12 @@ export const triggerRuns = (state: MachineState, now: number): void => {
     const at = state.nextTriggerAt
     state.metaDirty = true
     if (state.runs.size >= state.config.maxConcurrentSubInstances) {
-      state.history.push({ run: state.nextRun++, triggeredAt: at, status: "skipped", result: "too many sub-instances running" })
+      state.history.push({
+        run: state.nextRun++,
+        triggeredAt: at,
+        status: "skipped",
+        result: "too many sub-instances running"
+      })
       if (state.history.length > 10) state.history.shift()
     } else {
       startRun(state, now)

@@ -5,7 +5,14 @@ import { decodeTaskError } from "../model/task-error.ts"
 import { ChurningMap } from "./collections.ts"
 import { startRun } from "./frequent.ts"
 import { Output } from "./output.ts"
-import { LiveTask, newQueues, type MachineState, type RunState, type StandingWorker, type WorkerState } from "./state.ts"
+import {
+  LiveTask,
+  newQueues,
+  type MachineState,
+  type RunState,
+  type StandingWorker,
+  type WorkerState
+} from "./state.ts"
 import { assign, enqueue, nameCounter, requeue } from "./tasks.ts"
 import { declareStanding, newWorker } from "./workers.ts"
 import type { StoredInstance } from "../model/store.ts"
@@ -80,7 +87,10 @@ export const createInstance = (init: NewInstance, now: number): MachineState => 
 }
 
 /** A worker known from stored rows only: no slots until it heartbeats. */
-const placeholderWorker = (state: MachineState, id: string, now: number): WorkerState => ({ ...newWorker(state, id, now), available: false })
+const placeholderWorker = (state: MachineState, id: string, now: number): WorkerState => ({
+  ...newWorker(state, id, now),
+  available: false
+})
 
 /**
  * The stored rows against the stored counters (R-FIN-4): every created task has one row, terminal ones as
@@ -104,7 +114,12 @@ const rowsProblem = (stored: StoredInstance): string | undefined => {
   const ids = new Set<string>()
   for (const row of stored.live) ids.add(row.id)
   const rows = stored.live.length + terminalSucceeded + terminalFailed
-  if (ids.size !== stored.live.length || rows !== created || terminalSucceeded !== succeeded || terminalFailed !== failed) {
+  if (
+    ids.size !== stored.live.length ||
+    rows !== created ||
+    terminalSucceeded !== succeeded ||
+    terminalFailed !== failed
+  ) {
     return (
       `the store does not hold what the counters say: counted created ${created}, succeeded ${succeeded}, failed ${failed}; ` +
       `stored ${rows} rows (${stored.live.length} live${ids.size === stored.live.length ? "" : `, ${stored.live.length - ids.size} of them repeated`}, ` +
@@ -129,7 +144,15 @@ export const restoreInstance = (
 ): MachineState => {
   const row = stored.instance
   const state = baseState(
-    { instanceId: row.id, job: row.job, kind: row.kind, config: row.config, params: row.params, localWorkerId, seed: row.seed },
+    {
+      instanceId: row.id,
+      job: row.job,
+      kind: row.kind,
+      config: row.config,
+      params: row.params,
+      localWorkerId,
+      seed: row.seed
+    },
     row.startedAt
   )
   state.nextSeq = row.nextSeq
@@ -192,7 +215,13 @@ export const restoreInstance = (
     task.childCount = taskRow.childCount
     task.dueAt = taskRow.dueAt
     task.lastError = taskRow.lastError === null ? null : decodeTaskError(taskRow.lastError)
-    counter[taskRow.status === TaskStatus.Waiting ? "waiting" : taskRow.status === TaskStatus.Dispatched ? "dispatched" : "running"]++
+    counter[
+      taskRow.status === TaskStatus.Waiting
+        ? "waiting"
+        : taskRow.status === TaskStatus.Dispatched
+          ? "dispatched"
+          : "running"
+    ]++
     if (taskRow.status === TaskStatus.Waiting) state.waitingCount++
     else if (task.kind === TaskKind.Sub) state.subInFlight++
     state.tasks.set(task.id, task)
@@ -234,13 +263,25 @@ export const restoreInstance = (
   const oldLocal = state.workers.get(row.localWorker)
   if (oldLocal !== undefined && row.localWorker !== localWorkerId) oldLocal.lost = true
   if (unacknowledged.length > 0) {
-    const batch = { worker: unacknowledged[0]!.worker!, seq: -1, at: now, withParams: true, tasks: unacknowledged, pending: unacknowledged.length }
+    const batch = {
+      worker: unacknowledged[0]!.worker!,
+      seq: -1,
+      at: now,
+      withParams: true,
+      tasks: unacknowledged,
+      pending: unacknowledged.length
+    }
     for (const task of unacknowledged) task.batch = batch
     state.sentBatches.push(batch)
     state.batchesBySeq.set(batch.seq, batch)
   }
   // A restored instance has no map calls in flight: their callers got no answer and will fail or retry.
-  if (state.outcome === null && state.config.frequent !== null && state.nextTriggerAt === null && state.runs.size === 0) {
+  if (
+    state.outcome === null &&
+    state.config.frequent !== null &&
+    state.nextTriggerAt === null &&
+    state.runs.size === 0
+  ) {
     state.nextTriggerAt = now
   }
   declareStanding(state, standing, now)

@@ -6,13 +6,17 @@ import { TaskStatus } from "../model/status.ts"
 import { Driver, LOCAL, replyValue, sentTo } from "./test-driver.ts"
 
 const started = (kind: JobKind = "mapReduce", overrides: Partial<JobConfig> = {}) => {
-  const d = Driver.create({ kind, config: { localWorker: "exclude", retryBackoff: { kind: "fixed", ms: 0 }, ...overrides } })
+  const d = Driver.create({
+    kind,
+    config: { localWorker: "exclude", retryBackoff: { kind: "fixed", ms: 0 }, ...overrides }
+  })
   d.startRoot()
   d.heartbeat("A", { slots: 100 })
   return d
 }
 
-const reason = (value: unknown) => (value instanceof RejectedError ? value.reason : `not rejected: ${JSON.stringify(value)}`)
+const reason = (value: unknown) =>
+  value instanceof RejectedError ? value.reason : `not rejected: ${JSON.stringify(value)}`
 
 describe("mapping", () => {
   it("R-MAP-1 stores all children of one call in one write, with the parent's child count", () => {
@@ -155,7 +159,10 @@ describe("mapping", () => {
     expect(out.write!.inserts.map((row) => row.id)).toEqual(["0.8", "0.9", "0.10"])
     expect(d.state.waitingCount).toBe(4)
     // A finishes three: three more go, one waits; the third call goes in
-    d.report("A", ["0.3", "0.4", "0.5"].map((taskId) => ({ taskId, attempt: 0, status: TaskStatus.Succeeded, result: "1" })))
+    d.report(
+      "A",
+      ["0.3", "0.4", "0.5"].map((taskId) => ({ taskId, attempt: 0, status: TaskStatus.Succeeded, result: "1" }))
+    )
     out = d.last
     expect(sentTo(out)).toEqual({ A: ["0.7", "0.8", "0.9"] })
     expect(replyValue(out, third.reply)).toEqual({ _tag: "Mapped", created: 1 })

@@ -16,17 +16,27 @@ const bodyBytes = (body: string | Uint8Array, limit: number): number =>
 /** Checks a map call against R-MAP-3 and R-MAP-5; nothing is stored when it fails. */
 const validate = (state: MachineState, request: MapRequest): RejectedError | undefined => {
   if (state.kind !== "map" && state.kind !== "mapReduce") {
-    return new RejectedError({ reason: "map-not-allowed", message: `a ${state.kind} job cannot map; only map and mapReduce jobs can` })
+    return new RejectedError({
+      reason: "map-not-allowed",
+      message: `a ${state.kind} job cannot map; only map and mapReduce jobs can`
+    })
   }
   if (request.name === ROOT_NAME || request.name === FINAL_NAME) {
-    return new RejectedError({ reason: "reserved-name", message: `"${request.name}" is reserved for the ${request.name === ROOT_NAME ? "root" : "final"} task` })
+    return new RejectedError({
+      reason: "reserved-name",
+      message: `"${request.name}" is reserved for the ${request.name === ROOT_NAME ? "root" : "final"} task`
+    })
   }
-  if (request.name.length === 0) return new RejectedError({ reason: "bad-input", message: "a map call needs a task name" })
+  if (request.name.length === 0)
+    return new RejectedError({ reason: "bad-input", message: "a map call needs a task name" })
   const limit = state.config.maxTaskBodyBytes
   for (let i = 0; i < request.bodies.length; i++) {
     const size = bodyBytes(request.bodies[i] as string | Uint8Array, limit)
     if (size > limit) {
-      return new RejectedError({ reason: "body-too-large", message: `item ${i} is ${size} bytes; maxTaskBodyBytes is ${limit}` })
+      return new RejectedError({
+        reason: "body-too-large",
+        message: `item ${i} is ${size} bytes; maxTaskBodyBytes is ${limit}`
+      })
     }
   }
   return undefined
@@ -37,7 +47,12 @@ const joinWaiting = (state: MachineState, request: MapRequest, replies: Readonly
   if (request.from === undefined) return false
   for (const pending of state.pendingMaps) {
     const waiting = pending.request
-    if (waiting.taskId === request.taskId && waiting.attempt === request.attempt && waiting.from === request.from && waiting.bodies.length === request.bodies.length) {
+    if (
+      waiting.taskId === request.taskId &&
+      waiting.attempt === request.attempt &&
+      waiting.from === request.from &&
+      waiting.bodies.length === request.bodies.length
+    ) {
       pending.replies.push(...replies)
       return true
     }
@@ -52,19 +67,29 @@ const joinWaiting = (state: MachineState, request: MapRequest, replies: Readonly
  * A call is answered once for every copy of it that came in; a replayed call creates nothing, and a call
  * that would leave a gap in the numbering is refused (R-MAP-6).
  */
-export const applyMap = (state: MachineState, request: MapRequest, replies: ReadonlyArray<number>, now: number, admitted = false): void => {
+export const applyMap = (
+  state: MachineState,
+  request: MapRequest,
+  replies: ReadonlyArray<number>,
+  now: number,
+  admitted = false
+): void => {
   touchWorker(state, request.workerId, now)
   const answer = (value: ReplyValue | RejectedError): void => {
     for (const id of replies) state.out.replies.push({ id, value })
   }
   if (state.outcome !== null) {
-    return answer(new RejectedError({ reason: "instance-finished", message: `instance ${state.instanceId} has finished` }))
+    return answer(
+      new RejectedError({ reason: "instance-finished", message: `instance ${state.instanceId} has finished` })
+    )
   }
   const parent = runningTask(state, request.taskId, request.attempt, request.workerId)
   if (parent instanceof RejectedError) return answer(parent)
   // The final task reads every other task's result; children it mapped would never reach reduce (R-FIN-3).
   if (parent.kind === TaskKind.Final) {
-    return answer(new RejectedError({ reason: "map-not-allowed", message: `the ${FINAL_NAME} task ${parent.id} cannot map` }))
+    return answer(
+      new RejectedError({ reason: "map-not-allowed", message: `the ${FINAL_NAME} task ${parent.id} cannot map` })
+    )
   }
   const invalid = validate(state, request)
   if (invalid !== undefined) return answer(invalid)
@@ -108,7 +133,8 @@ const stalled = (state: MachineState): boolean => {
   if (nextToken(state) !== null) return false
   // Every copy of a call holds a slot (a batch delivered twice runs its tasks twice): count the callers, not the calls.
   const mappers = new Map<string, number>()
-  for (const pending of state.pendingMaps) mappers.set(pending.request.workerId, (mappers.get(pending.request.workerId) ?? 0) + pending.replies.length)
+  for (const pending of state.pendingMaps)
+    mappers.set(pending.request.workerId, (mappers.get(pending.request.workerId) ?? 0) + pending.replies.length)
   for (const worker of state.workerList) {
     if (worker.held === 0) continue
     const blocked = mappers.get(worker.id) ?? 0

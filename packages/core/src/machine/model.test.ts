@@ -167,7 +167,8 @@ const applyWrite = (m: Model, write: WriteBatch): void => {
   for (const row of write.inserts) {
     if (m.rows.has(row.id)) fail(m, `task ${row.id} inserted twice (R-MAP-2, R-REC-2)`)
     // Once the outcome is decided no task is created (R-FIN-6, R-FIN-7: no reduce after a kill), also after a restart.
-    if (m.outcome !== null && write.instance.outcome !== null && !m.broken) fail(m, `task ${row.id} created after the outcome was decided (R-FIN-6)`)
+    if (m.outcome !== null && write.instance.outcome !== null && !m.broken)
+      fail(m, `task ${row.id} created after the outcome was decided (R-FIN-6)`)
     m.rows.set(row.id, { ...row })
   }
   for (const update of write.updates) {
@@ -185,19 +186,32 @@ const applyWrite = (m: Model, write: WriteBatch): void => {
     // show Waiting and the next dispatch of the new attempt at once: then the row reads Dispatched. After a
     // lost write the store missed steps, so the new attempt may already be further on (still a new attempt).
     if (next.attempt < prev.attempt) fail(m, `task ${prev.id} attempt went down ${prev.attempt} -> ${next.attempt}`)
-    if (next.status < prev.status && (next.attempt <= prev.attempt || (!m.broken && next.status > TaskStatus.Dispatched))) {
-      fail(m, `task ${prev.id} moved back ${prev.status} -> ${next.status} with attempt ${prev.attempt} -> ${next.attempt} (R-STATE)`)
+    if (
+      next.status < prev.status &&
+      (next.attempt <= prev.attempt || (!m.broken && next.status > TaskStatus.Dispatched))
+    ) {
+      fail(
+        m,
+        `task ${prev.id} moved back ${prev.status} -> ${next.status} with attempt ${prev.attempt} -> ${next.attempt} (R-STATE)`
+      )
     }
     // R-RETRY-3: no result is cut; one over maxResultBytes fails its task, never retried; a map job keeps none
     if (next.status === TaskStatus.Succeeded && prev.status !== TaskStatus.Succeeded) {
       const ok = m.kind === "map" ? next.result === null : next.result !== null && next.result.length <= MAX_RESULT
-      if (!ok || next.resultCut) fail(m, `task ${next.id} succeeded with result ${JSON.stringify(next.result)} cut ${next.resultCut} (R-RETRY-3)`)
+      if (!ok || next.resultCut)
+        fail(
+          m,
+          `task ${next.id} succeeded with result ${JSON.stringify(next.result)} cut ${next.resultCut} (R-RETRY-3)`
+        )
     }
-    const reason = next.lastError === null || next.lastError === prev.lastError ? undefined : decodeTaskError(next.lastError).reason
+    const reason =
+      next.lastError === null || next.lastError === prev.lastError ? undefined : decodeTaskError(next.lastError).reason
     if (reason === "result-too-large") {
-      if (next.status !== TaskStatus.Failed || next.failures !== prev.failures) fail(m, `task ${next.id} was retried after result-too-large (R-RETRY-3)`)
+      if (next.status !== TaskStatus.Failed || next.failures !== prev.failures)
+        fail(m, `task ${next.id} was retried after result-too-large (R-RETRY-3)`)
       if (m.kind === "map") fail(m, `a map job checked the size of task ${next.id}'s result (R-RETRY-3)`)
-      if (!m.bigResults.has(`${next.id}@${next.attempt}`)) fail(m, `task ${next.id} failed with result-too-large, no such result was reported (R-RETRY-3)`)
+      if (!m.bigResults.has(`${next.id}@${next.attempt}`))
+        fail(m, `task ${next.id} failed with result-too-large, no such result was reported (R-RETRY-3)`)
       hit("result too large")
     }
     if (reason === "too-large") hit("task too large for a message")
@@ -296,7 +310,7 @@ const simWorker = (id: string, slots: number, alive: boolean): SimWorker => ({
 })
 
 /** A crashed worker's process starts again: a new incarnation, holding nothing, numbering from 0. */
-const reincarnate = (m: Model, r: Real, worker: SimWorker): void => {
+const reincarnate = (_m: Model, _r: Real, worker: SimWorker): void => {
   worker.alive = true
   worker.held.clear()
   worker.incarnation++
@@ -312,12 +326,19 @@ const checkFinalDispatch = (m: Model): void => {
   if (finals.length !== 1) fail(m, `${finals.length} final tasks stored`)
   const results = others.filter((row) => isTerminal(row.status))
   if (results.length !== others.length) {
-    fail(m, `final task dispatched while ${others.filter((row) => !isTerminal(row.status)).map((row) => row.id).join(",")} not terminal (R-FIN-1, R-REC-2)`)
+    fail(
+      m,
+      `final task dispatched while ${others
+        .filter((row) => !isTerminal(row.status))
+        .map((row) => row.id)
+        .join(",")} not terminal (R-FIN-1, R-REC-2)`
+    )
   }
   const ids = new Set(results.map((row) => row.id))
   if (ids.size !== results.length) fail(m, "a task result appears twice")
   const seqs = new Set([...m.rows.values()].map((row) => row.seq))
-  if (seqs.size !== m.rows.size || Math.max(...seqs) !== m.rows.size - 1) fail(m, "stored seqs are not 0..n-1, reduce's order (R-FIN-3)")
+  if (seqs.size !== m.rows.size || Math.max(...seqs) !== m.rows.size - 1)
+    fail(m, "stored seqs are not 0..n-1, reduce's order (R-FIN-3)")
   const created = m.instance?.runs.find((run) => run.run === 0)?.created
   if (created !== m.rows.size) fail(m, `instance row says created ${created}, the store holds ${m.rows.size}`)
 }
@@ -327,8 +348,16 @@ const deliver = (m: Model, workerId: string, batch: TaskBatch): void => {
   for (const task of batch.tasks) {
     if (!m.broken) {
       const row = m.rows.get(task.id)
-      if (row === undefined || row.status !== TaskStatus.Dispatched || row.attempt !== task.attempt || row.worker !== workerId) {
-        fail(m, `task ${task.id} attempt ${task.attempt} sent to ${workerId} but stored as ${JSON.stringify(row)} (R-DISP-1)`)
+      if (
+        row === undefined ||
+        row.status !== TaskStatus.Dispatched ||
+        row.attempt !== task.attempt ||
+        row.worker !== workerId
+      ) {
+        fail(
+          m,
+          `task ${task.id} attempt ${task.attempt} sent to ${workerId} but stored as ${JSON.stringify(row)} (R-DISP-1)`
+        )
       }
     }
     if (task.name === FINAL_NAME) {
@@ -338,13 +367,25 @@ const deliver = (m: Model, workerId: string, batch: TaskBatch): void => {
     }
   }
   const worker = m.workers.get(workerId)
-  const taken = worker !== undefined && worker.alive
-  m.sends.push({ workerId, seq: batch.seq, tasks: batch.tasks.map((task) => ({ id: task.id, attempt: task.attempt })), taken, answered: false })
+  const taken = worker?.alive === true
+  m.sends.push({
+    workerId,
+    seq: batch.seq,
+    tasks: batch.tasks.map((task) => ({ id: task.id, attempt: task.attempt })),
+    taken,
+    answered: false
+  })
   if (worker === undefined || !worker.alive) return
   worker.seen = Math.max(worker.seen, batch.seq)
   if (worker.firstSeen < 0) worker.firstSeen = batch.seq
   for (const task of batch.tasks) {
-    worker.held.set(task.id, { attempt: task.attempt, name: task.name, status: TaskStatus.Dispatched, mapped: 0, mapping: false })
+    worker.held.set(task.id, {
+      attempt: task.attempt,
+      name: task.name,
+      status: TaskStatus.Dispatched,
+      mapped: 0,
+      mapping: false
+    })
   }
 }
 
@@ -352,7 +393,8 @@ const observe = (m: Model, out: StepOutput, delivered: boolean): void => {
   // 4. the outcome is decided at most once
   if (out.outcome !== null) {
     hit(`outcome ${out.outcome.ok} ${out.outcome.result.replace(/[0-9]+/g, "n").slice(0, 30)}`)
-    if (m.outcome !== null) fail(m, `outcome decided twice: ${JSON.stringify(m.outcome)} then ${JSON.stringify(out.outcome)} (R-FIN-6)`)
+    if (m.outcome !== null)
+      fail(m, `outcome decided twice: ${JSON.stringify(m.outcome)} then ${JSON.stringify(out.outcome)} (R-FIN-6)`)
     m.outcome = out.outcome
   }
   if (out.released) m.released = true
@@ -396,10 +438,18 @@ const observe = (m: Model, out: StepOutput, delivered: boolean): void => {
       const ids = new Set<string>()
       for (let k = call.from + 1; k <= call.from + call.n; k++) ids.add(`${call.taskId}.${k}`)
       for (const id of ids) {
-        if (!m.rows.has(id)) fail(m, `map call of ${call.taskId} answered ${JSON.stringify(mapped)} but child ${id} is not stored (R-MAP-1, R-MAP-2)`)
+        if (!m.rows.has(id))
+          fail(
+            m,
+            `map call of ${call.taskId} answered ${JSON.stringify(mapped)} but child ${id} is not stored (R-MAP-1, R-MAP-2)`
+          )
       }
       const inserted = (out.write?.inserts ?? []).filter((row) => ids.has(row.id)).length
-      if (inserted !== mapped.created) fail(m, `map call of ${call.taskId} answered ${JSON.stringify(mapped)} but ${inserted} of its children were inserted`)
+      if (inserted !== mapped.created)
+        fail(
+          m,
+          `map call of ${call.taskId} answered ${JSON.stringify(mapped)} but ${inserted} of its children were inserted`
+        )
     }
     if (!first) {
       hit("map copy answered")
@@ -419,7 +469,8 @@ const exec = (m: Model, r: Real, events: MachineEvent[]): StepOutput => {
     for (const event of events) {
       if (!("reply" in event)) continue
       const answers = out.replies.filter((reply) => reply.id === event.reply).length
-      if (answers > 1 || (answers === 0 && event._tag !== "Map")) fail(m, `${event._tag} request ${event.reply} got ${answers} answers`)
+      if (answers > 1 || (answers === 0 && event._tag !== "Map"))
+        fail(m, `${event._tag} request ${event.reply} got ${answers} answers`)
     }
   }
   if (m.failNextWrite && out.write !== null) {
@@ -432,7 +483,10 @@ const exec = (m: Model, r: Real, events: MachineEvent[]): StepOutput => {
     const failed = step(r.state, [{ _tag: "StoreFailed", cause: "disk full" }], m.now)
     if (failed.write !== null) applyWrite(m, failed.write)
     observe(m, failed, true)
-    if (!decided && (r.state.outcome === null || r.state.outcome.ok || !r.state.outcome.result.startsWith("storage failure"))) {
+    if (
+      !decided &&
+      (r.state.outcome === null || r.state.outcome.ok || !r.state.outcome.result.startsWith("storage failure"))
+    ) {
       fail(m, `a store failure gave the outcome ${JSON.stringify(r.state.outcome)} (R-RETRY-4)`)
     }
     return failed
@@ -445,13 +499,17 @@ const exec = (m: Model, r: Real, events: MachineEvent[]): StepOutput => {
 const checkInvariants = (m: Model, r: Real): void => {
   if (m.released) return
   if (JSON.stringify(r.state.outcome) !== JSON.stringify(m.outcome)) {
-    fail(m, `the machine's outcome ${JSON.stringify(r.state.outcome)} differs from the one decided ${JSON.stringify(m.outcome)}`)
+    fail(
+      m,
+      `the machine's outcome ${JSON.stringify(r.state.outcome)} differs from the one decided ${JSON.stringify(m.outcome)}`
+    )
   }
   const outcome = m.outcome
   if (outcome !== null) {
     if (outcome.result.startsWith("worker lost: ")) fail(m, "the local worker was judged lost (R-WORK-4)")
     if (outcome.result.startsWith("counts do not add up")) fail(m, `counts did not add up (R-FIN-4)`)
-    if (outcome.result.startsWith("the store does not hold")) fail(m, `a resumed tracker found the store and its counters apart (R-FIN-4)`)
+    if (outcome.result.startsWith("the store does not hold"))
+      fail(m, `a resumed tracker found the store and its counters apart (R-FIN-4)`)
   }
   if (m.broken) return
   const instance = m.instance
@@ -481,12 +539,18 @@ const checkInvariants = (m: Model, r: Real): void => {
     const succeeded = rows.filter((row) => row.status === TaskStatus.Succeeded).length
     const failed = rows.filter((row) => row.status === TaskStatus.Failed).length
     if (run.created !== rows.length || run.succeeded !== succeeded || run.failed !== failed) {
-      fail(m, `run counters ${JSON.stringify(run)} vs stored rows: ${rows.length} created, ${succeeded} succeeded, ${failed} failed`)
+      fail(
+        m,
+        `run counters ${JSON.stringify(run)} vs stored rows: ${rows.length} created, ${succeeded} succeeded, ${failed} failed`
+      )
     }
   }
-  if (JSON.stringify(instance.outcome) !== JSON.stringify(m.outcome)) fail(m, "stored outcome differs from the decided one")
+  if (JSON.stringify(instance.outcome) !== JSON.stringify(m.outcome))
+    fail(m, "stored outcome differs from the decided one")
   if (m.maxInFlight !== null) {
-    const inFlight = [...m.rows.values()].filter((row) => row.kind === TaskKind.Sub && row.status >= TaskStatus.Dispatched && row.status <= TaskStatus.Running).length
+    const inFlight = [...m.rows.values()].filter(
+      (row) => row.kind === TaskKind.Sub && row.status >= TaskStatus.Dispatched && row.status <= TaskStatus.Running
+    ).length
     if (inFlight > m.maxInFlight) fail(m, `${inFlight} sub-tasks in flight, maxInFlight is ${m.maxInFlight} (R-DISP-9)`)
   }
   if (outcome !== null) {
@@ -496,15 +560,22 @@ const checkInvariants = (m: Model, r: Real): void => {
     const failed = failedRows.length
     // R-FIN-8: the counts are the store's, and the first errors name failed tasks as stored, at most maxReportedErrors
     const counts = { created: rows.length, succeeded, failed }
-    if (JSON.stringify(outcome.counts) !== JSON.stringify(counts)) fail(m, `outcome counts ${JSON.stringify(outcome.counts)}, store says ${JSON.stringify(counts)} (R-FIN-8)`)
+    if (JSON.stringify(outcome.counts) !== JSON.stringify(counts))
+      fail(m, `outcome counts ${JSON.stringify(outcome.counts)}, store says ${JSON.stringify(counts)} (R-FIN-8)`)
     if (outcome.errors.length !== Math.min(failed, defaultConfig.maxReportedErrors)) {
       fail(m, `outcome names ${outcome.errors.length} errors of ${failed} failed tasks (R-FIN-8)`)
     }
-    if (new Set(outcome.errors.map((entry) => entry.taskId)).size !== outcome.errors.length) fail(m, "outcome names a failed task twice (R-FIN-8)")
+    if (new Set(outcome.errors.map((entry) => entry.taskId)).size !== outcome.errors.length)
+      fail(m, "outcome names a failed task twice (R-FIN-8)")
     for (const entry of outcome.errors) {
       const row = m.rows.get(entry.taskId)
       const stored = row?.lastError === null || row === undefined ? undefined : decodeTaskError(row.lastError)
-      if (row?.status !== TaskStatus.Failed || row.name !== entry.name || row.attempt !== entry.attempt || JSON.stringify(stored) !== JSON.stringify(entry.error)) {
+      if (
+        row?.status !== TaskStatus.Failed ||
+        row.name !== entry.name ||
+        row.attempt !== entry.attempt ||
+        JSON.stringify(stored) !== JSON.stringify(entry.error)
+      ) {
         fail(m, `outcome names ${JSON.stringify(entry)} but the store holds ${JSON.stringify(row)} (R-FIN-8)`)
       }
     }
@@ -513,13 +584,20 @@ const checkInvariants = (m: Model, r: Real): void => {
       if (rows.find((row) => row.id === "0")?.status !== TaskStatus.Succeeded) {
         fail(m, "an ok outcome with a root that did not succeed (R-FIN-8)")
       }
-      if (failed > 0 && !(m.kind === "mapReduce" && m.runReduceIfFail)) fail(m, `an ok outcome with ${failed} failed tasks (R-FIN-2, R-FIN-3)`)
+      if (failed > 0 && !(m.kind === "mapReduce" && m.runReduceIfFail))
+        fail(m, `an ok outcome with ${failed} failed tasks (R-FIN-2, R-FIN-3)`)
     }
     // a successful outcome is the final task's result (mapReduce) or the counts with no failure (map)
     if (m.kind === "map" && (outcome.ok || outcome.result.startsWith("total: "))) {
       const expected = `total: ${rows.length}, succeeded: ${succeeded}, failed: ${failed}`
-      const named = failed === 0 ? outcome.result === expected : outcome.result.startsWith(`${expected}; ${failed} of ${rows.length} tasks failed, so the map failed; first errors: `)
-      if (!named || outcome.ok !== (failed === 0)) fail(m, `map outcome ${outcome.result}, store says ${expected} (R-FIN-2)`)
+      const named =
+        failed === 0
+          ? outcome.result === expected
+          : outcome.result.startsWith(
+              `${expected}; ${failed} of ${rows.length} tasks failed, so the map failed; first errors: `
+            )
+      if (!named || outcome.ok !== (failed === 0))
+        fail(m, `map outcome ${outcome.result}, store says ${expected} (R-FIN-2)`)
     } else if (m.kind === "mapReduce" && outcome.ok) {
       const final = rows.find((row) => row.name === FINAL_NAME)
       if (final?.status !== TaskStatus.Succeeded || final.result !== outcome.result) {
@@ -537,7 +615,10 @@ const settle = (m: Model, r: Real): void => {
     const out = exec(m, r, [{ _tag: "Tick" }])
     const busy = out.write !== null || out.sends.length > 0 || out.outcome !== null
     if (busy && (wake === null || wake > m.now)) {
-      fail(m, `a Tick at the same time still had work (write ${out.write !== null}, ${out.sends.length} sends) although wakeAt was ${wake}`)
+      fail(
+        m,
+        `a Tick at the same time still had work (write ${out.write !== null}, ${out.sends.length} sends) although wakeAt was ${wake}`
+      )
     }
   }
   checkInvariants(m, r)
@@ -617,7 +698,11 @@ class AdvanceCmd implements Cmd {
   check = live
   run(m: Model, r: Real): void {
     m.now += this.ms
-    const beats = this.beat ? workerOrder(m).filter((worker) => worker.alive).map((worker) => heartbeat(m, worker)) : []
+    const beats = this.beat
+      ? workerOrder(m)
+          .filter((worker) => worker.alive)
+          .map((worker) => heartbeat(m, worker))
+      : []
     exec(m, r, [...beats, { _tag: "Tick" }])
     settle(m, r)
   }
@@ -656,7 +741,15 @@ const report = (id: string, attempt: number, status: 3 | 4 | 5 | 6, big = false)
   status === TaskStatus.Succeeded
     ? { taskId: id, attempt, status, result: big ? BIG_RESULT : JSON.stringify(`r${id}`.slice(0, 16)) }
     : status === TaskStatus.Failed
-      ? { taskId: id, attempt, status, error: attempt % 2 === 0 ? `boom ${id}` : { tag: "BoomError", message: `boom ${id}`, cause: { tag: "string", message: "deeper" } } }
+      ? {
+          taskId: id,
+          attempt,
+          status,
+          error:
+            attempt % 2 === 0
+              ? `boom ${id}`
+              : { tag: "BoomError", message: `boom ${id}`, cause: { tag: "string", message: "deeper" } }
+        }
       : { taskId: id, attempt, status }
 
 /** Reports from a worker, numbered as its next message; `n` given: a copy of an earlier message (a replay). */
@@ -667,7 +760,12 @@ const sendReports = (m: Model, r: Real, workerId: string, reports: StatusReport[
     m.log.push({ workerId, report: entry, n: number ?? -1 })
     if (entry.result === BIG_RESULT) m.bigResults.add(`${entry.taskId}@${entry.attempt}`)
   }
-  const batch = { instanceId: INSTANCE, workerId, reports, ...(number === undefined || number < 0 ? {} : { n: number }) }
+  const batch = {
+    instanceId: INSTANCE,
+    workerId,
+    reports,
+    ...(number === undefined || number < 0 ? {} : { n: number })
+  }
   return exec(m, r, [{ _tag: "Reports", reply: m.nextReply++, batch }])
 }
 
@@ -708,7 +806,8 @@ class ReportCmd implements Cmd {
     }
     settle(m, r)
   }
-  toString = () => `report(${this.pick},${this.kind}${this.skew === 0 ? "" : `,attempt${this.skew > 0 ? "+" : ""}${this.skew}`})`
+  toString = () =>
+    `report(${this.pick},${this.kind}${this.skew === 0 ? "" : `,attempt${this.skew > 0 ? "+" : ""}${this.skew}`})`
 }
 
 class ReplayCmd implements Cmd {
@@ -723,7 +822,8 @@ class ReplayCmd implements Cmd {
     const entry = m.log[m.log.length - 1 - (this.pick % Math.max(1, m.log.length))]
     if (entry !== undefined) {
       const ids = [m.localId, ...m.remotes]
-      const workerId = this.other === 0 ? entry.workerId : (ids[(ids.indexOf(entry.workerId) + this.other) % ids.length] as string)
+      const workerId =
+        this.other === 0 ? entry.workerId : (ids[(ids.indexOf(entry.workerId) + this.other) % ids.length] as string)
       // a network copy carries the message number it had; from another worker it carries none
       sendReports(m, r, workerId, [entry.report], this.other === 0 ? entry.n : -1)
     }
@@ -785,7 +885,15 @@ class MapCmd implements Cmd {
       const group = { answered: false }
       const call = (): number => {
         const reply = m.nextReply++
-        m.maps.set(reply, { workerId: worker.id, taskId: id, attempt: blocks ? held.attempt : -1, from, n, valid, group })
+        m.maps.set(reply, {
+          workerId: worker.id,
+          taskId: id,
+          attempt: blocks ? held.attempt : -1,
+          from,
+          n,
+          valid,
+          group
+        })
         return reply
       }
       const event = (reply: number): MachineEvent => ({
@@ -798,10 +906,23 @@ class MapCmd implements Cmd {
       const out = exec(m, r, [event(reply)])
       const answer = out.replies.find((entry) => entry.id === reply)?.value
       if (answer === undefined) hit("map suspended")
-      if (n === 0 && valid && answer !== undefined && "_tag" in answer && answer._tag === "Mapped" && answer.created !== 0) {
+      if (
+        n === 0 &&
+        valid &&
+        answer !== undefined &&
+        "_tag" in answer &&
+        answer._tag === "Mapped" &&
+        answer.created !== 0
+      ) {
         fail(m, "an empty map call created tasks (R-MAP-3)")
       }
-      if (this.variant === "gap" && answer !== undefined && answer._tag === "RejectedError" && answer.reason === "map-gap") hit("map gap refused")
+      if (
+        this.variant === "gap" &&
+        answer !== undefined &&
+        answer._tag === "RejectedError" &&
+        answer.reason === "map-gap"
+      )
+        hit("map gap refused")
       if (this.variant === "twice" && blocks) {
         // the answer was lost on the way (or is still to come): the worker sends the very same call again
         if (answer !== undefined) held.mapping = true
@@ -811,7 +932,8 @@ class MapCmd implements Cmd {
     }
     settle(m, r)
   }
-  toString = () => `map(${this.pick},${this.variant}x${this.n}${this.skew === 0 ? "" : `,attempt${this.skew > 0 ? "+" : ""}${this.skew}`})`
+  toString = () =>
+    `map(${this.pick},${this.variant}x${this.n}${this.skew === 0 ? "" : `,attempt${this.skew > 0 ? "+" : ""}${this.skew}`})`
 }
 
 class PullCmd implements Cmd {
@@ -828,7 +950,9 @@ class PullCmd implements Cmd {
     if (worker !== undefined) {
       const reply = m.nextReply++
       m.pulls.set(reply, worker.id)
-      exec(m, r, [{ _tag: "Pull", reply, request: { instanceId: INSTANCE, workerId: worker.id, pageSize: this.pageSize } }])
+      exec(m, r, [
+        { _tag: "Pull", reply, request: { instanceId: INSTANCE, workerId: worker.id, pageSize: this.pageSize } }
+      ])
     }
     settle(m, r)
   }
@@ -850,10 +974,19 @@ class SendFailCmd implements Cmd {
       // the batch never arrived: the worker forgets the tasks it has not acknowledged yet
       for (const task of send.tasks) {
         const held = worker?.held.get(task.id)
-        if (held !== undefined && held.attempt === task.attempt && held.status === TaskStatus.Dispatched) worker?.held.delete(task.id)
+        if (held !== undefined && held.attempt === task.attempt && held.status === TaskStatus.Dispatched)
+          worker?.held.delete(task.id)
       }
       send.answered = true
-      exec(m, r, [{ _tag: "SendFailed", workerId: send.workerId, seq: send.seq, tooLarge: this.tooLarge, error: this.tooLarge ? "413" : "refused" }])
+      exec(m, r, [
+        {
+          _tag: "SendFailed",
+          workerId: send.workerId,
+          seq: send.seq,
+          tooLarge: this.tooLarge,
+          error: this.tooLarge ? "413" : "refused"
+        }
+      ])
     }
     settle(m, r)
   }
@@ -875,7 +1008,8 @@ class DeliveredCmd implements Cmd {
       const worker = m.workers.get(send.workerId)
       for (const task of send.tasks) {
         const held = worker?.held.get(task.id)
-        if (held !== undefined && held.attempt === task.attempt) held.status = Math.max(held.status, TaskStatus.Received)
+        if (held !== undefined && held.attempt === task.attempt)
+          held.status = Math.max(held.status, TaskStatus.Received)
       }
       hit("delivered")
       exec(m, r, [{ _tag: "Delivered", workerId: send.workerId, seq: send.seq }])
@@ -925,9 +1059,14 @@ class RestartCmd implements Cmd {
   run(m: Model, r: Real): void {
     const stored = loadStored(m)
     hit("restart")
-    const remote = stored.live.filter((row) => row.worker !== null && row.worker !== m.localId && row.status >= TaskStatus.Dispatched)
+    const remote = stored.live.filter(
+      (row) => row.worker !== null && row.worker !== m.localId && row.status >= TaskStatus.Dispatched
+    )
     if (remote.length > 0) hit("restart with remote tasks in flight")
-    if (remote.some((row) => row.childCount > 0)) hit(`restart with a remote mapper in flight, attempt ${remote.some((row) => row.childCount > 0 && row.attempt > 0) ? "> 0" : "0"}`)
+    if (remote.some((row) => row.childCount > 0))
+      hit(
+        `restart with a remote mapper in flight, attempt ${remote.some((row) => row.childCount > 0 && row.attempt > 0) ? "> 0" : "0"}`
+      )
     // the old process died with its local worker and with every map call waiting for an answer
     const lastIncarnation = m.workers.get(m.localId)?.incarnation ?? 0
     m.workers.delete(m.localId)
@@ -956,7 +1095,8 @@ class AckCmd implements Cmd {
   run(m: Model, r: Real): void {
     exec(m, r, [{ _tag: "OutcomeAcked" }])
     if (!m.released) fail(m, "the acknowledged instance was not released (R-FIN-6)")
-    if (!m.broken && (m.instance !== null || m.rows.size > 0)) fail(m, "the released instance left rows in the store (R-FIN-6)")
+    if (!m.broken && (m.instance !== null || m.rows.size > 0))
+      fail(m, "the released instance left rows in the store (R-FIN-6)")
     settle(m, r)
   }
   toString = () => "outcomeAcked"
@@ -968,8 +1108,14 @@ const advanceArb = fc
 
 /** One weighted choice, so rare commands (store failure, instance kill) do not end most runs early. */
 const commandArb: fc.Arbitrary<Cmd> = fc.oneof(
-  { weight: 6, arbitrary: fc.tuple(fc.nat(2), fc.integer({ min: 1, max: 3 })).map(([index, slots]) => new JoinCmd(index, slots)) },
-  { weight: 6, arbitrary: fc.tuple(fc.nat(3), fc.nat(3)).map(([pick, forget]) => new HeartbeatCmd(pick, forget === 0)) },
+  {
+    weight: 6,
+    arbitrary: fc.tuple(fc.nat(2), fc.integer({ min: 1, max: 3 })).map(([index, slots]) => new JoinCmd(index, slots))
+  },
+  {
+    weight: 6,
+    arbitrary: fc.tuple(fc.nat(3), fc.nat(3)).map(([pick, forget]) => new HeartbeatCmd(pick, forget === 0))
+  },
   { weight: 2, arbitrary: fc.nat(2).map((index) => new CrashCmd(index)) },
   { weight: 10, arbitrary: advanceArb },
   { weight: 2, arbitrary: fc.constantFrom(300, 1_200, 5_000).map((ms) => new StallCmd(ms)) },
@@ -978,12 +1124,25 @@ const commandArb: fc.Arbitrary<Cmd> = fc.oneof(
     arbitrary: fc
       .tuple(
         fc.nat(7),
-        fc.constantFrom<ReportKind>("received", "running", "succeed", "succeed", "succeed", "succeed-big", "fail", "reorder-done", "reorder-start"),
+        fc.constantFrom<ReportKind>(
+          "received",
+          "running",
+          "succeed",
+          "succeed",
+          "succeed",
+          "succeed-big",
+          "fail",
+          "reorder-done",
+          "reorder-start"
+        ),
         fc.constantFrom(0, 0, 0, 0, 0, 0, -1, 1)
       )
       .map(([pick, kind, skew]) => new ReportCmd(pick, kind, skew))
   },
-  { weight: 4, arbitrary: fc.tuple(fc.nat(7), fc.constantFrom(0, 0, 1, 2)).map(([pick, other]) => new ReplayCmd(pick, other)) },
+  {
+    weight: 4,
+    arbitrary: fc.tuple(fc.nat(7), fc.constantFrom(0, 0, 1, 2)).map(([pick, other]) => new ReplayCmd(pick, other))
+  },
   { weight: 2, arbitrary: fc.boolean().map((ghost) => new UnknownReportCmd(ghost)) },
   {
     weight: 16,
@@ -991,14 +1150,31 @@ const commandArb: fc.Arbitrary<Cmd> = fc.oneof(
       .tuple(
         fc.nat(7),
         fc.integer({ min: 1, max: 4 }),
-        fc.constantFrom<MapVariant>("A", "A", "A", "B", "B", "twice", "twice", "gap", "ROOT", "FINAL", "big-text", "big-bytes", "empty"),
+        fc.constantFrom<MapVariant>(
+          "A",
+          "A",
+          "A",
+          "B",
+          "B",
+          "twice",
+          "twice",
+          "gap",
+          "ROOT",
+          "FINAL",
+          "big-text",
+          "big-bytes",
+          "empty"
+        ),
         fc.constantFrom(0, 0, 0, 0, 0, -1, 1)
       )
       .map(([pick, n, variant, skew]) => new MapCmd(pick, n, variant, skew))
   },
   { weight: 2, arbitrary: fc.tuple(fc.nat(3), fc.nat(3)).map(([pick, large]) => new SendFailCmd(pick, large === 0)) },
   { weight: 5, arbitrary: fc.nat(3).map((pick) => new DeliveredCmd(pick)) },
-  { weight: 6, arbitrary: fc.tuple(fc.nat(3), fc.integer({ min: 1, max: 3 })).map(([pick, size]) => new PullCmd(pick, size)) },
+  {
+    weight: 6,
+    arbitrary: fc.tuple(fc.nat(3), fc.integer({ min: 1, max: 3 })).map(([pick, size]) => new PullCmd(pick, size))
+  },
   {
     weight: 3,
     arbitrary: fc
@@ -1091,7 +1267,15 @@ const setup = (job: Job) => (): { model: Model; real: Real } => {
   for (const id of remotes) model.workers.set(id, simWorker(id, 2, false))
   const real: Real = {
     state: createInstance(
-      { instanceId: INSTANCE, job: "job", kind: job.kind, config, params: "{}", localWorkerId: "local", seed: job.seed },
+      {
+        instanceId: INSTANCE,
+        job: "job",
+        kind: job.kind,
+        config,
+        params: "{}",
+        localWorkerId: "local",
+        seed: job.seed
+      },
       0
     )
   }
@@ -1149,7 +1333,8 @@ const drain = (m: Model, r: Real): void => {
   if (m.outcome === null) fail(m, `the instance did not finish with every worker doing its work (R-FIN-1, R-REC-1)`)
   hit("drained")
   exec(m, r, [{ _tag: "OutcomeAcked" }])
-  if (!m.released || m.instance !== null || m.rows.size > 0) fail(m, "the acknowledged instance was not released and deleted (R-FIN-6)")
+  if (!m.released || m.instance !== null || m.rows.size > 0)
+    fail(m, "the acknowledged instance was not released and deleted (R-FIN-6)")
 }
 
 describe("machine model", () => {

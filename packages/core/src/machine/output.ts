@@ -84,7 +84,13 @@ export class Write implements WriteBatch {
   readonly updates: TaskUpdate[]
   readonly deleteRuns: number[]
   readonly deleteInstance: boolean
-  constructor(instance: InstanceRow, inserts: TaskRow[], updates: TaskUpdate[], deleteRuns: number[], deleteInstance: boolean) {
+  constructor(
+    instance: InstanceRow,
+    inserts: TaskRow[],
+    updates: TaskUpdate[],
+    deleteRuns: number[],
+    deleteInstance: boolean
+  ) {
     this.instance = instance
     this.inserts = inserts
     this.updates = updates

@@ -12,7 +12,12 @@ const started = (overrides: Partial<JobConfig> = {}) => {
   return d
 }
 
-const append = (d: Driver, taskId: string, entries: Record<string, unknown>, workerId = LOCAL): MachineEvent & { _tag: "Context" } => ({
+const append = (
+  d: Driver,
+  taskId: string,
+  entries: Record<string, unknown>,
+  workerId = LOCAL
+): MachineEvent & { _tag: "Context" } => ({
   _tag: "Context",
   reply: d.replyId(),
   request: { instanceId: "inst-1", workerId, taskId, attempt: d.attempt(taskId), entries: entries as never }
@@ -106,10 +111,26 @@ describe("progress", () => {
     d.map(LOCAL, "0", "a", ["1"])
     d.succeed(LOCAL, "0")
     d.succeed("A", "0.1")
-    const out = d.step([d.reportsEvent(LOCAL, [{ taskId: "0.F", attempt: 0, status: TaskStatus.Succeeded, result: "9" }])], 1_000)
-    expect(out.outcome).toEqual({ ok: true, result: "9", finishedAt: 1_000, counts: { created: 3, succeeded: 3, failed: 0 }, errors: [] })
+    const out = d.step(
+      [d.reportsEvent(LOCAL, [{ taskId: "0.F", attempt: 0, status: TaskStatus.Succeeded, result: "9" }])],
+      1_000
+    )
+    expect(out.outcome).toEqual({
+      ok: true,
+      result: "9",
+      finishedAt: 1_000,
+      counts: { created: 3, succeeded: 3, failed: 0 },
+      errors: []
+    })
     expect(out.progress).toMatchObject({ at: 1_000, outcome: out.outcome })
-    expect(out.progress!.byName["FINAL"]).toEqual({ total: 1, waiting: 0, dispatched: 0, running: 0, succeeded: 1, failed: 0 })
+    expect(out.progress!.byName["FINAL"]).toEqual({
+      total: 1,
+      waiting: 0,
+      dispatched: 0,
+      running: 0,
+      succeeded: 1,
+      failed: 0
+    })
     expect(d.step([], 20_000).progress).toBeNull()
   })
 
@@ -133,7 +154,9 @@ describe("progress", () => {
     const tooMuch = append(d, "0", { b: "123456789" })
     const out = d.step([tooMuch])
     expect(replyValue(out, tooMuch.reply)).toEqual({ _tag: "Context", accepted: false })
-    expect(out.warnings).toEqual(["context append from task 0 dropped: the context would be 34 bytes, maxContextBytes is 30"])
+    expect(out.warnings).toEqual([
+      "context append from task 0 dropped: the context would be 34 bytes, maxContextBytes is 30"
+    ])
     expect(d.state.context).toEqual({ a: "1234567890" })
     expect(out.write).toBeNull()
     // exactly at the limit: {"a":"1234567890","b":"12345"} is 30 bytes

@@ -15,14 +15,24 @@ export const progressSnapshot = (state: MachineState, now: number): Progress => 
   }
   const byWorker: Record<string, WorkerProgress> = {}
   for (const worker of state.workerList) {
-    byWorker[worker.id] = { assigned: worker.held, running: worker.running, succeeded: worker.succeeded, failed: worker.failed }
+    byWorker[worker.id] = {
+      assigned: worker.held,
+      running: worker.running,
+      succeeded: worker.succeeded,
+      failed: worker.failed
+    }
   }
   return { instanceId: state.instanceId, at: now, byName, byWorker, outcome: state.outcome }
 }
 
 /** Pushes progress every progressInterval (R-PROG-2); the finishing step pushes it too, and is the last to. */
 export const pushProgress = (state: MachineState, now: number): void => {
-  if (state.out.progress !== null || state.outcome !== null || now - state.lastProgressAt < state.config.progressInterval) return
+  if (
+    state.out.progress !== null ||
+    state.outcome !== null ||
+    now - state.lastProgressAt < state.config.progressInterval
+  )
+    return
   state.lastProgressAt = now
   state.out.progress = progressSnapshot(state, now)
 }

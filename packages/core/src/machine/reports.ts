@@ -13,7 +13,11 @@ import { noteMessage, touchWorker } from "./workers.ts"
 
 /** A failure as reported: a TaskError, or plain text from an older or hand-written worker. */
 const reportedError = (report: StatusReport): TaskError =>
-  report.error === undefined ? { tag: "Error", message: "failed" } : typeof report.error === "string" ? { tag: "Error", message: report.error } : toTaskError(report.error)
+  report.error === undefined
+    ? { tag: "Error", message: "failed" }
+    : typeof report.error === "string"
+      ? { tag: "Error", message: report.error }
+      : toTaskError(report.error)
 
 /** A result over maxResultBytes fails its task alone, never cut, never retried: it would fail again (R-RETRY-3). */
 const tooLarge = (state: MachineState, task: LiveTask, result: string): TaskError | undefined => {
@@ -21,7 +25,10 @@ const tooLarge = (state: MachineState, task: LiveTask, result: string): TaskErro
   if (result.length * 3 <= limit) return undefined
   const size = utf8Length(result)
   if (size <= limit) return undefined
-  return taskfoldError("result-too-large", `the result of task ${task.id} is ${size} bytes of UTF-8; maxResultBytes is ${limit}`)
+  return taskfoldError(
+    "result-too-large",
+    `the result of task ${task.id} is ${size} bytes of UTF-8; maxResultBytes is ${limit}`
+  )
 }
 
 /**
@@ -29,7 +36,12 @@ const tooLarge = (state: MachineState, task: LiveTask, result: string): TaskErro
  * Stale, regressing and repeated reports are dropped; they never count twice.
  */
 export const applyReports = (state: MachineState, batch: ReportBatch, now: number): ReportsReply => {
-  const reply = { applied: 0, dropped: 0, unknown: [] as string[], rejected: [] as Array<{ taskId: string; error: RejectedError }> }
+  const reply = {
+    applied: 0,
+    dropped: 0,
+    unknown: [] as string[],
+    rejected: [] as Array<{ taskId: string; error: RejectedError }>
+  }
   const worker = touchWorker(state, batch.workerId, now)
   if (worker !== undefined && batch.n !== undefined) noteMessage(worker, batch.n)
   for (const report of batch.reports) {

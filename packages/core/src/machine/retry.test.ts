@@ -67,7 +67,11 @@ describe("retry", () => {
 
   it("R-RETRY-1 jitter shortens each delay by at most its share, the same for the same seed", () => {
     const run = (seed: number) => {
-      const d = started({ taskRetries: 3, retryBackoff: { kind: "exponential", baseMs: 1_000, maxMs: 60_000, jitter: 0.5 } }, "mapReduce", seed)
+      const d = started(
+        { taskRetries: 3, retryBackoff: { kind: "exponential", baseMs: 1_000, maxMs: 60_000, jitter: 0.5 } },
+        "mapReduce",
+        seed
+      )
       d.heartbeat("A")
       d.map(LOCAL, "0", "child", ["1"])
       return retryDelays(d, [0, 10_000, 20_000])
@@ -130,24 +134,32 @@ describe("retry", () => {
     d.heartbeat("A")
     d.map(LOCAL, "0", "child", Driver.items(4))
     // one report carries all four results; only the one too long fails
-    d.report(
-      "A",
-      [
-        { taskId: "0.1", attempt: 0, status: TaskStatus.Succeeded, result: `"${"x".repeat(20)}"` },
-        { taskId: "0.2", attempt: 0, status: TaskStatus.Succeeded, result: '"short"' },
-        // bytes count, not characters: 7 characters, 12 bytes
-        { taskId: "0.3", attempt: 0, status: TaskStatus.Succeeded, result: `"ééééé"` },
-        // exactly at the limit: 1 + 4 × 2 + 1 = 10 bytes
-        { taskId: "0.4", attempt: 0, status: TaskStatus.Succeeded, result: `"éééé"` }
-      ]
-    )
-    expect(d.row("0.1")).toMatchObject({ status: TaskStatus.Failed, result: null, resultCut: false, failures: 0, attempt: 0 })
+    d.report("A", [
+      { taskId: "0.1", attempt: 0, status: TaskStatus.Succeeded, result: `"${"x".repeat(20)}"` },
+      { taskId: "0.2", attempt: 0, status: TaskStatus.Succeeded, result: '"short"' },
+      // bytes count, not characters: 7 characters, 12 bytes
+      { taskId: "0.3", attempt: 0, status: TaskStatus.Succeeded, result: `"ééééé"` },
+      // exactly at the limit: 1 + 4 × 2 + 1 = 10 bytes
+      { taskId: "0.4", attempt: 0, status: TaskStatus.Succeeded, result: `"éééé"` }
+    ])
+    expect(d.row("0.1")).toMatchObject({
+      status: TaskStatus.Failed,
+      result: null,
+      resultCut: false,
+      failures: 0,
+      attempt: 0
+    })
     expect(d.error("0.1")).toEqual({
       tag: "TaskfoldError",
       reason: "result-too-large",
       message: "the result of task 0.1 is 22 bytes of UTF-8; maxResultBytes is 10"
     })
-    expect(d.row("0.2")).toMatchObject({ status: TaskStatus.Succeeded, result: '"short"', resultCut: false, lastError: null })
+    expect(d.row("0.2")).toMatchObject({
+      status: TaskStatus.Succeeded,
+      result: '"short"',
+      resultCut: false,
+      lastError: null
+    })
     expect(d.row("0.3")).toMatchObject({ status: TaskStatus.Failed, result: null })
     expect(d.error("0.3")!.message).toContain("12 bytes")
     expect(d.row("0.4")).toMatchObject({ status: TaskStatus.Succeeded, result: `"éééé"` })
@@ -189,7 +201,12 @@ describe("retry", () => {
     d.heartbeat("A")
     d.map(LOCAL, "0", "child", Driver.items(2))
     const out = d.step([{ _tag: "StoreFailed", cause: "disk full" }], 50)
-    expect(out.outcome).toMatchObject({ ok: false, result: "storage failure: disk full", finishedAt: 50, counts: { created: 3, succeeded: 0 } })
+    expect(out.outcome).toMatchObject({
+      ok: false,
+      result: "storage failure: disk full",
+      finishedAt: 50,
+      counts: { created: 3, succeeded: 0 }
+    })
     expect(out.write!.instance.outcome).toEqual(out.outcome)
     expect(out.stops.map((stop) => [stop.workerId, stop.message.taskIds, stop.message.reason])).toEqual([
       [LOCAL, null, "storage failure"],

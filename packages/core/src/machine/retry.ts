@@ -39,7 +39,10 @@ export const runningTask = (
 ): LiveTask | RejectedError => {
   const task = findTask(state, taskId)
   if (task === undefined) {
-    return new RejectedError({ reason: "unknown-task", message: `task ${taskId} is not running in ${state.instanceId}` })
+    return new RejectedError({
+      reason: "unknown-task",
+      message: `task ${taskId} is not running in ${state.instanceId}`
+    })
   }
   if (attempt !== task.attempt) {
     return new RejectedError({

@@ -75,8 +75,13 @@ describe("standing workers", () => {
     const interval = d.state.config.heartbeatInterval
     expect(d.last.wakeAt).toBeLessThanOrEqual(1_000 + interval)
     const retry = d.step([], 1_000 + interval)
-    expect(sentTasks(retry).map((task) => task.id).sort()).toEqual(["0.1", "0.2", "0.3", "0.4"])
-    for (const [lane, seq] of sentBatches(retry)) d.sendFailed(lane, seq, false, "invocation did not start", 2_000 + interval)
+    expect(
+      sentTasks(retry)
+        .map((task) => task.id)
+        .sort()
+    ).toEqual(["0.1", "0.2", "0.3", "0.4"])
+    for (const [lane, seq] of sentBatches(retry))
+      d.sendFailed(lane, seq, false, "invocation did not start", 2_000 + interval)
     expect(d.error("0.1")?.reason).toBe("undeliverable")
   })
 
@@ -106,7 +111,10 @@ describe("workers gone", () => {
     d.heartbeat("A", { slots: 1 })
     d.map(LOCAL, "0", "child", Driver.items(5))
     for (const [lane, seq] of sentBatches(d.last)) d.delivered(lane, seq)
-    const out = d.step([{ _tag: "WorkerGone", workerId: "lane-0", reason: "its invocation ended without its closing line" }], 1_000)
+    const out = d.step(
+      [{ _tag: "WorkerGone", workerId: "lane-0", reason: "its invocation ended without its closing line" }],
+      1_000
+    )
     expect(d.live("0.1").attempt).toBe(1)
     expect(d.worker("lane-0")).toMatchObject({ lost: false, available: true, incarnation: undefined })
     // A plain worker the transport saw go stays lost until it heartbeats again.

@@ -1,13 +1,23 @@
 import type { JobConfig } from "../model/config.ts"
 import type { RejectedError } from "../model/errors.ts"
 import type { FailedTask, JobKind, NameProgress, Outcome, Progress, RunRecord } from "../model/instance.ts"
-import type { ContextAppend, Heartbeat, HeartbeatReply, MapRequest, PullRequest, ReportBatch, ReportsReply, StopMessage, TaskBatch } from "../model/messages.ts"
+import type {
+  ContextAppend,
+  Heartbeat,
+  HeartbeatReply,
+  MapRequest,
+  PullRequest,
+  ReportBatch,
+  ReportsReply,
+  StopMessage,
+  TaskBatch
+} from "../model/messages.ts"
 import type { WriteBatch } from "../model/store.ts"
 import { TaskStatus, type TaskKind } from "../model/status.ts"
 import type { TaskBody } from "../model/task.ts"
 import type { TaskError } from "../model/task-error.ts"
 import type { ChildBlock } from "./blocks.ts"
-import { ChurningMap, Fifo, MinHeap } from "./collections.ts"
+import { type ChurningMap, Fifo, MinHeap } from "./collections.ts"
 
 /** The progress counters of one task name (R-PROG-1), with the name they count. */
 export interface NameCounter extends NameProgress {

@@ -3,7 +3,15 @@ import type { InstanceRow } from "../model/instance.ts"
 import { TaskStatus } from "../model/status.ts"
 import type { TaskRow, TaskUpdate } from "../model/task.ts"
 import { delivered, dispatch, expireBatches, nextBatchExpiry, nextToken, pull, sendFailed } from "./dispatch.ts"
-import { checkRestored, checkRuns, checkTimeouts, kill, nextTimeout, outcomeAcknowledged, storageFailed } from "./finalize.ts"
+import {
+  checkRestored,
+  checkRuns,
+  checkTimeouts,
+  kill,
+  nextTimeout,
+  outcomeAcknowledged,
+  storageFailed
+} from "./finalize.ts"
 import { triggerRuns } from "./frequent.ts"
 import { admitPendingMaps, applyMap } from "./mapping.ts"
 import { appendContext, pushProgress } from "./progress.ts"

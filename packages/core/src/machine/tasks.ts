@@ -155,7 +155,13 @@ export const requeue = (state: MachineState, task: LiveTask, now: number, dueAt:
 }
 
 /** Makes a task terminal: counted once, out of memory after this step's write (R-REC-2). */
-export const finish = (state: MachineState, task: LiveTask, ok: boolean, result: string | null, error: TaskError | null): void => {
+export const finish = (
+  state: MachineState,
+  task: LiveTask,
+  ok: boolean,
+  result: string | null,
+  error: TaskError | null
+): void => {
   acknowledge(state, task)
   task.result = result
   if (error !== null) task.lastError = error

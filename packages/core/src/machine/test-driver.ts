@@ -13,7 +13,15 @@ import { decodeTaskError, type TaskError } from "../model/task-error.ts"
 import { findTask } from "./blocks.ts"
 import { createInstance, restoreInstance } from "./instance.ts"
 import type { StoredInstance } from "../model/store.ts"
-import type { LiveTask, MachineEvent, MachineState, ReplyValue, StandingWorker, StepOutput, WorkerState } from "./state.ts"
+import type {
+  LiveTask,
+  MachineEvent,
+  MachineState,
+  ReplyValue,
+  StandingWorker,
+  StepOutput,
+  WorkerState
+} from "./state.ts"
 import type { ReportsReply } from "../model/messages.ts"
 import { step } from "./step.ts"
 
@@ -79,7 +87,12 @@ export class Driver {
     return new Driver(state, now)
   }
 
-  static restore(stored: StoredInstance, localWorkerId: string, now: number, standing: ReadonlyArray<StandingWorker> = []): Driver {
+  static restore(
+    stored: StoredInstance,
+    localWorkerId: string,
+    now: number,
+    standing: ReadonlyArray<StandingWorker> = []
+  ): Driver {
     const driver = new Driver(restoreInstance(stored, localWorkerId, now, standing), now)
     for (const row of stored.live) driver.store.set(row.id, row)
     return driver
@@ -142,7 +155,11 @@ export class Driver {
   }
 
   reportsEvent(workerId: string, reports: ReadonlyArray<StatusReport>, n?: number): MachineEvent & { _tag: "Reports" } {
-    return { _tag: "Reports", reply: this.replyId(), batch: { instanceId: INSTANCE, workerId, reports, ...(n === undefined ? {} : { n }) } }
+    return {
+      _tag: "Reports",
+      reply: this.replyId(),
+      batch: { instanceId: INSTANCE, workerId, reports, ...(n === undefined ? {} : { n }) }
+    }
   }
 
   /** Sends reports and returns the machine's answer to them. */
@@ -150,7 +167,8 @@ export class Driver {
     const event = this.reportsEvent(workerId, reports)
     const out = this.step([event], at)
     const value = replyValue(out, event.reply)
-    if (value instanceof RejectedError || value._tag !== "Reports") throw new Error(`unexpected reply ${JSON.stringify(value)}`)
+    if (value instanceof RejectedError || value._tag !== "Reports")
+      throw new Error(`unexpected reply ${JSON.stringify(value)}`)
     return value.reply
   }
 
@@ -167,7 +185,13 @@ export class Driver {
     return this.report(workerId, [{ taskId, attempt: this.attempt(taskId), status: TaskStatus.Failed, error }], at)
   }
 
-  mapEvent(workerId: string, taskId: string, name: string, bodies: ReadonlyArray<TaskBody>, attempt?: number): MachineEvent & { _tag: "Map" } {
+  mapEvent(
+    workerId: string,
+    taskId: string,
+    name: string,
+    bodies: ReadonlyArray<TaskBody>,
+    attempt?: number
+  ): MachineEvent & { _tag: "Map" } {
     return {
       _tag: "Map",
       reply: this.replyId(),
@@ -176,7 +200,13 @@ export class Driver {
   }
 
   /** A map call; returns the reply, or undefined while the call is suspended (R-MAP-4). */
-  map(workerId: string, taskId: string, name: string, bodies: ReadonlyArray<TaskBody>, at?: number): ReplyValue | RejectedError | undefined {
+  map(
+    workerId: string,
+    taskId: string,
+    name: string,
+    bodies: ReadonlyArray<TaskBody>,
+    at?: number
+  ): ReplyValue | RejectedError | undefined {
     const event = this.mapEvent(workerId, taskId, name, bodies)
     const out = this.step([event], at)
     return out.replies.find((reply) => reply.id === event.reply)?.value
@@ -251,7 +281,10 @@ export const sentIds = (out: StepOutput): string[] => sentTasks(out).map((task) 
 
 /** Tasks counted per name in a store, the way progress counts them (R-PROG-1). */
 export const storeCounts = (rows: Iterable<TaskRow>): Progress["byName"] => {
-  const result: Record<string, { total: number; waiting: number; dispatched: number; running: number; succeeded: number; failed: number }> = {}
+  const result: Record<
+    string,
+    { total: number; waiting: number; dispatched: number; running: number; succeeded: number; failed: number }
+  > = {}
   for (const row of rows) {
     const counter = (result[row.name] ??= { total: 0, waiting: 0, dispatched: 0, running: 0, succeeded: 0, failed: 0 })
     counter.total++

@@ -6,7 +6,10 @@ import { TaskStatus } from "../model/status.ts"
 import { Driver, LOCAL, replyValue, sentTasks, sentTo } from "./test-driver.ts"
 
 const started = (overrides: Partial<JobConfig> = {}, kind: JobKind = "mapReduce") => {
-  const d = Driver.create({ kind, config: { localWorker: "exclude", progressInterval: 1_000_000_000, ackTimeout: 100_000_000, ...overrides } })
+  const d = Driver.create({
+    kind,
+    config: { localWorker: "exclude", progressInterval: 1_000_000_000, ackTimeout: 100_000_000, ...overrides }
+  })
   d.startRoot()
   return d
 }
@@ -107,7 +110,14 @@ describe("workers", () => {
       result: "worker lost its task: ROOT task 0 cannot run",
       finishedAt: 100,
       counts: { created: 1, succeeded: 0, failed: 1 },
-      errors: [{ taskId: "0", name: "ROOT", attempt: 0, error: { tag: "TaskfoldError", reason: "worker-lost", message: "worker lost its task: local" } }]
+      errors: [
+        {
+          taskId: "0",
+          name: "ROOT",
+          attempt: 0,
+          error: { tag: "TaskfoldError", reason: "worker-lost", message: "worker lost its task: local" }
+        }
+      ]
     })
     expect(d.row("0")).toMatchObject({ status: TaskStatus.Failed })
 
@@ -115,7 +125,12 @@ describe("workers", () => {
     f.succeed(LOCAL, "0")
     f.running(LOCAL, "0.F")
     const end = f.heartbeat(LOCAL, { idle: true }, 200)
-    expect(end.outcome).toMatchObject({ ok: false, result: "worker lost its task: FINAL task 0.F cannot run", finishedAt: 200, counts: { created: 2, succeeded: 1, failed: 1 } })
+    expect(end.outcome).toMatchObject({
+      ok: false,
+      result: "worker lost its task: FINAL task 0.F cannot run",
+      finishedAt: 200,
+      counts: { created: 2, succeeded: 1, failed: 1 }
+    })
   })
 
   it("R-WORK-3 an idle worker's unfinished tasks are treated as lost on that worker", () => {
@@ -336,7 +351,10 @@ describe("workers", () => {
     // the local worker alone took A's task; B may join now and gets the next ones
     expect(sentTo(d.last)).toEqual({ [LOCAL]: ["0.1"] })
     const rejoin = d.heartbeatEvent("B")
-    expect(replyValue(d.step([rejoin], 15_002), rejoin.reply)).toEqual({ _tag: "Heartbeat", reply: { dispatchMode: "push" } })
+    expect(replyValue(d.step([rejoin], 15_002), rejoin.reply)).toEqual({
+      _tag: "Heartbeat",
+      reply: { dispatchMode: "push" }
+    })
     d.map(LOCAL, "0", "child", Driver.items(1))
     expect(sentTo(d.last)).toEqual({ B: ["0.2"] })
   })

@@ -107,7 +107,10 @@ export const applyHeartbeat = (state: MachineState, heartbeat: Heartbeat, now: n
   if (worker === undefined || worker.lost) {
     const limit = state.config.maxWorkers
     if (limit !== null && aliveCount(state) >= limit) {
-      return new RejectedError({ reason: "worker-limit", message: `instance ${state.instanceId} already has ${limit} workers` })
+      return new RejectedError({
+        reason: "worker-limit",
+        message: `instance ${state.instanceId} already has ${limit} workers`
+      })
     }
   }
   const reply: ReplyValue = { _tag: "Heartbeat", reply: { dispatchMode: state.config.dispatchMode } }
@@ -263,7 +266,9 @@ export const nextLivenessCheck = (state: MachineState): number | null => {
     if (worker.lost || worker.isLocal) continue
     const idleStanding = worker.standing && worker.held === 0
     if (idleStanding && worker.available) continue
-    const due = idleStanding ? worker.lastSeen + state.config.heartbeatInterval : worker.lastSeen + state.config.workerTimeout + 1
+    const due = idleStanding
+      ? worker.lastSeen + state.config.heartbeatInterval
+      : worker.lastSeen + state.config.workerTimeout + 1
     if (at === null || due < at) at = due
   }
   return at

@@ -26,7 +26,8 @@ export class StoredTasks {
   /** Copies of the rows by id, in seq order, for inspection. */
   get byId(): Map<string, TaskRow> {
     const rows = new Map<string, TaskRow>()
-    for (let seq = 0; seq < this.tasks.length; seq++) if (this.tasks.has(seq)) rows.set(this.tasks.idAt(seq) as string, this.tasks.rowAt(seq))
+    for (let seq = 0; seq < this.tasks.length; seq++)
+      if (this.tasks.has(seq)) rows.set(this.tasks.idAt(seq) as string, this.tasks.rowAt(seq))
     return rows
   }
 }
@@ -58,7 +59,8 @@ export const makeMemoryStore = (): TaskStoreShape & { readonly instances: Map<st
     }
     for (let i = 0; i < inserts.length; i++) {
       const row = inserts[i] as TaskRow
-      if (table.has(row.seq)) return undo(i, new StoreError({ reason: "conflict", message: `task ${row.id} of ${id} exists already` }))
+      if (table.has(row.seq))
+        return undo(i, new StoreError({ reason: "conflict", message: `task ${row.id} of ${id} exists already` }))
       table.insert(row)
     }
     for (const update of batch.updates) {
@@ -97,7 +99,8 @@ export const makeMemoryStore = (): TaskStoreShape & { readonly instances: Map<st
         const page: StoredResult[] = []
         if (table === undefined) return page
         for (let seq = Math.max(0, afterSeq + 1); seq < table.length && page.length < limit; seq++) {
-          if (table.has(seq) && table.runAt(seq) === run && isTerminal(table.statusAt(seq))) page.push(table.resultAt(seq))
+          if (table.has(seq) && table.runAt(seq) === run && isTerminal(table.statusAt(seq)))
+            page.push(table.resultAt(seq))
         }
         return page
       }),

@@ -12,7 +12,12 @@ interface RareFields {
 }
 
 const isDefault = (row: TaskUpdate): boolean =>
-  row.failures === 0 && row.redeliveries === 0 && row.childCount === 0 && row.dueAt === null && row.lastError === null && !row.resultCut
+  row.failures === 0 &&
+  row.redeliveries === 0 &&
+  row.childCount === 0 &&
+  row.dueAt === null &&
+  row.lastError === null &&
+  !row.resultCut
 
 /** Strings that repeat across rows (task names, worker ids), stored once and referred to by number. */
 class Dictionary {

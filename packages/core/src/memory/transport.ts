@@ -38,7 +38,9 @@ export const makeMemoryNetwork = () => {
         const worker = workers.get(workerId)
         if (worker === undefined) return Effect.fail(unreachable(`worker ${workerId}`))
         const refused = worker.deliver(batch)
-        return refused === undefined ? Effect.void : Effect.fail(new TransportError({ reason: "rejected", message: refused.message }))
+        return refused === undefined
+          ? Effect.void
+          : Effect.fail(new TransportError({ reason: "rejected", message: refused.message }))
       }),
     stop: (workerId, message) =>
       Effect.suspend(() => {
@@ -54,7 +56,12 @@ export const makeMemoryNetwork = () => {
         try {
           owner(outcome)
         } catch (error) {
-          return Effect.fail(new TransportError({ reason: "rejected", message: `the owner of ${instanceId} threw: ${toTaskError(error).message}` }))
+          return Effect.fail(
+            new TransportError({
+              reason: "rejected",
+              message: `the owner of ${instanceId} threw: ${toTaskError(error).message}`
+            })
+          )
         }
         return Effect.void
       })

@@ -103,8 +103,7 @@ export const resolveConfig = (overrides: unknown = {}): Effect.Effect<JobConfig,
     Effect.mapError((error) => new ConfigError({ reason: "invalid-config", message: error.message }))
   )
 
-export const resolveConfigSync = (overrides: unknown = {}): JobConfig =>
-  Effect.runSync(resolveConfig(overrides))
+export const resolveConfigSync = (overrides: unknown = {}): JobConfig => Effect.runSync(resolveConfig(overrides))
 
 /** Tokens per millisecond of a dispatch rate. */
 export const parseRate = (rate: string): { count: number; perMs: number } => {

@@ -120,7 +120,8 @@ const fromCause = (cause: Cause.Cause<unknown>, depth: number): TaskError => {
  */
 export const toTaskError = (value: unknown, depth = 0): TaskError => {
   try {
-    if (value !== null && typeof value === "object" && Cause.isCause(value)) return fromCause(value as Cause.Cause<unknown>, depth)
+    if (value !== null && typeof value === "object" && Cause.isCause(value))
+      return fromCause(value as Cause.Cause<unknown>, depth)
     if (isTaskError(value)) return value
     const tag = tagOf(value)
     const message = clip(messageOf(value, tag))

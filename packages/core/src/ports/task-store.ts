@@ -12,7 +12,10 @@ export interface TaskStoreShape {
   /** Applies one write batch atomically: all of it or, failing, none of it. */
   readonly apply: (batch: WriteBatch) => Effect.Effect<void, StoreError>
   /** Tasks by id, any status; ids not stored are left out. */
-  readonly readTasks: (instanceId: string, ids: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<TaskRow>, StoreError>
+  readonly readTasks: (
+    instanceId: string,
+    ids: ReadonlyArray<string>
+  ) => Effect.Effect<ReadonlyArray<TaskRow>, StoreError>
   /** A page of the terminal tasks of run `run` with seq > afterSeq, in seq order (what reduce reads). */
   readonly readResults: (
     instanceId: string,

@@ -27,9 +27,28 @@ import { toTaskError } from "../model/task-error.ts"
 import type { LinkError, TrackerLink, WorkerHandle } from "../worker/runtime.ts"
 
 /** Every kind of message the network carries. */
-export type MessageKind = "send" | "stop" | "outcome" | "report" | "map" | "heartbeat" | "context" | "readResults" | "pull"
+export type MessageKind =
+  | "send"
+  | "stop"
+  | "outcome"
+  | "report"
+  | "map"
+  | "heartbeat"
+  | "context"
+  | "readResults"
+  | "pull"
 
-export const MESSAGE_KINDS: ReadonlyArray<MessageKind> = ["send", "stop", "outcome", "report", "map", "heartbeat", "context", "readResults", "pull"]
+export const MESSAGE_KINDS: ReadonlyArray<MessageKind> = [
+  "send",
+  "stop",
+  "outcome",
+  "report",
+  "map",
+  "heartbeat",
+  "context",
+  "readResults",
+  "pull"
+]
 
 /** Probabilities (0..1) of each fault, drawn independently for every message. */
 export interface FaultRates {
@@ -60,13 +79,22 @@ export interface FaultPolicy extends FaultRates {
   readonly byKind?: Partial<Record<MessageKind, Partial<FaultRates>>>
 }
 
-export const noFaults: FaultPolicy = { refuse: 0, lose: 0, loseAnswer: 0, duplicate: 0, delay: 0, maxDelayMs: 0, timeoutMs: 0 }
+export const noFaults: FaultPolicy = {
+  refuse: 0,
+  lose: 0,
+  loseAnswer: 0,
+  duplicate: 0,
+  delay: 0,
+  maxDelayMs: 0,
+  timeoutMs: 0
+}
 
 /** The size the network gives a batch: ids, names, bodies, a fixed overhead per task, and the params if sent. */
 export const batchBytes = (batch: TaskBatch): number => {
   let bytes = batch.params?.length ?? 0
   for (const task of batch.tasks) {
-    bytes += 32 + task.id.length + task.name.length + (typeof task.body === "string" ? task.body.length : task.body.byteLength)
+    bytes +=
+      32 + task.id.length + task.name.length + (typeof task.body === "string" ? task.body.length : task.body.byteLength)
   }
   return bytes
 }
@@ -154,7 +182,12 @@ export const makeFaultNetwork = (options: FaultNetworkOptions): Effect.Effect<Fa
      * One message through the faults. `oversize` says whether it is over a size limit; `call` delivers it
      * (and is called once more for a copy).
      */
-    const through = <A, E>(kind: MessageKind, what: string, oversize: boolean, call: () => Effect.Effect<A, E>): Effect.Effect<A, E | TransportError> =>
+    const through = <A, E>(
+      kind: MessageKind,
+      what: string,
+      oversize: boolean,
+      call: () => Effect.Effect<A, E>
+    ): Effect.Effect<A, E | TransportError> =>
       Effect.suspend((): Effect.Effect<A, E | TransportError> => {
         if (calm) return call()
         if (oversize) {
@@ -177,7 +210,9 @@ export const makeFaultNetwork = (options: FaultNetworkOptions): Effect.Effect<Fa
         }
         if (lose) {
           note(kind, "lost")
-          return Effect.sleep(policy.timeoutMs).pipe(Effect.andThen(Effect.fail(transportError("timeout", `${what}: no answer (the message was lost)`))))
+          return Effect.sleep(policy.timeoutMs).pipe(
+            Effect.andThen(Effect.fail(transportError("timeout", `${what}: no answer (the message was lost)`)))
+          )
         }
         return Effect.gen(function* () {
           if (before > 0) {
@@ -186,7 +221,10 @@ export const makeFaultNetwork = (options: FaultNetworkOptions): Effect.Effect<Fa
           }
           if (duplicate) {
             note(kind, "duplicated")
-            yield* Effect.forkIn(Effect.ignore(Effect.sleep(copyAfter).pipe(Effect.andThen(Effect.suspend(call)))), scope)
+            yield* Effect.forkIn(
+              Effect.ignore(Effect.sleep(copyAfter).pipe(Effect.andThen(Effect.suspend(call)))),
+              scope
+            )
           }
           const result = yield* Effect.result(call())
           if (after > 0) yield* Effect.sleep(after)
@@ -211,7 +249,8 @@ export const makeFaultNetwork = (options: FaultNetworkOptions): Effect.Effect<Fa
           () =>
             Effect.suspend(() => {
               const found = worker(workerId)
-              if (found === undefined) return Effect.fail(transportError("unreachable", `worker ${workerId} is not reachable`))
+              if (found === undefined)
+                return Effect.fail(transportError("unreachable", `worker ${workerId} is not reachable`))
               const refused = found.deliver(batch)
               return refused === undefined ? Effect.void : Effect.fail(transportError("rejected", refused.message))
             })
@@ -220,7 +259,8 @@ export const makeFaultNetwork = (options: FaultNetworkOptions): Effect.Effect<Fa
         through("stop", `stop to ${workerId}`, false, () =>
           Effect.suspend(() => {
             const found = worker(workerId)
-            if (found === undefined) return Effect.fail(transportError("unreachable", `worker ${workerId} is not reachable`))
+            if (found === undefined)
+              return Effect.fail(transportError("unreachable", `worker ${workerId} is not reachable`))
             found.stop(message)
             return Effect.void
           })
@@ -229,11 +269,14 @@ export const makeFaultNetwork = (options: FaultNetworkOptions): Effect.Effect<Fa
         through("outcome", `outcome of ${instanceId}`, false, () =>
           Effect.suspend(() => {
             const owner = owners.get(instanceId)
-            if (owner === undefined) return Effect.fail(transportError("unreachable", `the owner of ${instanceId} is not reachable`))
+            if (owner === undefined)
+              return Effect.fail(transportError("unreachable", `the owner of ${instanceId} is not reachable`))
             try {
               owner(outcome)
             } catch (error) {
-              return Effect.fail(transportError("rejected", `the owner of ${instanceId} threw: ${toTaskError(error).message}`))
+              return Effect.fail(
+                transportError("rejected", `the owner of ${instanceId} threw: ${toTaskError(error).message}`)
+              )
             }
             return Effect.void
           })
@@ -241,10 +284,15 @@ export const makeFaultNetwork = (options: FaultNetworkOptions): Effect.Effect<Fa
     }
 
     /** A call to the tracker of `instanceId` as it is when the message arrives. */
-    const toTracker = <A>(kind: MessageKind, instanceId: string, use: (tracker: Tracker) => Effect.Effect<A, LinkError>): Effect.Effect<A, LinkError> =>
+    const toTracker = <A>(
+      kind: MessageKind,
+      instanceId: string,
+      use: (tracker: Tracker) => Effect.Effect<A, LinkError>
+    ): Effect.Effect<A, LinkError> =>
       Effect.suspend(() => {
         const entry = trackers.get(instanceId)
-        if (entry === undefined) return Effect.fail(transportError("unreachable", `the tracker of ${instanceId} is not reachable`))
+        if (entry === undefined)
+          return Effect.fail(transportError("unreachable", `the tracker of ${instanceId} is not reachable`))
         return use(entry.tracker).pipe(
           Effect.catch((error: LinkError) => {
             // A dropped connection, not the tracker's word that the instance is over.
@@ -265,14 +313,26 @@ export const makeFaultNetwork = (options: FaultNetworkOptions): Effect.Effect<Fa
           policy.maxReportBytes !== undefined && reportBytes(batch) > policy.maxReportBytes,
           () => toTracker("report", instanceId, (found) => found.report(batch))
         ),
-      map: (request) => through("map", `map call of ${request.taskId}`, false, () => toTracker("map", instanceId, (found) => found.map(request))),
+      map: (request) =>
+        through("map", `map call of ${request.taskId}`, false, () =>
+          toTracker("map", instanceId, (found) => found.map(request))
+        ),
       heartbeat: (heartbeat) =>
-        through("heartbeat", `heartbeat of ${heartbeat.workerId}`, false, () => toTracker("heartbeat", instanceId, (found) => found.heartbeat(heartbeat))),
+        through("heartbeat", `heartbeat of ${heartbeat.workerId}`, false, () =>
+          toTracker("heartbeat", instanceId, (found) => found.heartbeat(heartbeat))
+        ),
       appendContext: (request) =>
-        through("context", `context append of ${request.taskId}`, false, () => toTracker("context", instanceId, (found) => found.appendContext(request))),
+        through("context", `context append of ${request.taskId}`, false, () =>
+          toTracker("context", instanceId, (found) => found.appendContext(request))
+        ),
       readResults: (run, afterSeq, limit) =>
-        through("readResults", `results after ${afterSeq}`, false, () => toTracker("readResults", instanceId, (found) => found.readResults(run, afterSeq, limit))),
-      pull: (request) => through("pull", `pull of ${request.workerId}`, false, () => toTracker("pull", instanceId, (found) => found.pull(request)))
+        through("readResults", `results after ${afterSeq}`, false, () =>
+          toTracker("readResults", instanceId, (found) => found.readResults(run, afterSeq, limit))
+        ),
+      pull: (request) =>
+        through("pull", `pull of ${request.workerId}`, false, () =>
+          toTracker("pull", instanceId, (found) => found.pull(request))
+        )
     })
 
     return {

@@ -103,7 +103,14 @@ export const taskStoreConformance = (name: string, makeStore: () => TaskStoreSha
       const instance = instanceRow("b")
       const row = taskRow(1)
       await run(store.apply(batch(instance, { inserts: [taskRow(0), row] })))
-      const update = updateOf(row, { status: TaskStatus.Succeeded, worker: "w1", attempt: 2, failures: 1, result: '"ok"', lastError: "boom" })
+      const update = updateOf(row, {
+        status: TaskStatus.Succeeded,
+        worker: "w1",
+        attempt: 2,
+        failures: 1,
+        result: '"ok"',
+        lastError: "boom"
+      })
       await run(store.apply(batch(instance, { updates: [update] })))
       const [read] = await run(store.readTasks("b", ["0.1"]))
       expect(read).toEqual({ ...row, ...update })
@@ -134,7 +141,9 @@ export const taskStoreConformance = (name: string, makeStore: () => TaskStoreSha
       const instance = instanceRow("d")
       await run(store.apply(batch(instance, { inserts: [taskRow(0)] })))
       const error = await fails(
-        store.apply(batch(instance, { inserts: [taskRow(1)], updates: [updateOf(taskRow(7), { status: TaskStatus.Failed })] }))
+        store.apply(
+          batch(instance, { inserts: [taskRow(1)], updates: [updateOf(taskRow(7), { status: TaskStatus.Failed })] })
+        )
       )
       expect(error).toBeInstanceOf(StoreError)
       expect(await run(store.readTasks("d", ["0.1", "0.7"]))).toEqual([])
@@ -146,9 +155,17 @@ export const taskStoreConformance = (name: string, makeStore: () => TaskStoreSha
       const rows: TaskRow[] = []
       for (let seq = 0; seq < 25; seq++) {
         const status = seq % 5 === 4 ? TaskStatus.Running : seq % 3 === 0 ? TaskStatus.Failed : TaskStatus.Succeeded
-        rows.push(taskRow(seq, { status, result: status === TaskStatus.Succeeded ? String(seq) : null, lastError: status === TaskStatus.Failed ? `e${seq}` : null }))
+        rows.push(
+          taskRow(seq, {
+            status,
+            result: status === TaskStatus.Succeeded ? String(seq) : null,
+            lastError: status === TaskStatus.Failed ? `e${seq}` : null
+          })
+        )
       }
-      rows.push(taskRow(25, { id: "1", run: 1, name: "ROOT", kind: TaskKind.Root, status: TaskStatus.Succeeded, result: "1" }))
+      rows.push(
+        taskRow(25, { id: "1", run: 1, name: "ROOT", kind: TaskKind.Root, status: TaskStatus.Succeeded, result: "1" })
+      )
       await run(store.apply(batch(instance, { inserts: rows })))
       const seen: number[] = []
       for (let after = -1; ; ) {
@@ -160,7 +177,15 @@ export const taskStoreConformance = (name: string, makeStore: () => TaskStoreSha
       const expected = rows.filter((row) => row.run === 0 && row.status >= TaskStatus.Failed).map((row) => row.seq)
       expect(seen).toEqual(expected)
       const [first] = await run(store.readResults("e", 0, -1, 1))
-      expect(first).toEqual({ id: "0", seq: 0, name: "ROOT", status: TaskStatus.Failed, result: null, resultCut: false, lastError: "e0" })
+      expect(first).toEqual({
+        id: "0",
+        seq: 0,
+        name: "ROOT",
+        status: TaskStatus.Failed,
+        result: null,
+        resultCut: false,
+        lastError: "e0"
+      })
       expect((await run(store.readResults("e", 1, -1, 10))).map((result) => result.id)).toEqual(["1"])
     })
 
@@ -178,7 +203,9 @@ export const taskStoreConformance = (name: string, makeStore: () => TaskStoreSha
       await run(store.apply(batch(instance, { inserts: rows })))
       const loaded = await run(store.load("f"))
       expect(loaded?.live.map((row) => row.id)).toEqual(["0.1", "0.5"])
-      const counts = [...(loaded?.terminal ?? [])].sort((a, b) => `${a.name}${a.worker}${a.status}`.localeCompare(`${b.name}${b.worker}${b.status}`))
+      const counts = [...(loaded?.terminal ?? [])].sort((a, b) =>
+        `${a.name}${a.worker}${a.status}`.localeCompare(`${b.name}${b.worker}${b.status}`)
+      )
       expect(counts).toEqual([
         { name: "ROOT", worker: "local", status: TaskStatus.Succeeded, count: 1 },
         { name: "work", worker: "w1", status: TaskStatus.Succeeded, count: 2 },
@@ -190,7 +217,11 @@ export const taskStoreConformance = (name: string, makeStore: () => TaskStoreSha
     it("deletes the tasks of a finished run, and a whole instance", async () => {
       const store = await makeStore()
       const instance = instanceRow("g")
-      await run(store.apply(batch(instance, { inserts: [taskRow(0), taskRow(1, { id: "1", run: 1 }), taskRow(2, { id: "1.1", run: 1 })] })))
+      await run(
+        store.apply(
+          batch(instance, { inserts: [taskRow(0), taskRow(1, { id: "1", run: 1 }), taskRow(2, { id: "1.1", run: 1 })] })
+        )
+      )
       await run(store.apply(batch(instance, { deleteRuns: [1] })))
       expect((await run(store.readTasks("g", ["0", "1", "1.1"]))).map((row) => row.id)).toEqual(["0"])
       await run(store.apply(batch(instance, { deleteInstance: true })))
@@ -212,7 +243,13 @@ export const taskStoreConformance = (name: string, makeStore: () => TaskStoreSha
       const instance = instanceRow("big")
       const rows = Array.from({ length: 10_000 }, (_, seq) => taskRow(seq))
       await run(store.apply(batch(instance, { inserts: rows })))
-      await run(store.apply(batch(instance, { updates: rows.map((row) => updateOf(row, { status: TaskStatus.Succeeded, result: String(row.seq) })) })))
+      await run(
+        store.apply(
+          batch(instance, {
+            updates: rows.map((row) => updateOf(row, { status: TaskStatus.Succeeded, result: String(row.seq) }))
+          })
+        )
+      )
       let total = 0
       for (let after = -1; ; ) {
         const page = await run(store.readResults("big", 0, after, 1_000))

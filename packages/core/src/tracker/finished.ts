@@ -8,7 +8,9 @@ import type { Tracker } from "./tracker.ts"
  * (R-FIN-6 deleted its tasks), and any worker message finds no instance.
  */
 export const finishedTracker = (instanceId: string, outcome: Outcome, lastProgress: Progress | null): Tracker => {
-  const gone = Effect.fail(new RejectedError({ reason: "unknown-instance", message: `instance ${instanceId} finished` }))
+  const gone = Effect.fail(
+    new RejectedError({ reason: "unknown-instance", message: `instance ${instanceId} finished` })
+  )
   const progress: Progress = {
     ...(lastProgress ?? { instanceId, at: outcome.finishedAt, byName: {}, byWorker: {} }),
     outcome

@@ -7,7 +7,15 @@ import type { ReportsReply } from "../model/messages.ts"
 import type { JobConfig } from "../model/config.ts"
 import { RejectedError, StoreError, TransportError } from "../model/errors.ts"
 import type { JobKind, Outcome, Progress } from "../model/instance.ts"
-import type { ContextAppend, Heartbeat, HeartbeatReply, MapRequest, PullRequest, ReportBatch, TaskBatch } from "../model/messages.ts"
+import type {
+  ContextAppend,
+  Heartbeat,
+  HeartbeatReply,
+  MapRequest,
+  PullRequest,
+  ReportBatch,
+  TaskBatch
+} from "../model/messages.ts"
 import { toTaskError } from "../model/task-error.ts"
 import { isTerminal } from "../model/status.ts"
 import { TaskStore, type StoredResult } from "../ports/task-store.ts"
@@ -26,7 +34,11 @@ export interface Tracker {
   /** Kill the instance (taskId null) or one task (R-FIN-7). */
   readonly kill: (taskId: string | null, reason: string) => Effect.Effect<void, TrackerError>
   /** A page of terminal results of a run, in seq order: what the final task reads. */
-  readonly readResults: (run: number, afterSeq: number, limit: number) => Effect.Effect<ReadonlyArray<StoredResult>, StoreError>
+  readonly readResults: (
+    run: number,
+    afterSeq: number,
+    limit: number
+  ) => Effect.Effect<ReadonlyArray<StoredResult>, StoreError>
   readonly progress: Effect.Effect<Progress>
   /** Calls `listener` with every progress push (R-PROG-2); returns the unsubscribe function. */
   readonly onProgress: (listener: (progress: Progress) => void) => () => void
@@ -80,7 +92,10 @@ interface Envelope {
 
 const rejected = (reason: RejectedError["reason"], message: string) => new RejectedError({ reason, message })
 
-const runTracker = (state: MachineState, hooks: TrackerHooks): Effect.Effect<Tracker, never, TaskStore | Transport | Scope.Scope> =>
+const runTracker = (
+  state: MachineState,
+  hooks: TrackerHooks
+): Effect.Effect<Tracker, never, TaskStore | Transport | Scope.Scope> =>
   Effect.gen(function* () {
     const store = yield* TaskStore
     const transport = yield* Transport
@@ -112,7 +127,10 @@ const runTracker = (state: MachineState, hooks: TrackerHooks): Effect.Effect<Tra
       const deferred = pending.get(id)
       if (deferred === undefined) return
       pending.delete(id)
-      Deferred.doneUnsafe(deferred, value instanceof RejectedError || value instanceof StoreError ? Effect.fail(value) : Effect.succeed(value))
+      Deferred.doneUnsafe(
+        deferred,
+        value instanceof RejectedError || value instanceof StoreError ? Effect.fail(value) : Effect.succeed(value)
+      )
     }
 
     /** Reported ids the machine no longer holds: terminal ones were repeats, the rest are unknown (R-STATE-4). */
@@ -129,7 +147,10 @@ const runTracker = (state: MachineState, hooks: TrackerHooks): Effect.Effect<Tra
                 unknown: [],
                 rejected: [
                   ...reply.rejected,
-                  ...rejectedIds.map((taskId) => ({ taskId, error: rejected("unknown-task", `task ${taskId} is not part of ${state.instanceId}`) }))
+                  ...rejectedIds.map((taskId) => ({
+                    taskId,
+                    error: rejected("unknown-task", `task ${taskId} is not part of ${state.instanceId}`)
+                  }))
                 ]
               }
             })
@@ -139,10 +160,19 @@ const runTracker = (state: MachineState, hooks: TrackerHooks): Effect.Effect<Tra
     const deliverOutcome = (value: Outcome) =>
       Effect.suspend(() => transport.deliverOutcome(state.instanceId, value)).pipe(
         Effect.catchDefect((defect) =>
-          Effect.fail(new TransportError({ reason: "rejected", message: `the owner of ${state.instanceId} threw: ${toTaskError(defect).message}` }))
+          Effect.fail(
+            new TransportError({
+              reason: "rejected",
+              message: `the owner of ${state.instanceId} threw: ${toTaskError(defect).message}`
+            })
+          )
         ),
         Effect.tapError((error) => Effect.logWarning(`outcome of ${state.instanceId} not taken yet: ${error.message}`)),
-        Effect.retry(Schedule.exponential("50 millis").pipe(Schedule.modifyDelay((meta) => Effect.succeed(Math.min(Duration.toMillis(meta.duration), 5_000))))),
+        Effect.retry(
+          Schedule.exponential("50 millis").pipe(
+            Schedule.modifyDelay((meta) => Effect.succeed(Math.min(Duration.toMillis(meta.duration), 5_000)))
+          )
+        ),
         Effect.andThen(Queue.offer(inbox, { event: { _tag: "OutcomeAcked" } }))
       )
 
@@ -158,7 +188,8 @@ const runTracker = (state: MachineState, hooks: TrackerHooks): Effect.Effect<Tra
           if (failure !== undefined) {
             // Nothing of this step reached the store: its callers get the error and none of its tasks is sent.
             for (const reply of out.replies) answer(reply.id, failure)
-            if (state.outcome === null) return yield* perform(step(state, [{ _tag: "StoreFailed", cause: failure.message }], now), now)
+            if (state.outcome === null)
+              return yield* perform(step(state, [{ _tag: "StoreFailed", cause: failure.message }], now), now)
             // The outcome is known (the storage failure itself, or decided before): it still goes to the owner.
             out = { ...out, sends: [], replies: [] }
           }
@@ -188,22 +219,35 @@ const runTracker = (state: MachineState, hooks: TrackerHooks): Effect.Effect<Tra
               ({ workerId, batch }) =>
                 // The send's answer is the worker's receipt (R-DISP-10); a failure of any kind is counted by the machine.
                 Effect.suspend(() => transport.send(workerId, batch)).pipe(
-                  Effect.catchDefect((defect) => Effect.fail(new TransportError({ reason: "unreachable", message: toTaskError(defect).message }))),
+                  Effect.catchDefect((defect) =>
+                    Effect.fail(new TransportError({ reason: "unreachable", message: toTaskError(defect).message }))
+                  ),
                   Effect.matchEffect({
                     onSuccess: () => Queue.offer(inbox, { event: { _tag: "Delivered", workerId, seq: batch.seq } }),
                     onFailure: (error) =>
                       Queue.offer(inbox, {
-                        event: { _tag: "SendFailed", workerId, seq: batch.seq, tooLarge: error.reason === "too-large", error: error.message }
+                        event: {
+                          _tag: "SendFailed",
+                          workerId,
+                          seq: batch.seq,
+                          tooLarge: error.reason === "too-large",
+                          error: error.message
+                        }
                       })
                   })
                 ),
               { concurrency: "unbounded", discard: true }
             ).pipe(
               Effect.andThen(
-                Effect.forEach(stops, ({ workerId, message }) => Effect.ignoreCause(Effect.suspend(() => transport.stop(workerId, message))), {
-                  concurrency: "unbounded",
-                  discard: true
-                })
+                Effect.forEach(
+                  stops,
+                  ({ workerId, message }) =>
+                    Effect.ignoreCause(Effect.suspend(() => transport.stop(workerId, message))),
+                  {
+                    concurrency: "unbounded",
+                    discard: true
+                  }
+                )
               )
             ),
             scope,
@@ -254,7 +298,8 @@ const runTracker = (state: MachineState, hooks: TrackerHooks): Effect.Effect<Tra
     /** No caller waits forever: on release, or when the tracker's scope closes (crash, eviction, shutdown). */
     const close = (why: string) => {
       closed = true
-      for (const id of [...pending.keys()]) answer(id, rejected("unknown-instance", `instance ${state.instanceId} is ${why}`))
+      for (const id of [...pending.keys()])
+        answer(id, rejected("unknown-instance", `instance ${state.instanceId} is ${why}`))
     }
     yield* Effect.addFinalizer(() => Effect.sync(() => close("closed")))
     // Resumed after the outcome was decided but before the owner took it: it is sent again (R-FIN-6).
@@ -264,8 +309,12 @@ const runTracker = (state: MachineState, hooks: TrackerHooks): Effect.Effect<Tra
     }
     yield* Effect.forkScoped(loop)
 
-    const expect = <A>(tag: ReplyValue["_tag"], pick: (value: ReplyValue) => A) => (value: ReplyValue) =>
-      value._tag === tag ? Effect.succeed(pick(value)) : Effect.die(new Error(`tracker answered ${value._tag} to a ${tag} call`))
+    const expect =
+      <A>(tag: ReplyValue["_tag"], pick: (value: ReplyValue) => A) =>
+      (value: ReplyValue) =>
+        value._tag === tag
+          ? Effect.succeed(pick(value))
+          : Effect.die(new Error(`tracker answered ${value._tag} to a ${tag} call`))
 
     const tracker: Tracker = {
       instanceId: state.instanceId,
@@ -289,7 +338,8 @@ const runTracker = (state: MachineState, hooks: TrackerHooks): Effect.Effect<Tra
         call(request.instanceId, (reply) => ({ _tag: "Context", request, reply })).pipe(
           Effect.flatMap(expect("Context", (value) => (value as Extract<ReplyValue, { _tag: "Context" }>).accepted))
         ),
-      kill: (taskId, reason) => call(state.instanceId, (reply) => ({ _tag: "Kill", taskId, reason, reply })).pipe(Effect.asVoid),
+      kill: (taskId, reason) =>
+        call(state.instanceId, (reply) => ({ _tag: "Kill", taskId, reason, reply })).pipe(Effect.asVoid),
       readResults: (run, afterSeq, limit) => store.readResults(state.instanceId, run, afterSeq, limit),
       progress: Effect.suspend(() => Clock.currentTimeMillis.pipe(Effect.map((now) => progressSnapshot(state, now)))),
       onProgress: (listener) => {
@@ -299,13 +349,16 @@ const runTracker = (state: MachineState, hooks: TrackerHooks): Effect.Effect<Tra
       outcome: Deferred.await(outcome),
       released: Deferred.await(released),
       tick: Queue.offer(inbox, { event: { _tag: "Tick" } }).pipe(Effect.asVoid),
-      workerGone: (workerId, reason) => Queue.offer(inbox, { event: { _tag: "WorkerGone", workerId, reason } }).pipe(Effect.asVoid)
+      workerGone: (workerId, reason) =>
+        Queue.offer(inbox, { event: { _tag: "WorkerGone", workerId, reason } }).pipe(Effect.asVoid)
     }
     return tracker
   })
 
 /** Starts the tracker of a new instance; its first write stores the instance and its root task. */
-export const startTracker = (options: NewTrackerOptions): Effect.Effect<Tracker, never, TaskStore | Transport | Scope.Scope> =>
+export const startTracker = (
+  options: NewTrackerOptions
+): Effect.Effect<Tracker, never, TaskStore | Transport | Scope.Scope> =>
   Effect.gen(function* () {
     const now = yield* Clock.currentTimeMillis
     const state = createInstance(

@@ -33,7 +33,8 @@ const errorFrom = (status: number, body: unknown): ClientError => {
   if (error?.tag === "StoreError") return new StoreError({ reason: "unavailable", message })
   if (error?.tag === "ConfigError") return new ConfigError({ reason: "invalid-config", message })
   if (status === 404) return new RejectedError({ reason: "unknown-instance", message })
-  if (status === 400) return new RejectedError({ reason: "bad-input", message: error?.path ? `${message} at ${error.path}` : message })
+  if (status === 400)
+    return new RejectedError({ reason: "bad-input", message: error?.path ? `${message} at ${error.path}` : message })
   if (status === 413) return new TransportError({ reason: "too-large", message })
   return new TransportError({ reason: status === 401 ? "rejected" : "unreachable", message })
 }
@@ -42,7 +43,9 @@ const errorFrom = (status: number, body: unknown): ClientError => {
 const describeCause = (cause: unknown): string => {
   if (!(cause instanceof Error)) return String(cause)
   const inner = (cause as { readonly cause?: unknown }).cause
-  return inner instanceof Error && inner.message !== cause.message ? `${cause.message} (${inner.message})` : cause.message
+  return inner instanceof Error && inner.message !== cause.message
+    ? `${cause.message} (${inner.message})`
+    : cause.message
 }
 
 export const request = (
@@ -63,16 +66,32 @@ export const request = (
       const text = await response.text()
       return { status: response.status, ok: response.ok, body: text.length === 0 ? null : parseJson(text) }
     },
-    catch: (cause) => new TransportError({ reason: "unreachable", message: `${method} ${options.baseUrl}${path}: ${describeCause(cause)}` })
+    catch: (cause) =>
+      new TransportError({
+        reason: "unreachable",
+        message: `${method} ${options.baseUrl}${path}: ${describeCause(cause)}`
+      })
   }).pipe(
     Effect.timeoutOrElse({
       duration: Duration.millis(options.timeoutMs ?? 30_000),
-      orElse: () => Effect.fail(new TransportError({ reason: "timeout", message: `${method} ${path} took longer than ${options.timeoutMs ?? 30_000} ms` }))
+      orElse: () =>
+        Effect.fail(
+          new TransportError({
+            reason: "timeout",
+            message: `${method} ${path} took longer than ${options.timeoutMs ?? 30_000} ms`
+          })
+        )
     }),
-    Effect.flatMap((reply): Effect.Effect<unknown, ClientError> => (reply.ok ? Effect.succeed(reply.body) : Effect.fail(errorFrom(reply.status, reply.body))))
+    Effect.flatMap(
+      (reply): Effect.Effect<unknown, ClientError> =>
+        reply.ok ? Effect.succeed(reply.body) : Effect.fail(errorFrom(reply.status, reply.body))
+    )
   )
 
-const field = <A>(name: string) => (body: unknown): A => (body as Record<string, A>)[name] as A
+const field =
+  <A>(name: string) =>
+  (body: unknown): A =>
+    (body as Record<string, A>)[name] as A
 
 /** A worker's link knows no config errors: a tracker never answers one to a worker's message. */
 const asLinkError = (error: ClientError): Exclude<ClientError, ConfigError> =>
@@ -89,12 +108,19 @@ export const httpTrackerLink =
       report: (batch) =>
         post("reports", batch).pipe(
           Effect.map((body): ReportsReply => {
-            const reply = body as { applied: number; dropped: number; rejected: Array<{ taskId: string; reason: RejectedError["reason"]; message: string }> }
+            const reply = body as {
+              applied: number
+              dropped: number
+              rejected: Array<{ taskId: string; reason: RejectedError["reason"]; message: string }>
+            }
             return {
               applied: reply.applied,
               dropped: reply.dropped,
               unknown: [],
-              rejected: reply.rejected.map(({ taskId, reason, message }) => ({ taskId, error: new RejectedError({ reason, message }) }))
+              rejected: reply.rejected.map(({ taskId, reason, message }) => ({
+                taskId,
+                error: new RejectedError({ reason, message })
+              }))
             }
           })
         ),
@@ -107,7 +133,9 @@ export const httpTrackerLink =
             return reply.suspended === true ? Effect.fail(SUSPENDED) : Effect.succeed(reply.created ?? 0)
           }),
           Effect.retry({ while: (error) => error === SUSPENDED }),
-          Effect.mapError((error) => (error === SUSPENDED ? new TransportError({ reason: "timeout", message: "map call suspended" }) : error))
+          Effect.mapError((error) =>
+            error === SUSPENDED ? new TransportError({ reason: "timeout", message: "map call suspended" }) : error
+          )
         ),
       heartbeat: (heartbeat) =>
         post("heartbeat", heartbeat).pipe(
@@ -140,7 +168,9 @@ export const httpPull = (
       const batch = (body as { batch: unknown }).batch
       return batch === null
         ? Effect.succeed(null)
-        : decodeMessage(TaskBatch, batch).pipe(Effect.mapError((failure) => new TransportError({ reason: "rejected", message: failure.message })))
+        : decodeMessage(TaskBatch, batch).pipe(
+            Effect.mapError((failure) => new TransportError({ reason: "rejected", message: failure.message }))
+          )
     })
   )
 
@@ -152,8 +182,10 @@ export interface InstanceStatus {
 
 /** What an instance's owner uses: submit, status, kill; and a worker process's registration. */
 export const httpTrackerClient = (options: HttpClientOptions) => ({
-  submit: (submit: SubmitRequest) => request(options, "POST", paths.instances, submit).pipe(Effect.map(field<string>("instanceId"))),
-  status: (instanceId: string) => request(options, "GET", paths.instance(instanceId)).pipe(Effect.map((body) => body as InstanceStatus)),
+  submit: (submit: SubmitRequest) =>
+    request(options, "POST", paths.instances, submit).pipe(Effect.map(field<string>("instanceId"))),
+  status: (instanceId: string) =>
+    request(options, "GET", paths.instance(instanceId)).pipe(Effect.map((body) => body as InstanceStatus)),
   kill: (instanceId: string, reason: string, taskId: string | null = null) =>
     request(options, "POST", paths.call(instanceId, "kill"), { taskId, reason }).pipe(Effect.asVoid),
   registerWorker: (registration: WorkerRegistration) =>
@@ -172,11 +204,19 @@ export const httpWorkerTransport = (options: {
   const to = (workerId: string, path: string, message: unknown) =>
     Effect.suspend(() => {
       const baseUrl = options.workerUrl(workerId)
-      if (baseUrl === undefined) return Effect.fail(new TransportError({ reason: "unreachable", message: `worker ${workerId} has no address` }))
-      const client: HttpClientOptions = { baseUrl, token: options.token, fetch: options.fetch, ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}) }
+      if (baseUrl === undefined)
+        return Effect.fail(new TransportError({ reason: "unreachable", message: `worker ${workerId} has no address` }))
+      const client: HttpClientOptions = {
+        baseUrl,
+        token: options.token,
+        fetch: options.fetch,
+        ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {})
+      }
       return request(client, "POST", path, message).pipe(
         Effect.asVoid,
-        Effect.mapError((error) => (error instanceof TransportError ? error : new TransportError({ reason: "rejected", message: error.message })))
+        Effect.mapError((error) =>
+          error instanceof TransportError ? error : new TransportError({ reason: "rejected", message: error.message })
+        )
       )
     })
   return {
@@ -185,4 +225,3 @@ export const httpWorkerTransport = (options: {
     deliverOutcome: options.deliverOutcome
   }
 }
-

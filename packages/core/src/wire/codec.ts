@@ -39,7 +39,13 @@ export interface DecodeFailure {
 const pathOf = (message: string): string => /at (\[[^\n]*\])\s*$/m.exec(message)?.[1] ?? ""
 
 /** Decodes a parsed message with its Schema; every field is checked, excess fields are refused. */
-export const decodeMessage = <S extends Schema.Top>(schema: S, input: unknown): Effect.Effect<S["Type"], DecodeFailure, S["DecodingServices"]> =>
+export const decodeMessage = <S extends Schema.Top>(
+  schema: S,
+  input: unknown
+): Effect.Effect<S["Type"], DecodeFailure, S["DecodingServices"]> =>
   Schema.decodeUnknownEffect(schema)(input, { errors: "first", onExcessProperty: "error" }).pipe(
-    Effect.mapError((error) => ({ path: pathOf(error.message), message: error.message.split("\n")[0] ?? error.message }))
+    Effect.mapError((error) => ({
+      path: pathOf(error.message),
+      message: error.message.split("\n")[0] ?? error.message
+    }))
   )

@@ -1,6 +1,23 @@
 export { decodeMessage, encodeJson, parseJson, type DecodeFailure } from "./codec.ts"
-export { DEFAULT_MAX_BODY_BYTES, KillBody, paths, ResultsQuery, SubmitRequest, WorkerRegistration, type InstanceCall, type WireError } from "./protocol.ts"
-export { answer, guardedApp, makeTrackerApp, readMessage, wireError, type AppOptions, type TrackerHost } from "./tracker-app.ts"
+export {
+  DEFAULT_MAX_BODY_BYTES,
+  KillBody,
+  paths,
+  ResultsQuery,
+  SubmitRequest,
+  WorkerRegistration,
+  type InstanceCall,
+  type WireError
+} from "./protocol.ts"
+export {
+  answer,
+  guardedApp,
+  makeTrackerApp,
+  readMessage,
+  wireError,
+  type AppOptions,
+  type TrackerHost
+} from "./tracker-app.ts"
 export { makeWorkerApp } from "./worker-app.ts"
 export {
   httpPull,

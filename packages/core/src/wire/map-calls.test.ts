@@ -19,7 +19,9 @@ const token = "s3cret"
 
 const hostOf = (tracker: Tracker): TrackerHost => ({
   tracker: (id) =>
-    id === tracker.instanceId ? Effect.succeed(tracker) : Effect.fail(new RejectedError({ reason: "unknown-instance", message: `no instance ${id}` })),
+    id === tracker.instanceId
+      ? Effect.succeed(tracker)
+      : Effect.fail(new RejectedError({ reason: "unknown-instance", message: `no instance ${id}` })),
   submit: () => Effect.fail(new RejectedError({ reason: "bad-input", message: "not here" })),
   registerWorker: () => Effect.succeed({ instances: [tracker.instanceId] })
 })
@@ -27,7 +29,11 @@ const hostOf = (tracker: Tracker): TrackerHost => ({
 /** A tracker and two workers over the HTTP protocol (hono's in-memory requests); `wrap` may spoil the workers' links. */
 const runOverHttp = (
   job: Job,
-  options: { readonly mapWaitMs?: number; readonly clientTimeoutMs?: number; readonly wrap?: (link: TrackerLink) => TrackerLink }
+  options: {
+    readonly mapWaitMs?: number
+    readonly clientTimeoutMs?: number
+    readonly wrap?: (link: TrackerLink) => TrackerLink
+  }
 ) =>
   Effect.scoped(
     Effect.gen(function* () {
@@ -50,7 +56,10 @@ const runOverHttp = (
         params: "null",
         localWorkerId: "local"
       }).pipe(Effect.provideService(TaskStore, makeMemoryStore()), Effect.provideService(Transport, transport))
-      const trackerApp = makeTrackerApp(hostOf(tracker), { token, ...(options.mapWaitMs === undefined ? {} : { mapWaitMs: options.mapWaitMs }) })
+      const trackerApp = makeTrackerApp(hostOf(tracker), {
+        token,
+        ...(options.mapWaitMs === undefined ? {} : { mapWaitMs: options.mapWaitMs })
+      })
       const http = httpTrackerLink({
         baseUrl: "http://tracker",
         token,
@@ -76,7 +85,11 @@ const mapper = (config: JobConfigOverrides, calls: number, per: number, root?: (
     process: async (task, ctx) => {
       if (task.isRoot) {
         root?.(task.attempt)
-        for (let c = 0; c < calls; c++) await ctx.map(Array.from({ length: per }, (_, i) => c * per + i), "child")
+        for (let c = 0; c < calls; c++)
+          await ctx.map(
+            Array.from({ length: per }, (_, i) => c * per + i),
+            "child"
+          )
         return "mapped"
       }
       await new Promise((resolve) => setTimeout(resolve, 2))
@@ -96,7 +109,10 @@ describe("map calls over an unreliable link", () => {
     Effect.runPromise(
       Effect.gen(function* () {
         // 10 calls of 40 items against a bound of 20 waiting tasks: most calls wait far longer than the client's 150 ms.
-        const outcome = yield* runOverHttp(mapper({ maxWaitingTasks: 20 }, 10, 40), { mapWaitMs: 40, clientTimeoutMs: 150 })
+        const outcome = yield* runOverHttp(mapper({ maxWaitingTasks: 20 }, 10, 40), {
+          mapWaitMs: 40,
+          clientTimeoutMs: 150
+        })
         expect(outcome.ok).toBe(true)
         expect(JSON.parse(outcome.result)).toEqual(range(400))
         expect(outcome.counts).toEqual({ created: 402, succeeded: 402, failed: 0 })
@@ -111,11 +127,15 @@ describe("map calls over an unreliable link", () => {
         const loseEveryOtherAnswer = (link: TrackerLink): TrackerLink => ({
           ...link,
           map: (request) =>
-            link.map(request).pipe(
-              Effect.flatMap((created) =>
-                calls++ % 2 === 0 ? Effect.fail(new TransportError({ reason: "timeout", message: "answer lost" })) : Effect.succeed(created)
+            link
+              .map(request)
+              .pipe(
+                Effect.flatMap((created) =>
+                  calls++ % 2 === 0
+                    ? Effect.fail(new TransportError({ reason: "timeout", message: "answer lost" }))
+                    : Effect.succeed(created)
+                )
               )
-            )
         })
         const outcome = yield* runOverHttp(mapper({}, 6, 7), { wrap: loseEveryOtherAnswer })
         expect(outcome.ok).toBe(true)
@@ -138,7 +158,9 @@ describe("map calls over an unreliable link", () => {
               : link.map(request)
         })
         const outcome = yield* runOverHttp(
-          mapper({ taskRetries: 1, retryBackoff: { kind: "fixed", ms: 10 } }, 6, 5, (attempt) => attempts.push(attempt)),
+          mapper({ taskRetries: 1, retryBackoff: { kind: "fixed", ms: 10 } }, 6, 5, (attempt) =>
+            attempts.push(attempt)
+          ),
           { wrap: dropLaterCalls }
         )
         expect(attempts).toEqual([0, 1])

@@ -19,7 +19,9 @@ const WORKER_BODY_LIMIT = 8 * 1024
 
 const hostOf = (tracker: Tracker): TrackerHost => ({
   tracker: (id) =>
-    id === tracker.instanceId ? Effect.succeed(tracker) : Effect.fail(new RejectedError({ reason: "unknown-instance", message: `no instance ${id}` })),
+    id === tracker.instanceId
+      ? Effect.succeed(tracker)
+      : Effect.fail(new RejectedError({ reason: "unknown-instance", message: `no instance ${id}` })),
   submit: () => Effect.fail(new RejectedError({ reason: "bad-input", message: "not here" })),
   registerWorker: () => Effect.succeed({ instances: [tracker.instanceId] })
 })
@@ -43,7 +45,8 @@ const job = (huge: boolean) =>
     },
     reduce: async (results) => {
       const seen: Array<{ id: string; ok: boolean; reason: string | undefined }> = []
-      for await (const r of results) if (r.name === "text") seen.push({ id: r.taskId, ok: r.ok, reason: r.error?.reason })
+      for await (const r of results)
+        if (r.name === "text") seen.push({ id: r.taskId, ok: r.ok, reason: r.error?.reason })
       return seen
     }
   })
@@ -75,7 +78,11 @@ const run = (huge: boolean) =>
         localWorkerId: "local"
       }).pipe(Effect.provideService(TaskStore, makeMemoryStore()), Effect.provideService(Transport, transport))
       const trackerApp = makeTrackerApp(hostOf(tracker), { token })
-      const connect = httpTrackerLink({ baseUrl: "http://tracker", token, fetch: (url, init) => Promise.resolve(trackerApp.request(url, init)) })
+      const connect = httpTrackerLink({
+        baseUrl: "http://tracker",
+        token,
+        fetch: (url, init) => Promise.resolve(trackerApp.request(url, init))
+      })
       for (const id of ["local", "w1"]) {
         const worker = yield* startWorker({ id, slots: 8, jobs: () => definition, connect, heartbeatInterval: 50 })
         workerApps.set(id, makeWorkerApp(worker, { token, maxBodyBytes: WORKER_BODY_LIMIT }))

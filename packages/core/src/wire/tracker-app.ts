@@ -1,19 +1,30 @@
 import { Duration, Effect, type Schema } from "effect"
 import { Hono, type Context } from "hono"
 import { bodyLimit } from "hono/body-limit"
-import { ConfigError, RejectedError, StoreError, TransportError } from "../model/errors.ts"
+import { ConfigError, RejectedError, StoreError, type TransportError } from "../model/errors.ts"
 import { ContextAppend, Heartbeat, MapRequest, PullRequest, ReportBatch } from "../model/messages.ts"
 import type { Tracker } from "../tracker/tracker.ts"
 import { decodeMessage, encodeJson, parseJson } from "./codec.ts"
-import { DEFAULT_MAX_BODY_BYTES, KillBody, ResultsQuery, SubmitRequest, WorkerRegistration, type WireError } from "./protocol.ts"
+import {
+  DEFAULT_MAX_BODY_BYTES,
+  KillBody,
+  ResultsQuery,
+  SubmitRequest,
+  WorkerRegistration,
+  type WireError
+} from "./protocol.ts"
 
 /** What the HTTP layer needs from whoever hosts trackers: a server process, a Durable Object. */
 export interface TrackerHost {
   /** The tracker of a live instance; unknown ones fail with RejectedError("unknown-instance"). */
   readonly tracker: (instanceId: string) => Effect.Effect<Tracker, RejectedError>
-  readonly submit: (request: SubmitRequest) => Effect.Effect<{ readonly instanceId: string }, RejectedError | ConfigError | StoreError>
+  readonly submit: (
+    request: SubmitRequest
+  ) => Effect.Effect<{ readonly instanceId: string }, RejectedError | ConfigError | StoreError>
   /** A worker says where it can be reached; answers the live instances it should join. */
-  readonly registerWorker: (registration: WorkerRegistration) => Effect.Effect<{ readonly instances: ReadonlyArray<string> }, RejectedError>
+  readonly registerWorker: (
+    registration: WorkerRegistration
+  ) => Effect.Effect<{ readonly instances: ReadonlyArray<string> }, RejectedError>
 }
 
 export interface AppOptions {
@@ -31,7 +42,11 @@ type AnyError = RejectedError | ConfigError | StoreError | TransportError
 
 const statusOf = (error: AnyError): 400 | 404 | 409 | 502 | 503 => {
   if (error instanceof RejectedError) {
-    return error.reason === "unknown-instance" || error.reason === "unknown-task" ? 404 : error.reason === "bad-input" ? 400 : 409
+    return error.reason === "unknown-instance" || error.reason === "unknown-task"
+      ? 404
+      : error.reason === "bad-input"
+        ? 400
+        : 409
   }
   if (error instanceof ConfigError) return 400
   if (error instanceof StoreError) return 503
@@ -65,7 +80,16 @@ export const guardedApp = (options: AppOptions): Hono => {
     "*",
     bodyLimit({
       maxSize: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
-      onError: (c) => json(c, wireError("TooLarge", "too-large", `bodies are limited to ${options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES} bytes`), 413)
+      onError: (c) =>
+        json(
+          c,
+          wireError(
+            "TooLarge",
+            "too-large",
+            `bodies are limited to ${options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES} bytes`
+          ),
+          413
+        )
     })
   )
   app.notFound((c) => json(c, wireError("NotFound", "no-route", `no route ${c.req.method} ${c.req.path}`), 404))
@@ -83,16 +107,26 @@ export const readMessage = async <S extends Schema.Top & { readonly DecodingServ
   try {
     parsed = parseJson(await c.req.text())
   } catch (error) {
-    return { ok: false, response: json(c, wireError("DecodeError", "bad-json", error instanceof Error ? error.message : "not JSON"), 400) }
+    return {
+      ok: false,
+      response: json(c, wireError("DecodeError", "bad-json", error instanceof Error ? error.message : "not JSON"), 400)
+    }
   }
   const decoded = await Effect.runPromise(Effect.result(decodeMessage(schema, parsed)))
   if (decoded._tag === "Failure") {
-    return { ok: false, response: json(c, wireError("DecodeError", "bad-field", decoded.failure.message, decoded.failure.path), 400) }
+    return {
+      ok: false,
+      response: json(c, wireError("DecodeError", "bad-field", decoded.failure.message, decoded.failure.path), 400)
+    }
   }
   return { ok: true, value: decoded.success }
 }
 
-export const answer = async <A>(c: Context, effect: Effect.Effect<A, AnyError>, status: 200 | 202 = 200): Promise<Response> => {
+export const answer = async <A>(
+  c: Context,
+  effect: Effect.Effect<A, AnyError>,
+  status: 200 | 202 = 200
+): Promise<Response> => {
   const result = await Effect.runPromise(Effect.result(effect))
   if (result._tag === "Success") return json(c, result.success ?? null, status)
   const error = result.failure
@@ -121,7 +155,10 @@ export const makeTrackerApp = (host: TrackerHost, options: AppOptions): Hono => 
     )
   )
 
-  const instanceCall = <S extends Schema.Top & { readonly DecodingServices: never; readonly Type: { readonly instanceId: string } }, A>(
+  const instanceCall = <
+    S extends Schema.Top & { readonly DecodingServices: never; readonly Type: { readonly instanceId: string } },
+    A
+  >(
     call: string,
     schema: S,
     run: (tracker: Tracker, message: S["Type"]) => Effect.Effect<A, AnyError>
@@ -131,9 +168,21 @@ export const makeTrackerApp = (host: TrackerHost, options: AppOptions): Hono => 
       if (!message.ok) return message.response
       const id = c.req.param("id")
       if (message.value.instanceId !== id) {
-        return json(c, wireError("DecodeError", "bad-field", `instanceId ${message.value.instanceId} does not match the URL's ${id}`, '["instanceId"]'), 400)
+        return json(
+          c,
+          wireError(
+            "DecodeError",
+            "bad-field",
+            `instanceId ${message.value.instanceId} does not match the URL's ${id}`,
+            '["instanceId"]'
+          ),
+          400
+        )
       }
-      return answer(c, Effect.flatMap(host.tracker(id), (tracker) => run(tracker, message.value)))
+      return answer(
+        c,
+        Effect.flatMap(host.tracker(id), (tracker) => run(tracker, message.value))
+      )
     })
 
   instanceCall("reports", ReportBatch, (tracker, batch) =>
@@ -153,23 +202,39 @@ export const makeTrackerApp = (host: TrackerHost, options: AppOptions): Hono => 
     )
   )
   instanceCall("heartbeat", Heartbeat, (tracker, heartbeat) => tracker.heartbeat(heartbeat))
-  instanceCall("pull", PullRequest, (tracker, request) => tracker.pull(request).pipe(Effect.map((batch) => ({ batch }))))
-  instanceCall("context", ContextAppend, (tracker, request) => tracker.appendContext(request).pipe(Effect.map((accepted) => ({ accepted }))))
+  instanceCall("pull", PullRequest, (tracker, request) =>
+    tracker.pull(request).pipe(Effect.map((batch) => ({ batch })))
+  )
+  instanceCall("context", ContextAppend, (tracker, request) =>
+    tracker.appendContext(request).pipe(Effect.map((accepted) => ({ accepted })))
+  )
 
   app.post("/v1/instances/:id/kill", async (c) => {
     const body = await readMessage(c, KillBody)
     if (!body.ok) return body.response
-    return answer(c, Effect.flatMap(host.tracker(c.req.param("id")), (tracker) => tracker.kill(body.value.taskId, body.value.reason).pipe(Effect.as({}))))
+    return answer(
+      c,
+      Effect.flatMap(host.tracker(c.req.param("id")), (tracker) =>
+        tracker.kill(body.value.taskId, body.value.reason).pipe(Effect.as({}))
+      )
+    )
   })
 
   app.get("/v1/instances/:id/results", async (c) => {
-    const query = { run: Number(c.req.query("run") ?? 0), afterSeq: Number(c.req.query("afterSeq") ?? -1), limit: Number(c.req.query("limit") ?? 1000) }
+    const query = {
+      run: Number(c.req.query("run") ?? 0),
+      afterSeq: Number(c.req.query("afterSeq") ?? -1),
+      limit: Number(c.req.query("limit") ?? 1000)
+    }
     const decoded = await Effect.runPromise(Effect.result(decodeMessage(ResultsQuery, query)))
-    if (decoded._tag === "Failure") return json(c, wireError("DecodeError", "bad-field", decoded.failure.message, decoded.failure.path), 400)
+    if (decoded._tag === "Failure")
+      return json(c, wireError("DecodeError", "bad-field", decoded.failure.message, decoded.failure.path), 400)
     const { run, afterSeq, limit } = decoded.success
     return answer(
       c,
-      Effect.flatMap(host.tracker(c.req.param("id")), (tracker) => tracker.readResults(run, afterSeq, limit)).pipe(Effect.map((results) => ({ results })))
+      Effect.flatMap(host.tracker(c.req.param("id")), (tracker) => tracker.readResults(run, afterSeq, limit)).pipe(
+        Effect.map((results) => ({ results }))
+      )
     )
   })
 

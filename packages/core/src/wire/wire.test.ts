@@ -28,7 +28,10 @@ const job = defineJob({
   process: async (task, ctx) => {
     if (task.isRoot) {
       await gate
-      return ctx.map(Array.from({ length: 300 }, (_, i) => new Uint8Array([i % 256, 1, 2])), "sum")
+      return ctx.map(
+        Array.from({ length: 300 }, (_, i) => new Uint8Array([i % 256, 1, 2])),
+        "sum"
+      )
     }
     const bytes = task.body as Uint8Array
     if (!(bytes instanceof Uint8Array)) throw new Error("body is not bytes")
@@ -43,7 +46,9 @@ const job = defineJob({
 
 const hostOf = (tracker: Tracker): TrackerHost => ({
   tracker: (id) =>
-    id === tracker.instanceId ? Effect.succeed(tracker) : Effect.fail(new RejectedError({ reason: "unknown-instance", message: `no instance ${id}` })),
+    id === tracker.instanceId
+      ? Effect.succeed(tracker)
+      : Effect.fail(new RejectedError({ reason: "unknown-instance", message: `no instance ${id}` })),
   submit: () => Effect.fail(new RejectedError({ reason: "bad-input", message: "not here" })),
   registerWorker: () => Effect.succeed({ instances: [tracker.instanceId] })
 })
@@ -57,7 +62,9 @@ const cluster = Effect.gen(function* () {
     fetch: (url, init) => {
       const host = new URL(url).host
       const app = workerApps.get(host)
-      return app === undefined ? Promise.reject(new Error(`no worker at ${host}`)) : Promise.resolve(app.request(url, init))
+      return app === undefined
+        ? Promise.reject(new Error(`no worker at ${host}`))
+        : Promise.resolve(app.request(url, init))
     },
     workerUrl: (id) => `http://${id}`,
     deliverOutcome: () => Effect.void
@@ -71,7 +78,11 @@ const cluster = Effect.gen(function* () {
     localWorkerId: "local"
   }).pipe(Effect.provideService(TaskStore, store), Effect.provideService(Transport, transport))
   const trackerApp = makeTrackerApp(hostOf(tracker), { token, maxBodyBytes: 64 * 1024 })
-  const connect = httpTrackerLink({ baseUrl: "http://tracker", token, fetch: (url, init) => Promise.resolve(trackerApp.request(url, init)) })
+  const connect = httpTrackerLink({
+    baseUrl: "http://tracker",
+    token,
+    fetch: (url, init) => Promise.resolve(trackerApp.request(url, init))
+  })
   for (const id of ["local", "w1", "w2"]) {
     const worker = yield* startWorker({ id, slots: 4, jobs: () => job, connect, heartbeatInterval: 50 })
     workerApps.set(id, makeWorkerApp(worker, { token }))
@@ -112,14 +123,20 @@ describe("wire protocol", () => {
             before = now
           }
           const bad = { instanceId: "wire-1", workerId: "w1", reports: [{ taskId: "0", attempt: 0, status: 9 }] }
-          const response = yield* Effect.promise(() => post(trackerApp, "/v1/instances/wire-1/reports", JSON.stringify(bad)))
+          const response = yield* Effect.promise(() =>
+            post(trackerApp, "/v1/instances/wire-1/reports", JSON.stringify(bad))
+          )
           expect(response.status).toBe(400)
           const body = (yield* Effect.promise(() => response.json())) as { error: { path: string; reason: string } }
           expect(body.error).toMatchObject({ reason: "bad-field", path: '["reports"][0]["status"]' })
           const notJson = yield* Effect.promise(() => post(trackerApp, "/v1/instances/wire-1/map", "{nope"))
           expect(notJson.status).toBe(400)
           const otherId = yield* Effect.promise(() =>
-            post(trackerApp, "/v1/instances/wire-1/heartbeat", JSON.stringify({ instanceId: "else", workerId: "w9", slots: 1, freeSlots: 1, queueLength: 0, idle: true }))
+            post(
+              trackerApp,
+              "/v1/instances/wire-1/heartbeat",
+              JSON.stringify({ instanceId: "else", workerId: "w9", slots: 1, freeSlots: 1, queueLength: 0, idle: true })
+            )
           )
           expect(otherId.status).toBe(400)
           expect(snapshot() === before).toBe(true)
@@ -133,14 +150,31 @@ describe("wire protocol", () => {
         Effect.gen(function* () {
           const { trackerApp } = yield* cluster
           const unknownInstance = yield* Effect.promise(() =>
-            post(trackerApp, "/v1/instances/nope/map", JSON.stringify({ instanceId: "nope", workerId: "w1", taskId: "0", attempt: 0, name: "x", bodies: [] }))
+            post(
+              trackerApp,
+              "/v1/instances/nope/map",
+              JSON.stringify({ instanceId: "nope", workerId: "w1", taskId: "0", attempt: 0, name: "x", bodies: [] })
+            )
           )
           expect(unknownInstance.status).toBe(404)
           const unknownTask = yield* Effect.promise(() =>
-            post(trackerApp, "/v1/instances/wire-1/map", JSON.stringify({ instanceId: "wire-1", workerId: "w1", taskId: "0.999", attempt: 0, name: "x", bodies: ["1"] }))
+            post(
+              trackerApp,
+              "/v1/instances/wire-1/map",
+              JSON.stringify({
+                instanceId: "wire-1",
+                workerId: "w1",
+                taskId: "0.999",
+                attempt: 0,
+                name: "x",
+                bodies: ["1"]
+              })
+            )
           )
           expect(unknownTask.status).toBe(404)
-          expect(((yield* Effect.promise(() => unknownTask.json())) as { error: { reason: string } }).error.reason).toBe("unknown-task")
+          expect(
+            ((yield* Effect.promise(() => unknownTask.json())) as { error: { reason: string } }).error.reason
+          ).toBe("unknown-task")
         })
       )
     ))
@@ -150,11 +184,20 @@ describe("wire protocol", () => {
       Effect.scoped(
         Effect.gen(function* () {
           const { trackerApp, tracker } = yield* cluster
-          const report = JSON.stringify({ instanceId: "wire-1", workerId: "local", reports: [{ taskId: "0", attempt: 0, status: 6, result: "1" }] })
-          const none = yield* Effect.promise(() => post(trackerApp, "/v1/instances/wire-1/reports", report, { "content-type": "application/json" }))
+          const report = JSON.stringify({
+            instanceId: "wire-1",
+            workerId: "local",
+            reports: [{ taskId: "0", attempt: 0, status: 6, result: "1" }]
+          })
+          const none = yield* Effect.promise(() =>
+            post(trackerApp, "/v1/instances/wire-1/reports", report, { "content-type": "application/json" })
+          )
           expect(none.status).toBe(401)
           const wrong = yield* Effect.promise(() =>
-            post(trackerApp, "/v1/instances/wire-1/reports", report, { authorization: "Bearer s3creT", "content-type": "application/json" })
+            post(trackerApp, "/v1/instances/wire-1/reports", report, {
+              authorization: "Bearer s3creT",
+              "content-type": "application/json"
+            })
           )
           expect(wrong.status).toBe(401)
           const huge = yield* Effect.promise(() => post(trackerApp, "/v1/instances/wire-1/map", "x".repeat(70 * 1024)))
@@ -176,19 +219,25 @@ describe("wire protocol", () => {
           while (((yield* tracker.progress).byName["ROOT"]?.running ?? 0) === 0) yield* Effect.sleep(5)
           const snapshot = () => encodeJson([...store.instances.entries()].map(([id, s]) => [id, s.instance, s.bySeq]))
           const before = snapshot()
-          const endpoints = ["reports", "map", "heartbeat", "pull", "context", "kill"].map((call) => `/v1/instances/wire-1/${call}`)
+          const endpoints = ["reports", "map", "heartbeat", "pull", "context", "kill"].map(
+            (call) => `/v1/instances/wire-1/${call}`
+          )
           endpoints.push("/v1/instances", "/v1/workers", "/v1/instances/nope/reports")
           const body = fc.oneof(
             fc.string(),
             fc.json(),
-            fc.record({
-              instanceId: fc.oneof(fc.constant("wire-1"), fc.string()),
-              workerId: fc.string(),
-              taskId: fc.string(),
-              attempt: fc.oneof(fc.integer(), fc.double()),
-              reports: fc.array(fc.record({ taskId: fc.string(), attempt: fc.integer(), status: fc.integer({ min: -2, max: 9 }) })),
-              bodies: fc.array(fc.oneof(fc.string(), fc.constant({ $bytes: "!!" })))
-            }).map((value) => JSON.stringify(value))
+            fc
+              .record({
+                instanceId: fc.oneof(fc.constant("wire-1"), fc.string()),
+                workerId: fc.string(),
+                taskId: fc.string(),
+                attempt: fc.oneof(fc.integer(), fc.double()),
+                reports: fc.array(
+                  fc.record({ taskId: fc.string(), attempt: fc.integer(), status: fc.integer({ min: -2, max: 9 }) })
+                ),
+                bodies: fc.array(fc.oneof(fc.string(), fc.constant({ $bytes: "!!" })))
+              })
+              .map((value) => JSON.stringify(value))
           )
           yield* Effect.promise(() =>
             fc.assert(

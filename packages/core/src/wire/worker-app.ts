@@ -16,7 +16,9 @@ export const makeWorkerApp = (worker: WorkerHandle, options: AppOptions): Hono =
   })
   app.post("/v1/stop", async (c) => {
     const message = await readMessage(c, StopMessage)
-    return message.ok ? answer(c, Effect.sync(() => worker.stop(message.value)).pipe(Effect.as({})), 202) : message.response
+    return message.ok
+      ? answer(c, Effect.sync(() => worker.stop(message.value)).pipe(Effect.as({})), 202)
+      : message.response
   })
   return app
 }

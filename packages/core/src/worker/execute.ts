@@ -105,14 +105,20 @@ export const settleValue = (value: unknown, maxResultBytes: number | undefined):
     // No value is the one shared "null" (JSON.stringify makes a new string each time, and the store keeps every result).
     text = value === null || value === undefined ? "null" : (JSON.stringify(value) ?? "null")
   } catch (error) {
-    return { ok: false, error: taskfoldError("result-not-json", `the result cannot be stored as JSON: ${toTaskError(error).message}`) }
+    return {
+      ok: false,
+      error: taskfoldError("result-not-json", `the result cannot be stored as JSON: ${toTaskError(error).message}`)
+    }
   }
   if (maxResultBytes !== undefined && text.length * 3 > maxResultBytes) {
     const size = utf8Length(text)
     if (size > maxResultBytes) {
       return {
         ok: false,
-        error: taskfoldError("result-too-large", `the result is ${size} bytes of UTF-8; maxResultBytes is ${maxResultBytes} (raise it in the job's config)`)
+        error: taskfoldError(
+          "result-too-large",
+          `the result is ${size} bytes of UTF-8; maxResultBytes is ${maxResultBytes} (raise it in the job's config)`
+        )
       }
     }
   }
@@ -133,7 +139,10 @@ const settleAsync = async (pending: Promise<unknown>, maxResultBytes: number | u
 
 /** An Effect runs with the task's signal, so a kill interrupts it; its failure keeps its cause (R-RETRY-5). */
 /** How a processor's Effect is run: with the services its worker was started with (a test's clock among them). */
-export type EffectRunner = (effect: Effect.Effect<unknown, unknown>, options: { readonly signal: AbortSignal }) => Promise<Exit.Exit<unknown, unknown>>
+export type EffectRunner = (
+  effect: Effect.Effect<unknown, unknown>,
+  options: { readonly signal: AbortSignal }
+) => Promise<Exit.Exit<unknown, unknown>>
 
 const settleEffect = async (
   effect: Effect.Effect<unknown, unknown>,
@@ -147,7 +156,12 @@ const settleEffect = async (
 
 /** Calls the task's processor (or the final task's reducer); may throw. */
 const invoke = (job: Job, kind: DispatchedTask["kind"], task: RunnableTask): unknown =>
-  kind === TaskKind.Final ? reducerOf(job)(resultStream((afterSeq, limit) => task.readResults(afterSeq, limit)), task) : processorOf(job, kind)(task, task)
+  kind === TaskKind.Final
+    ? reducerOf(job)(
+        resultStream((afterSeq, limit) => task.readResults(afterSeq, limit)),
+        task
+      )
+    : processorOf(job, kind)(task, task)
 
 const isThenable = (value: unknown): value is PromiseLike<unknown> =>
   value !== null && typeof (value as PromiseLike<unknown> | undefined)?.then === "function"
@@ -159,20 +173,30 @@ export type RunnableTask = TaskView & TaskContext & Pick<TaskCalls, "readResults
  * Runs one task's processor (or the final task's reducer) and settles it: synchronously when the processor
  * returns a plain value, so a batch of quick tasks costs no promise each. Never throws.
  */
-export const runTask = (job: Job, kind: DispatchedTask["kind"], task: RunnableTask, maxResultBytes: number | undefined): Settled | Promise<Settled> => {
+export const runTask = (
+  job: Job,
+  kind: DispatchedTask["kind"],
+  task: RunnableTask,
+  maxResultBytes: number | undefined
+): Settled | Promise<Settled> => {
   let returned: unknown
   try {
     returned = invoke(job, kind, task)
   } catch (error) {
     return settleError(error)
   }
-  if (Effect.isEffect(returned)) return settleEffect(returned as Effect.Effect<unknown, unknown>, task.signal, maxResultBytes)
+  if (Effect.isEffect(returned))
+    return settleEffect(returned as Effect.Effect<unknown, unknown>, task.signal, maxResultBytes)
   if (isThenable(returned)) return settleAsync(Promise.resolve(returned), maxResultBytes)
   return settleValue(returned, maxResultBytes)
 }
 
 /** Waits for a processor's promise and hands on how it settled: one async frame per task, no closure. */
-const settleInto = async (pending: PromiseLike<unknown>, maxResultBytes: number | undefined, sink: SettleSink): Promise<void> => {
+const settleInto = async (
+  pending: PromiseLike<unknown>,
+  maxResultBytes: number | undefined,
+  sink: SettleSink
+): Promise<void> => {
   let value: unknown
   try {
     value = await pending
@@ -202,7 +226,10 @@ export const runTaskInto = (
   } catch (error) {
     return sink.settle(settleError(error))
   }
-  if (Effect.isEffect(returned)) void settleEffect(returned as Effect.Effect<unknown, unknown>, task.signal, maxResultBytes, run).then((settled) => sink.settle(settled))
+  if (Effect.isEffect(returned))
+    void settleEffect(returned as Effect.Effect<unknown, unknown>, task.signal, maxResultBytes, run).then((settled) =>
+      sink.settle(settled)
+    )
   else if (isThenable(returned)) void settleInto(returned, maxResultBytes, sink)
   else sink.settle(settleValue(returned, maxResultBytes))
 }

@@ -19,7 +19,15 @@ import { MAX_SLOTS } from "../model/messages.ts"
 import { TaskKind, TaskStatus } from "../model/status.ts"
 import { describeError, toTaskError, type TaskError } from "../model/task-error.ts"
 import type { StoredResult } from "../ports/task-store.ts"
-import { decodeBody, encodeBody, runTaskInto, type Executor, type Settled, type TaskCalls, type TaskRun } from "./execute.ts"
+import {
+  decodeBody,
+  encodeBody,
+  runTaskInto,
+  type Executor,
+  type Settled,
+  type TaskCalls,
+  type TaskRun
+} from "./execute.ts"
 
 export type LinkError = RejectedError | StoreError | TransportError
 
@@ -30,7 +38,11 @@ export interface TrackerLink {
   /** Answers how the instance hands out sub-tasks; a link that answers nothing means push. */
   readonly heartbeat: (heartbeat: Heartbeat) => Effect.Effect<HeartbeatReply | void, LinkError>
   readonly appendContext: (request: ContextAppend) => Effect.Effect<boolean, LinkError>
-  readonly readResults: (run: number, afterSeq: number, limit: number) => Effect.Effect<ReadonlyArray<StoredResult>, LinkError>
+  readonly readResults: (
+    run: number,
+    afterSeq: number,
+    limit: number
+  ) => Effect.Effect<ReadonlyArray<StoredResult>, LinkError>
   /** Pull mode (R-DISP-9): a page of sub-tasks, or null if none waits. */
   readonly pull?: (request: PullRequest) => Effect.Effect<TaskBatch | null, LinkError>
 }
@@ -104,7 +116,8 @@ const retryDelay = (attempt: number): number => Math.min(5_000, 50 * 2 ** Math.m
 const isLost = (error: LinkError): boolean => error._tag === "TransportError" && error.reason !== "too-large"
 
 /** An Error for user code, naming the tracker's reason. */
-const linkFailure = (error: LinkError): Error => Object.assign(new Error(error.message), { name: error._tag, reason: error.reason })
+const linkFailure = (error: LinkError): Error =>
+  Object.assign(new Error(error.message), { name: error._tag, reason: error.reason })
 
 /** The newest status a task has to report; the outbox keeps only that one (ARCHITECTURE: worker runtime). */
 type Pending = typeof TaskStatus.Received | typeof TaskStatus.Failed | typeof TaskStatus.Succeeded
@@ -171,13 +184,19 @@ class WorkerTask implements TaskView, TaskContext, TaskCalls {
     try {
       bodies = items.map(encodeBody)
     } catch (error) {
-      return Promise.reject(Object.assign(new Error(`map: an item cannot be sent as JSON: ${toTaskError(error).message}`), { name: "MapError" }))
+      return Promise.reject(
+        Object.assign(new Error(`map: an item cannot be sent as JSON: ${toTaskError(error).message}`), {
+          name: "MapError"
+        })
+      )
     }
     const send = (): Promise<number> => {
       // After a call given up unanswered the numbering of this attempt is unknown: a later call would take
       // the numbers of items that may exist already (R-MAP-6). The attempt maps no more; a retry starts over.
       if (this.#mapLost) {
-        return Promise.reject(Object.assign(new Error("map: an earlier map call of this attempt got no answer"), { name: "MapError" }))
+        return Promise.reject(
+          Object.assign(new Error("map: an earlier map call of this attempt got no answer"), { name: "MapError" })
+        )
       }
       const instance = this.#instance
       const request: MapRequest = {
@@ -210,12 +229,20 @@ class WorkerTask implements TaskView, TaskContext, TaskCalls {
     try {
       copy = JSON.parse(JSON.stringify(entries))
     } catch (error) {
-      return Promise.reject(new Error(`appendContext: the entries cannot be sent as JSON: ${toTaskError(error).message}`))
+      return Promise.reject(
+        new Error(`appendContext: the entries cannot be sent as JSON: ${toTaskError(error).message}`)
+      )
     }
     const instance = this.#instance
     return this.#worker.call(
       this,
-      instance.link.appendContext({ instanceId: instance.id, workerId: this.#worker.id, taskId: this.id, attempt: this.attempt, entries: copy })
+      instance.link.appendContext({
+        instanceId: instance.id,
+        workerId: this.#worker.id,
+        taskId: this.id,
+        attempt: this.attempt,
+        entries: copy
+      })
     )
   }
   readResults(afterSeq: number, limit: number): Promise<ReadonlyArray<StoredResult>> {
@@ -284,7 +311,8 @@ class WorkerTask implements TaskView, TaskContext, TaskCalls {
     this.#pending = 0
     const { id: taskId, attempt } = this
     if (status === TaskStatus.Succeeded) return { taskId, attempt, status, result: this.#result }
-    if (status === TaskStatus.Failed) return { taskId, attempt, status, error: this.#error ?? { tag: "Error", message: "failed" } }
+    if (status === TaskStatus.Failed)
+      return { taskId, attempt, status, error: this.#error ?? { tag: "Error", message: "failed" } }
     return { taskId, attempt, status }
   }
   /** A report that could not be sent is kept, unless a newer status replaced it meanwhile; true if it went back. */
@@ -309,7 +337,8 @@ interface WorkerCore {
 }
 
 const checkOptions = (options: WorkerOptions): ConfigError | undefined => {
-  const bad = (message: string) => new ConfigError({ reason: "invalid-config", message: `worker ${options.id}: ${message}` })
+  const bad = (message: string) =>
+    new ConfigError({ reason: "invalid-config", message: `worker ${options.id}: ${message}` })
   if (!Number.isInteger(options.slots) || options.slots < 1 || options.slots > MAX_SLOTS) {
     return bad(`slots must be a whole number from 1 to ${MAX_SLOTS}, not ${String(options.slots)}`)
   }
@@ -362,7 +391,9 @@ export const startWorker = (options: WorkerOptions): Effect.Effect<WorkerHandle,
           const error = exit.cause.reasons.find((reason) => reason._tag === "Fail")
           const failure = error === undefined ? undefined : (error as unknown as { error: LinkError }).error
           if (failure === undefined || !isLost(failure) || !live(task)) {
-            throw failure === undefined ? new Error(`call to the tracker failed: ${describeError(toTaskError(exit.cause))}`) : linkFailure(failure)
+            throw failure === undefined
+              ? new Error(`call to the tracker failed: ${describeError(toTaskError(exit.cause))}`)
+              : linkFailure(failure)
           }
           await sleep(retryDelay(attempt))
         }
@@ -414,7 +445,10 @@ export const startWorker = (options: WorkerOptions): Effect.Effect<WorkerHandle,
       const outbox = instance.outbox
       let count = 0
       let bytes = 0
-      while (count < outbox.length && (count === 0 || bytes + (outbox[count] as WorkerTask).reportSize <= instance.reportBytes)) {
+      while (
+        count < outbox.length &&
+        (count === 0 || bytes + (outbox[count] as WorkerTask).reportSize <= instance.reportBytes)
+      ) {
         bytes += (outbox[count] as WorkerTask).reportSize
         count++
       }
@@ -436,7 +470,8 @@ export const startWorker = (options: WorkerOptions): Effect.Effect<WorkerHandle,
       runPromiseExit(instance.link.report(batch)).then((exit) => {
         if (Exit.isSuccess(exit)) {
           failedFlushes = 0
-          if (instance.reportBytes < REPORT_BYTES) instance.reportBytes = Math.min(REPORT_BYTES, instance.reportBytes * 2)
+          if (instance.reportBytes < REPORT_BYTES)
+            instance.reportBytes = Math.min(REPORT_BYTES, instance.reportBytes * 2)
           return flush(instance)
         }
         const failure = exit.cause.reasons.find((reason) => reason._tag === "Fail") as { error: LinkError } | undefined
@@ -446,7 +481,8 @@ export const startWorker = (options: WorkerOptions): Effect.Effect<WorkerHandle,
           return stop({ instanceId: instance.id, taskIds: null, reason: error.message })
         }
         // Too large for the receiver: smaller messages from now on (R-RETRY-3: one large result fails no other).
-        if (error !== undefined && error._tag === "TransportError" && error.reason === "too-large") instance.reportBytes = Math.max(1, instance.reportBytes >> 2)
+        if (error !== undefined && error._tag === "TransportError" && error.reason === "too-large")
+          instance.reportBytes = Math.max(1, instance.reportBytes >> 2)
         // Keep what was not superseded meanwhile and try again; a report is never dropped silently.
         if (!instance.stopped) {
           const kept: WorkerTask[] = []
@@ -581,9 +617,16 @@ export const startWorker = (options: WorkerOptions): Effect.Effect<WorkerHandle,
     const deliver = (batch: TaskBatch): RejectedError | undefined => {
       if (closed) return new RejectedError({ reason: "unknown-worker", message: `worker ${options.id} is closed` })
       const instance = instanceFor(batch.instanceId)
-      if (instance.stopped) return new RejectedError({ reason: "instance-finished", message: `worker ${options.id} stopped instance ${batch.instanceId}` })
+      if (instance.stopped)
+        return new RejectedError({
+          reason: "instance-finished",
+          message: `worker ${options.id} stopped instance ${batch.instanceId}`
+        })
       if (batch.params === undefined && instance.paramsText === undefined) {
-        return new RejectedError({ reason: "bad-input", message: `worker ${options.id} has no params of ${batch.instanceId}: send them with the batch` })
+        return new RejectedError({
+          reason: "bad-input",
+          message: `worker ${options.id} has no params of ${batch.instanceId}: send them with the batch`
+        })
       }
       try {
         if (batch.params !== undefined) JSON.parse(batch.params)
@@ -601,13 +644,17 @@ export const startWorker = (options: WorkerOptions): Effect.Effect<WorkerHandle,
       const room = freeSlots.length + PULL_AHEAD - queue.size
       if (room <= 0) return
       instance.pulling = true
-      runPromiseExit(pullCall({ instanceId: instance.id, workerId: options.id, pageSize: Math.min(room, MAX_SLOTS) })).then(async (exit) => {
+      runPromiseExit(
+        pullCall({ instanceId: instance.id, workerId: options.id, pageSize: Math.min(room, MAX_SLOTS) })
+      ).then(async (exit) => {
         let again = true
         if (Exit.isSuccess(exit)) {
           if (exit.value !== null && !instance.stopped && !closed) take(instance, exit.value, true)
           else await sleep(pullIdleMs)
         } else {
-          const failure = exit.cause.reasons.find((reason) => reason._tag === "Fail") as { error: LinkError } | undefined
+          const failure = exit.cause.reasons.find((reason) => reason._tag === "Fail") as
+            | { error: LinkError }
+            | undefined
           if (failure?.error instanceof RejectedError && failure.error.reason === "unknown-instance") again = false
           else await sleep(pullIdleMs * 5)
         }
@@ -652,7 +699,9 @@ export const startWorker = (options: WorkerOptions): Effect.Effect<WorkerHandle,
         ),
         Effect.catchDefect(() => Effect.void)
       )
-    const heartbeatAll = Effect.suspend(() => Effect.forEach([...instances.values()], heartbeatTo, { concurrency: "unbounded", discard: true }))
+    const heartbeatAll = Effect.suspend(() =>
+      Effect.forEach([...instances.values()], heartbeatTo, { concurrency: "unbounded", discard: true })
+    )
 
     // Closing the worker's scope stops it: nothing queued starts, running tasks are aborted, nothing more is reported.
     yield* Effect.addFinalizer(() =>

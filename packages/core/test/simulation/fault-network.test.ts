@@ -6,7 +6,7 @@ import { Effect, Exit, Fiber, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import { describe, expect, it } from "vitest"
 import { RejectedError } from "../../src/index.ts"
-import { type TaskBatch, type Tracker, type WorkerHandle } from "../../src/adapter.ts"
+import type { TaskBatch, Tracker, WorkerHandle } from "../../src/adapter.ts"
 import { makeFaultNetwork, noFaults, type FaultPolicy } from "../../src/testing/fault-network.ts"
 
 const batch = (tasks: number, seq = 0): TaskBatch => ({
@@ -14,7 +14,10 @@ const batch = (tasks: number, seq = 0): TaskBatch => ({
   job: "j",
   seq,
   context: {},
-  tasks: Array.from({ length: tasks }, (_, k) => ({ id: `0.${k + 1}`, name: "a", kind: 2, body: `"${k}"`, attempt: 0 }) as TaskBatch["tasks"][number])
+  tasks: Array.from(
+    { length: tasks },
+    (_, k) => ({ id: `0.${k + 1}`, name: "a", kind: 2, body: `"${k}"`, attempt: 0 }) as TaskBatch["tasks"][number]
+  )
 })
 
 const recordingWorker = (id: string, taken: number[]): WorkerHandle => ({
@@ -56,7 +59,15 @@ const sendMany = (seed: number, policy: FaultPolicy, calmAfter = Number.POSITIVE
     ).pipe(Effect.provide(TestClock.layer()))
   )
 
-const faulty: FaultPolicy = { refuse: 0.1, lose: 0.1, loseAnswer: 0.1, duplicate: 0.2, delay: 0.3, maxDelayMs: 500, timeoutMs: 1_000 }
+const faulty: FaultPolicy = {
+  refuse: 0.1,
+  lose: 0.1,
+  loseAnswer: 0.1,
+  duplicate: 0.2,
+  delay: 0.3,
+  maxDelayMs: 500,
+  timeoutMs: 1_000
+}
 
 describe("fault network", () => {
   it("is deterministic for a seed and different for another", async () => {
@@ -70,7 +81,8 @@ describe("fault network", () => {
   it("refuses, loses, loses answers, duplicates and delays as its policy says", async () => {
     const { taken, heard, stats } = await sendMany(1, faulty)
     const keys = stats.map(([key]) => key)
-    for (const fault of ["refused", "lost", "lost-answer", "duplicated", "delayed"]) expect(keys).toContain(`send:${fault}`)
+    for (const fault of ["refused", "lost", "lost-answer", "duplicated", "delayed"])
+      expect(keys).toContain(`send:${fault}`)
     // A duplicated batch arrives twice; a refused or lost one never does; every send is answered.
     expect(new Set(taken).size).toBeLessThan(200)
     expect(taken.length).toBeGreaterThan(new Set(taken).size)
@@ -101,7 +113,14 @@ describe("fault network", () => {
             instanceId: "i",
             heartbeat: () =>
               Effect.callback<never, RejectedError>((resume) => {
-                Effect.runSync(Scope.addFinalizer(scope, Effect.sync(() => resume(Effect.fail(new RejectedError({ reason: "unknown-instance", message: "closed" }))))))
+                Effect.runSync(
+                  Scope.addFinalizer(
+                    scope,
+                    Effect.sync(() =>
+                      resume(Effect.fail(new RejectedError({ reason: "unknown-instance", message: "closed" })))
+                    )
+                  )
+                )
               })
           } as unknown as Tracker
           net.addTracker(tracker)

@@ -7,8 +7,26 @@
  */
 import { Clock, Effect, Exit, References, Scope } from "effect"
 import { TestClock } from "effect/testing"
-import { RejectedError, resolveConfig, StoreError, type JobConfig, type JobConfigOverrides, type Outcome, type Progress } from "../../src/index.ts"
-import { makeMemoryStore, resumeTracker, startTracker, TaskStore, Transport, startWorker, type TaskStoreShape, type Tracker, type WorkerHandle } from "../../src/adapter.ts"
+import {
+  RejectedError,
+  resolveConfig,
+  StoreError,
+  type JobConfig,
+  type JobConfigOverrides,
+  type Outcome,
+  type Progress
+} from "../../src/index.ts"
+import {
+  makeMemoryStore,
+  resumeTracker,
+  startTracker,
+  TaskStore,
+  Transport,
+  startWorker,
+  type TaskStoreShape,
+  type Tracker,
+  type WorkerHandle
+} from "../../src/adapter.ts"
 import { makeFaultNetwork, makeRandom, type FaultPolicy } from "../../src/testing/fault-network.ts"
 import { JOB_NAME, newJobLog, simJob, type JobLog, type JobPlan } from "./jobs.ts"
 
@@ -78,7 +96,13 @@ interface WorkerSlot {
   readonly slots: number
 }
 
-type Agenda = Array<{ at: number; event: SimEvent | { readonly _tag: "Resume"; readonly process: boolean } | { readonly _tag: "StartWorker"; readonly id: string; readonly slots: number } }>
+type Agenda = Array<{
+  at: number
+  event:
+    | SimEvent
+    | { readonly _tag: "Resume"; readonly process: boolean }
+    | { readonly _tag: "StartWorker"; readonly id: string; readonly slots: number }
+}>
 
 /** Lets what the last clock move woke up run on: promise chains and scheduler turns of the workers. */
 const settle = Effect.promise(
@@ -105,16 +129,30 @@ const tracedTracker = (tracker: Tracker, debug: (line: string) => void): Tracker
     const what = `report ${batch.workerId}#${batch.n}: ${batch.reports.map((r) => `${r.taskId}@${r.attempt}=${r.status}`).join(" ")}`
     debug(what)
     return tracker.report(batch).pipe(
-      Effect.tap((reply) => Effect.sync(() => debug(`${what} -> applied ${reply.applied} dropped ${reply.dropped} rejected ${reply.rejected.length}`))),
+      Effect.tap((reply) =>
+        Effect.sync(() =>
+          debug(`${what} -> applied ${reply.applied} dropped ${reply.dropped} rejected ${reply.rejected.length}`)
+        )
+      ),
       Effect.tapError((error) => Effect.sync(() => debug(`${what} -> ${error.message}`)))
     )
   },
   pull: (request) =>
-    tracker.pull(request).pipe(
-      Effect.tap((batch) => Effect.sync(() => debug(`pull ${request.workerId} ${request.pageSize} -> ${batch === null ? "none" : `#${batch.seq} ${batch.tasks.map((t) => `${t.id}@${t.attempt}`).join(" ")}`}`)))
-    ),
+    tracker
+      .pull(request)
+      .pipe(
+        Effect.tap((batch) =>
+          Effect.sync(() =>
+            debug(
+              `pull ${request.workerId} ${request.pageSize} -> ${batch === null ? "none" : `#${batch.seq} ${batch.tasks.map((t) => `${t.id}@${t.attempt}`).join(" ")}`}`
+            )
+          )
+        )
+      ),
   heartbeat: (heartbeat) => {
-    debug(`heartbeat ${heartbeat.workerId}#${heartbeat.n} free ${heartbeat.freeSlots}/${heartbeat.slots} queue ${heartbeat.queueLength} idle ${heartbeat.idle} seen ${heartbeat.seen}`)
+    debug(
+      `heartbeat ${heartbeat.workerId}#${heartbeat.n} free ${heartbeat.freeSlots}/${heartbeat.slots} queue ${heartbeat.queueLength} idle ${heartbeat.idle} seen ${heartbeat.seen}`
+    )
     return tracker.heartbeat(heartbeat)
   }
 })
@@ -179,7 +217,8 @@ const scenarioRun = (s: Scenario, debug?: (line: string) => void): Effect.Effect
           return failure
         }),
       readTasks: (instanceId, ids) => base.readTasks(instanceId, ids),
-      readResults: (instanceId, run, afterSeq, limit) => Effect.suspend(() => outage("readResults") ?? base.readResults(instanceId, run, afterSeq, limit)),
+      readResults: (instanceId, run, afterSeq, limit) =>
+        Effect.suspend(() => outage("readResults") ?? base.readResults(instanceId, run, afterSeq, limit)),
       load: (instanceId) => base.load(instanceId),
       listInstances: () => base.listInstances()
     }
@@ -202,14 +241,24 @@ const scenarioRun = (s: Scenario, debug?: (line: string) => void): Effect.Effect
     })
 
     const provide = <A, E>(effect: Effect.Effect<A, E, TaskStore | Transport | Scope.Scope>, scope: Scope.Closeable) =>
-      effect.pipe(Effect.provideService(TaskStore, store), Effect.provideService(Transport, net.transport), Scope.provide(scope))
+      effect.pipe(
+        Effect.provideService(TaskStore, store),
+        Effect.provideService(Transport, net.transport),
+        Scope.provide(scope)
+      )
 
     let current: TrackerSlot | undefined
     const adopt = (tracker: Tracker, scope: Scope.Closeable) =>
       Effect.gen(function* () {
         const slot: TrackerSlot = { tracker, scope, released: false }
         current = slot
-        net.addTracker(timedTracker(debug === undefined ? tracker : tracedTracker(tracker, (line) => debug(`${at()} ${line}`)), at, waits))
+        net.addTracker(
+          timedTracker(
+            debug === undefined ? tracker : tracedTracker(tracker, (line) => debug(`${at()} ${line}`)),
+            at,
+            waits
+          )
+        )
         yield* Effect.forkIn(
           tracker.released.pipe(
             Effect.andThen(
@@ -225,7 +274,14 @@ const scenarioRun = (s: Scenario, debug?: (line: string) => void): Effect.Effect
 
     const first = yield* Scope.fork(outer)
     const tracker = yield* provide(
-      startTracker({ instanceId: INSTANCE, job: JOB_NAME, kind: s.job.kind, config, params: JSON.stringify({ sim: true }), localWorkerId: LOCAL }),
+      startTracker({
+        instanceId: INSTANCE,
+        job: JOB_NAME,
+        kind: s.job.kind,
+        config,
+        params: JSON.stringify({ sim: true }),
+        localWorkerId: LOCAL
+      }),
       first
     )
     yield* adopt(tracker, first)
@@ -279,7 +335,8 @@ const scenarioRun = (s: Scenario, debug?: (line: string) => void): Effect.Effect
             const id = ids[event.pick % ids.length] as string
             const slots = workers.get(id)?.slots ?? 1
             yield* crashW(id)
-            if (event._tag === "RestartWorker") schedule({ at: t + event.downMs, event: { _tag: "StartWorker", id, slots } })
+            if (event._tag === "RestartWorker")
+              schedule({ at: t + event.downMs, event: { _tag: "StartWorker", id, slots } })
             return
           }
           case "AddWorker":
@@ -309,7 +366,8 @@ const scenarioRun = (s: Scenario, debug?: (line: string) => void): Effect.Effect
               trace.push(`${t} tracker resumed`)
               // As a host does for what it resumes: its workers join again (one told to stop by the released
               // instance has forgotten it).
-              for (const slot of workers.values()) yield* Effect.forkIn(Effect.ignore(slot.handle.join(INSTANCE)), slot.scope)
+              for (const slot of workers.values())
+                yield* Effect.forkIn(Effect.ignore(slot.handle.join(INSTANCE)), slot.scope)
             } else if (resumed.failure instanceof RejectedError) {
               trace.push(`${t} nothing to resume: ${resumed.failure.message}`)
             } else {
@@ -327,7 +385,8 @@ const scenarioRun = (s: Scenario, debug?: (line: string) => void): Effect.Effect
     let doneAt: number | undefined
     // Long enough for a delayed copy of the outcome to arrive (a copy leaves up to maxDelayMs after a delayed original).
     const linger = 2 * s.policy.maxDelayMs + 1_000
-    const finished = () => deliveries.length > 0 && (current === undefined ? !base.instances.has(INSTANCE) : current.released)
+    const finished = () =>
+      deliveries.length > 0 && (current === undefined ? !base.instances.has(INSTANCE) : current.released)
     if (s.faultMs <= 0) {
       net.calm()
       calm = true
@@ -345,7 +404,13 @@ const scenarioRun = (s: Scenario, debug?: (line: string) => void): Effect.Effect
       while (agenda.length > 0 && (agenda[0] as Agenda[number]).at <= t) {
         const entry = agenda.shift() as Agenda[number]
         // Crashes and joins belong to the fault phase; what they started (resumes, restarts) still happens.
-        if (calm && (entry.event._tag === "CrashWorker" || entry.event._tag === "RestartWorker" || entry.event._tag === "RestartTracker")) continue
+        if (
+          calm &&
+          (entry.event._tag === "CrashWorker" ||
+            entry.event._tag === "RestartWorker" ||
+            entry.event._tag === "RestartTracker")
+        )
+          continue
         yield* apply(entry.event)
         yield* settle
       }
@@ -369,7 +434,12 @@ const scenarioRun = (s: Scenario, debug?: (line: string) => void): Effect.Effect
     const liveRows =
       stored === undefined
         ? []
-        : [...stored.byId.values()].filter((row) => row.status < 5).map((row) => `${row.id}:s${row.status}:a${row.attempt}:f${row.failures}:r${row.redeliveries}:${row.worker ?? "-"}`)
+        : [...stored.byId.values()]
+            .filter((row) => row.status < 5)
+            .map(
+              (row) =>
+                `${row.id}:s${row.status}:a${row.attempt}:f${row.failures}:r${row.redeliveries}:${row.worker ?? "-"}`
+            )
     return {
       progress,
       liveRows,
@@ -392,5 +462,8 @@ const scenarioRun = (s: Scenario, debug?: (line: string) => void): Effect.Effect
 /** Runs a scenario under its own TestClock, logs off; every fiber it started ends with it. */
 export const runScenario = (s: Scenario, debug?: (line: string) => void): Promise<RunReport> =>
   Effect.runPromise(
-    Effect.scoped(scenarioRun(s, debug)).pipe(Effect.provide(TestClock.layer()), Effect.provideService(References.MinimumLogLevel, "None"))
+    Effect.scoped(scenarioRun(s, debug)).pipe(
+      Effect.provide(TestClock.layer()),
+      Effect.provideService(References.MinimumLogLevel, "None")
+    )
   )

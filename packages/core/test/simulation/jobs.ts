@@ -10,7 +10,15 @@ import { Data, Effect } from "effect"
 import fc from "fast-check"
 import { defineJob, type Job, type TaskContext, type TaskResult, type TaskView } from "../../src/index.ts"
 
-export type ErrorKind = "error" | "string" | "bigint" | "circular" | "undefined" | "tagged" | "effect-fail" | "effect-die"
+export type ErrorKind =
+  | "error"
+  | "string"
+  | "bigint"
+  | "circular"
+  | "undefined"
+  | "tagged"
+  | "effect-fail"
+  | "effect-die"
 export type Style = "sync" | "async" | "effect"
 export type ResultKind = "plain" | "object" | "big" | "bigint"
 
@@ -99,45 +107,63 @@ export interface TreeLimits {
 }
 
 export const behaviourArb = (limits: TreeLimits, kind: Kind): fc.Arbitrary<Behaviour> =>
-  fc.record({
-    failFirst: fc.oneof({ weight: 6, arbitrary: fc.constant(0) }, { weight: 3, arbitrary: fc.constant(1) }, { weight: 1, arbitrary: fc.constant(2) }),
-    mustFail: fc.integer({ min: 0, max: 999 }),
-    mustFailHow: fc.constantFrom<"always" | "big" | "bigint">("always", "big", "bigint"),
-    failPoint: fc.constantFrom<Behaviour["failPoint"]>("before", "between", "after"),
-    errorKind: fc.constantFrom<ErrorKind>("error", "string", "bigint", "circular", "undefined", "tagged", "effect-fail", "effect-die"),
-    bigInMap: fc.boolean(),
-    object: fc.boolean(),
-    // Busy for longer than ackTimeout (15 s by default), in simulated time.
-    busy: fc.oneof({ weight: 19, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.integer({ min: 16_000, max: 40_000 }) }),
-    style: fc.constantFrom<Style>("sync", "async", "effect"),
-    parallelMaps: fc.boolean()
-  }).map((drawn): Behaviour => {
-    const must = drawn.mustFail < limits.mustFail * 1_000
-    // In a map job a large result is fine (no sub-task result is kept, R-RETRY-3): it is drawn there at times.
-    const result: ResultKind = must
-      ? drawn.mustFailHow === "always"
-        ? "plain"
-        : drawn.mustFailHow === "big"
-          ? kind === "mapReduce"
-            ? "big"
+  fc
+    .record({
+      failFirst: fc.oneof(
+        { weight: 6, arbitrary: fc.constant(0) },
+        { weight: 3, arbitrary: fc.constant(1) },
+        { weight: 1, arbitrary: fc.constant(2) }
+      ),
+      mustFail: fc.integer({ min: 0, max: 999 }),
+      mustFailHow: fc.constantFrom<"always" | "big" | "bigint">("always", "big", "bigint"),
+      failPoint: fc.constantFrom<Behaviour["failPoint"]>("before", "between", "after"),
+      errorKind: fc.constantFrom<ErrorKind>(
+        "error",
+        "string",
+        "bigint",
+        "circular",
+        "undefined",
+        "tagged",
+        "effect-fail",
+        "effect-die"
+      ),
+      bigInMap: fc.boolean(),
+      object: fc.boolean(),
+      // Busy for longer than ackTimeout (15 s by default), in simulated time.
+      busy: fc.oneof(
+        { weight: 19, arbitrary: fc.constant(0) },
+        { weight: 1, arbitrary: fc.integer({ min: 16_000, max: 40_000 }) }
+      ),
+      style: fc.constantFrom<Style>("sync", "async", "effect"),
+      parallelMaps: fc.boolean()
+    })
+    .map((drawn): Behaviour => {
+      const must = drawn.mustFail < limits.mustFail * 1_000
+      // In a map job a large result is fine (no sub-task result is kept, R-RETRY-3): it is drawn there at times.
+      const result: ResultKind = must
+        ? drawn.mustFailHow === "always"
+          ? "plain"
+          : drawn.mustFailHow === "big"
+            ? kind === "mapReduce"
+              ? "big"
+              : "bigint"
             : "bigint"
-          : "bigint"
-      : kind === "map" && drawn.bigInMap && drawn.object
-        ? "big"
-        : drawn.object
-          ? "object"
-          : "plain"
-    return {
-      failFirst: drawn.failFirst,
-      alwaysFail: must && drawn.mustFailHow === "always",
-      failPoint: drawn.failPoint,
-      errorKind: drawn.errorKind,
-      result,
-      busyMs: drawn.busy,
-      style: drawn.style,
-      parallelMaps: drawn.parallelMaps
-    }
-  })
+        : kind === "map" && drawn.bigInMap && drawn.object
+          ? "big"
+          : drawn.object
+            ? "object"
+            : "plain"
+      return {
+        failFirst: drawn.failFirst,
+        alwaysFail: must && drawn.mustFailHow === "always",
+        failPoint: drawn.failPoint,
+        errorKind: drawn.errorKind,
+        result,
+        busyMs: drawn.busy,
+        style: drawn.style,
+        parallelMaps: drawn.parallelMaps
+      }
+    })
 
 const names = ["a", "b", "c", "sub", "leaf"] as const
 
@@ -182,7 +208,10 @@ const trim = (root: TreeNode, max: number): TreeNode => {
   }
   const rebuild = (node: TreeNode): TreeNode => ({
     behaviour: node.behaviour,
-    calls: node.calls.map((call) => ({ name: call.name, children: call.children.filter((child) => keep.has(child)).map(rebuild) }))
+    calls: node.calls.map((call) => ({
+      name: call.name,
+      children: call.children.filter((child) => keep.has(child)).map(rebuild)
+    }))
   })
   return rebuild(root)
 }
@@ -192,7 +221,10 @@ export const jobPlanArb = (limits: TreeLimits): fc.Arbitrary<JobPlan> =>
     fc.record({
       kind: fc.constant(kind),
       root: treeArb(limits, kind),
-      final: behaviourArb({ ...limits, mustFail: limits.mustFail / 2 }, kind).map((b) => ({ ...b, result: "plain" as const }))
+      final: behaviourArb({ ...limits, mustFail: limits.mustFail / 2 }, kind).map((b) => ({
+        ...b,
+        result: "plain" as const
+      }))
     })
   )
 
@@ -220,7 +252,11 @@ export const mustFailTasks = (plan: JobPlan): Array<{ id: string; why: string }>
       return
     }
     const ids = childIds(id, node)
-    node.calls.forEach((call, i) => call.children.forEach((child, j) => visit((ids[i] as string[])[j] as string, child)))
+    node.calls.forEach((call, i) => {
+      call.children.forEach((child, j) => {
+        visit((ids[i] as string[])[j] as string, child)
+      })
+    })
   }
   visit(ROOT_ID, plan.root)
   if (plan.kind === "mapReduce" && plan.final.alwaysFail) found.push({ id: FINAL_ID, why: "final always fails" })
@@ -248,14 +284,17 @@ const fnv = (text: string): string => {
   return (hash >>> 0).toString(16).padStart(8, "0")
 }
 
-export const entryLine = (taskId: string, name: string, ok: boolean, result: unknown): string => `${taskId}|${name}|${ok}|${JSON.stringify(result)}`
+export const entryLine = (taskId: string, name: string, ok: boolean, result: unknown): string =>
+  `${taskId}|${name}|${ok}|${JSON.stringify(result)}`
 
 /** What reduce returns for what it saw: the count and a hash of the sorted lines (duplicates included). */
 export const digest = (lines: ReadonlyArray<string>): string => `${lines.length}:${fnv([...lines].sort().join("\n"))}`
 
 /** The lines reduce must see when every task succeeded. */
 export const expectedLines = (plan: JobPlan, maxResultBytes: number): string[] =>
-  [...placeTree(plan.root).values()].map((placed) => entryLine(placed.id, placed.name, true, resultFor(placed.id, placed.node.behaviour.result, maxResultBytes)))
+  [...placeTree(plan.root).values()].map((placed) =>
+    entryLine(placed.id, placed.name, true, resultFor(placed.id, placed.node.behaviour.result, maxResultBytes))
+  )
 
 // ---------------------------------------------------------------------------------------------------------
 // The processors
@@ -314,7 +353,12 @@ export const simJob = (options: SimJobOptions): Job => {
   const { plan, log, maxResultBytes } = options
   const placed = placeTree(plan.root)
 
-  const mapAll = async (id: string, node: TreeNode, context: TaskContext, failBetween: () => unknown): Promise<void> => {
+  const mapAll = async (
+    id: string,
+    node: TreeNode,
+    context: TaskContext,
+    failBetween: () => unknown
+  ): Promise<void> => {
     const ids = childIds(id, node)
     const calls = node.calls
     if (calls.length === 0) return
@@ -400,7 +444,11 @@ export const simJob = (options: SimJobOptions): Job => {
     }
     if (b.alwaysFail || attempt < b.failFirst) {
       record.failed = true
-      throw thrown(b.errorKind === "effect-fail" || b.errorKind === "effect-die" ? "error" : b.errorKind, FINAL_ID, attempt)
+      throw thrown(
+        b.errorKind === "effect-fail" || b.errorKind === "effect-die" ? "error" : b.errorKind,
+        FINAL_ID,
+        attempt
+      )
     }
     if (failed > 0) {
       record.failed = true

@@ -17,7 +17,10 @@ const busyTotal = (plan: JobPlan, attempts: number): number => {
 
 /** 0, or up to max (drawn in thousandths: fc.double leans hard on its bounds). */
 const rate = (max: number): fc.Arbitrary<number> =>
-  fc.oneof({ weight: 2, arbitrary: fc.constant(0) }, { weight: 3, arbitrary: fc.integer({ min: 1, max: Math.round(max * 1_000) }).map((n) => n / 1_000) })
+  fc.oneof(
+    { weight: 2, arbitrary: fc.constant(0) },
+    { weight: 3, arbitrary: fc.integer({ min: 1, max: Math.round(max * 1_000) }).map((n) => n / 1_000) }
+  )
 
 const ratesArb: fc.Arbitrary<FaultRates> = fc.record({
   refuse: rate(0.15),
@@ -104,15 +107,31 @@ const smallConfigArb = fc
 
 /** The defaults, but for a small maxResultBytes (results over it are drawn) and, at times, more retries. */
 const defaultConfigArb = fc
-  .record({ maxResultBytes: fc.integer({ min: 200, max: 1_000 }), taskRetries: fc.option(fc.integer({ min: 0, max: 3 }), { nil: undefined }) })
-  .map((c): JobConfigOverrides => ({ maxResultBytes: c.maxResultBytes, ...(c.taskRetries === undefined ? {} : { taskRetries: c.taskRetries }) }))
+  .record({
+    maxResultBytes: fc.integer({ min: 200, max: 1_000 }),
+    taskRetries: fc.option(fc.integer({ min: 0, max: 3 }), { nil: undefined })
+  })
+  .map(
+    (c): JobConfigOverrides => ({
+      maxResultBytes: c.maxResultBytes,
+      ...(c.taskRetries === undefined ? {} : { taskRetries: c.taskRetries })
+    })
+  )
 
 const eventArb = (downMax: number): fc.Arbitrary<SimEvent> =>
   fc.oneof(
     fc.record({ _tag: fc.constant("CrashWorker" as const), pick: fc.nat(7) }),
-    fc.record({ _tag: fc.constant("RestartWorker" as const), pick: fc.nat(7), downMs: fc.integer({ min: 0, max: downMax }) }),
+    fc.record({
+      _tag: fc.constant("RestartWorker" as const),
+      pick: fc.nat(7),
+      downMs: fc.integer({ min: 0, max: downMax })
+    }),
     fc.record({ _tag: fc.constant("AddWorker" as const), slots: fc.integer({ min: 1, max: 4 }) }),
-    fc.record({ _tag: fc.constant("RestartTracker" as const), process: fc.boolean(), downMs: fc.integer({ min: 0, max: downMax }) })
+    fc.record({
+      _tag: fc.constant("RestartTracker" as const),
+      process: fc.boolean(),
+      downMs: fc.integer({ min: 0, max: downMax })
+    })
   )
 
 export interface ScenarioLimits {
@@ -125,7 +144,11 @@ export interface ScenarioLimits {
 const stormEvents = fc.array(
   fc.record({
     share: fc.integer({ min: 0, max: 1_000 }),
-    event: fc.record({ _tag: fc.constant("RestartTracker" as const), process: fc.boolean(), downMs: fc.integer({ min: 0, max: 2_000 }) })
+    event: fc.record({
+      _tag: fc.constant("RestartTracker" as const),
+      process: fc.boolean(),
+      downMs: fc.integer({ min: 0, max: 2_000 })
+    })
   }),
   { minLength: 1, maxLength: 3 }
 )
@@ -144,19 +167,26 @@ export const scenarioArb = (limits: ScenarioLimits): fc.Arbitrary<Scenario> =>
       // Now and then a store that fails most writes: the tracker gives writes up (R-RETRY-4).
       storeFailRate: limits.storm
         ? fc.integer({ min: 400, max: 700 }).map((n) => n / 1_000)
-        : fc.oneof({ weight: 12, arbitrary: fc.constant(0) }, { weight: 6, arbitrary: rate(0.3) }, { weight: 1, arbitrary: rate(0.7) }),
-      faulty: limits.storm ? fc.constant(true) : fc.oneof({ weight: 1, arbitrary: fc.constant(false) }, { weight: 6, arbitrary: fc.constant(true) }),
+        : fc.oneof(
+            { weight: 12, arbitrary: fc.constant(0) },
+            { weight: 6, arbitrary: rate(0.3) },
+            { weight: 1, arbitrary: rate(0.7) }
+          ),
+      faulty: limits.storm
+        ? fc.constant(true)
+        : fc.oneof({ weight: 1, arbitrary: fc.constant(false) }, { weight: 6, arbitrary: fc.constant(true) }),
       faultMs: fc.integer({ min: 1_000, max: 60_000 }),
-      events: limits.storm ? stormEvents : fc.array(fc.record({ share: fc.integer({ min: 0, max: 1_000 }), event: eventArb(10_000) }), { maxLength: 5 }),
+      events: limits.storm
+        ? stormEvents
+        : fc.array(fc.record({ share: fc.integer({ min: 0, max: 1_000 }), event: eventArb(10_000) }), { maxLength: 5 }),
       step: fc.constantFrom(1, 2)
     })
-    .map(
-      (d): Scenario => {
-        const config = d.small ? d.smallConfig : d.defaultConfig
-        // After calm each task runs at most taskRetries + 1 attempts more, plus the one it may be in: on one slot
-        // the busy ones take that long one after the other.
-        const busy = busyTotal(d.job, (config.taskRetries ?? 1) + 2)
-        return {
+    .map((d): Scenario => {
+      const config = d.small ? d.smallConfig : d.defaultConfig
+      // After calm each task runs at most taskRetries + 1 attempts more, plus the one it may be in: on one slot
+      // the busy ones take that long one after the other.
+      const busy = busyTotal(d.job, (config.taskRetries ?? 1) + 2)
+      return {
         seed: d.seed,
         job: d.job,
         config,
@@ -165,11 +195,12 @@ export const scenarioArb = (limits: ScenarioLimits): fc.Arbitrary<Scenario> =>
         policy: d.policy,
         storeFailRate: d.faulty ? d.storeFailRate : 0,
         faultMs: d.faulty ? d.faultMs : 0,
-        events: d.faulty ? d.events.map((e) => ({ at: Math.floor((e.share * d.faultMs) / 1_000), event: e.event })) : [],
+        events: d.faulty
+          ? d.events.map((e) => ({ at: Math.floor((e.share * d.faultMs) / 1_000), event: e.event }))
+          : [],
         // A step well below ackTimeout (300 ms at least): the tracker is never late by more than that. Default
         // timeouts are seconds long: a coarser step keeps the run short in real time.
         stepMs: d.small ? d.step * 50 : d.step * 250,
         calmBoundMs: (d.small ? 5 * 60_000 : 15 * 60_000) + busy
-        }
       }
-    )
+    })

@@ -37,7 +37,16 @@ import fc from "fast-check"
 import { describe, expect, it } from "vitest"
 import type { Outcome } from "../../src/index.ts"
 import { runScenario, type RunReport, type Scenario } from "./harness.ts"
-import { digest, expectedLines, FINAL_ID, mustFailReason, mustFailTasks, placeTree, type JobPlan, type TreeNode } from "./jobs.ts"
+import {
+  digest,
+  expectedLines,
+  FINAL_ID,
+  mustFailReason,
+  mustFailTasks,
+  placeTree,
+  type JobPlan,
+  type TreeNode
+} from "./jobs.ts"
 import { scenarioArb } from "./scenario.ts"
 
 const RUNS = Number(process.env["SIM_RUNS"] ?? 1_000)
@@ -95,7 +104,9 @@ const sameOutcome = (a: Outcome, b: Outcome) => JSON.stringify(a) === JSON.strin
 
 /** Every node of the plan can succeed within taskRetries when nothing goes wrong. */
 const succeedsWhenCalm = (plan: JobPlan, taskRetries: number): boolean =>
-  [...placeTree(plan.root).values()].every((placed) => mustFailReason(plan, placed.node) === undefined && placed.node.behaviour.failFirst <= taskRetries) &&
+  [...placeTree(plan.root).values()].every(
+    (placed) => mustFailReason(plan, placed.node) === undefined && placed.node.behaviour.failFirst <= taskRetries
+  ) &&
   (plan.kind === "map" || (!plan.final.alwaysFail && plan.final.failFirst <= taskRetries))
 
 const check = (s: Scenario, report: RunReport): void => {
@@ -109,14 +120,17 @@ const check = (s: Scenario, report: RunReport): void => {
 
   // (d) an outcome within the bound after calm, and the tracker let go of the instance
   if (report.deliveries.length === 0) fail(`no outcome within ${s.calmBoundMs} ms of calm (R-DISP-10, R-FIN-6)`)
-  if (!report.released) fail(`the outcome was delivered but the tracker never let go within ${s.calmBoundMs} ms of calm (R-FIN-6)`)
+  if (!report.released)
+    fail(`the outcome was delivered but the tracker never let go within ${s.calmBoundMs} ms of calm (R-FIN-6)`)
   // (a) one outcome, the same on every delivery
   const outcome = report.deliveries[0] as Outcome
   if (report.deliveries.some((other) => !sameOutcome(outcome, other))) {
     // Known, left to the lead: an outcome whose write the tracker gave up is still delivered (tracker-storage.test.ts
     // wants that); if the process then dies before the store comes back, the next one resumes the older stored
     // state and may decide again. Only that case is let through, and only without SIM_STRICT.
-    const crashes = report.trace.filter((line) => line.includes("tracker crashes")).map((line) => Number(line.split(" ")[0]))
+    const crashes = report.trace
+      .filter((line) => line.includes("tracker crashes"))
+      .map((line) => Number(line.split(" ")[0]))
     const gaveUp = report.writesGivenUp[0]
     const known = gaveUp !== undefined && crashes.some((t) => t >= gaveUp)
     if (!known || process.env["SIM_STRICT"]) fail("the owner got two different outcomes (R-FIN-6)")
@@ -127,17 +141,24 @@ const check = (s: Scenario, report: RunReport): void => {
   // The tracker answers a heartbeat at once, whatever the network does to its sends (R-DISP-10: never stalls).
   const answerBound = 2 * s.stepMs + 100
   if (report.longestHeartbeatWait > answerBound) {
-    fail(`a heartbeat that reached the tracker at ${report.longestHeartbeatWaitAt} waited ${report.longestHeartbeatWait} ms for its answer (bound ${answerBound}) (R-DISP-10)`)
+    fail(
+      `a heartbeat that reached the tracker at ${report.longestHeartbeatWaitAt} waited ${report.longestHeartbeatWait} ms for its answer (bound ${answerBound}) (R-DISP-10)`
+    )
   }
 
   const { created, succeeded, failed } = outcome.counts
-  if (created < 0 || succeeded < 0 || failed < 0 || succeeded + failed > created) fail("the counts do not add up (R-FIN-4, R-FIN-8)")
+  if (created < 0 || succeeded < 0 || failed < 0 || succeeded + failed > created)
+    fail("the counts do not add up (R-FIN-4, R-FIN-8)")
   if (failed > 0 && (outcome.errors.length === 0 || outcome.errors.length > config.maxReportedErrors)) {
-    fail(`${failed} tasks failed but the outcome names ${outcome.errors.length} errors (maxReportedErrors ${config.maxReportedErrors}) (R-FIN-8)`)
+    fail(
+      `${failed} tasks failed but the outcome names ${outcome.errors.length} errors (maxReportedErrors ${config.maxReportedErrors}) (R-FIN-8)`
+    )
   }
   for (const error of outcome.errors) {
-    if (typeof error.error.tag !== "string" || typeof error.error.message !== "string") fail("an error without tag or message (R-RETRY-5)")
-    if (error.taskId !== FINAL_ID && !placed.has(error.taskId)) fail(`an error names task ${error.taskId}, which the tree does not have`)
+    if (typeof error.error.tag !== "string" || typeof error.error.message !== "string")
+      fail("an error without tag or message (R-RETRY-5)")
+    if (error.taskId !== FINAL_ID && !placed.has(error.taskId))
+      fail(`an error names task ${error.taskId}, which the tree does not have`)
   }
 
   // (c) a task that cannot succeed makes the outcome not ok, and named
@@ -152,7 +173,9 @@ const check = (s: Scenario, report: RunReport): void => {
     hit(faultFree ? "ok (no faults)" : "ok (with faults)")
     const expectedCreated = placed.size + (s.job.kind === "mapReduce" ? 1 : 0)
     if (created !== expectedCreated || succeeded !== created || failed !== 0 || outcome.errors.length !== 0) {
-      fail(`ok outcome with counts ${JSON.stringify(outcome.counts)}, ${outcome.errors.length} errors; the tree has ${expectedCreated} tasks (R-FIN-4, R-REC-2)`)
+      fail(
+        `ok outcome with counts ${JSON.stringify(outcome.counts)}, ${outcome.errors.length} errors; the tree has ${expectedCreated} tasks (R-FIN-4, R-REC-2)`
+      )
     }
     if (s.job.kind === "mapReduce") {
       const expected = JSON.stringify(digest(expectedLines(s.job, config.maxResultBytes)))
@@ -163,7 +186,9 @@ const check = (s: Scenario, report: RunReport): void => {
           const got = new Set(lines)
           return `missing ${[...want].filter((l) => !got.has(l)).join(",")} extra ${[...got].filter((l) => !want.has(l)).join(",")} (${lines.length} lines)`
         })
-        fail(`reduce did not see the tree: result ${outcome.result}, expected ${expected}; ${diff.join(" | ")} (R-FIN-3, R-REC-2, R-MAP-6)`)
+        fail(
+          `reduce did not see the tree: result ${outcome.result}, expected ${expected}; ${diff.join(" | ")} (R-FIN-3, R-REC-2, R-MAP-6)`
+        )
       }
     } else if (outcome.result !== `total: ${placed.size}, succeeded: ${placed.size}, failed: 0`) {
       fail(`map outcome ${outcome.result}, the tree has ${placed.size} tasks`)
@@ -200,20 +225,26 @@ const check = (s: Scenario, report: RunReport): void => {
         : mustFailReason(s.job, node) !== undefined || node.behaviour.failFirst > config.taskRetries
           ? config.taskRetries + 1
           : node.behaviour.failFirst + 1
-      if (list.length > max) fail(`without faults, task ${id} started ${list.length} times (${list.join(" ")}); at most ${max} (R-RETRY-1, R-RETRY-3)`)
+      if (list.length > max)
+        fail(
+          `without faults, task ${id} started ${list.length} times (${list.join(" ")}); at most ${max} (R-RETRY-1, R-RETRY-3)`
+        )
     }
   }
   if (report.deliveries.length > 1) hit("outcome delivered more than once")
-  if (report.trace.some((line) => line.includes("tracker resumed"))) hit(outcome.ok ? "ok after a tracker restart" : "not ok after a tracker restart")
+  if (report.trace.some((line) => line.includes("tracker resumed")))
+    hit(outcome.ok ? "ok after a tracker restart" : "not ok after a tracker restart")
   if (report.trace.some((line) => line.includes("crashes"))) hit("worker or tracker crashed")
-  if (report.storeFailures > 0) hit(outcome.result.startsWith("storage failure") ? "storage failure outcome" : "store failed, instance went on")
+  if (report.storeFailures > 0)
+    hit(outcome.result.startsWith("storage failure") ? "storage failure outcome" : "store failed, instance went on")
   if ([...report.networkStats.keys()].some((key) => key.endsWith("too-large"))) hit("too-large message")
 }
 
 const property = (limits: Parameters<typeof scenarioArb>[0]) =>
   fc.asyncProperty(scenarioArb(limits), async (s) => {
     hit("runs")
-    if (process.env["SIM_PRINT"]) console.log(`seed ${s.seed}: ${describePlan(s.job)}\n  events ${JSON.stringify(s.events)}`)
+    if (process.env["SIM_PRINT"])
+      console.log(`seed ${s.seed}: ${describePlan(s.job)}\n  events ${JSON.stringify(s.events)}`)
     const t0 = performance.now()
     const report = await runScenario(s, process.env["SIM_DEBUG"] ? (line) => console.log(line) : undefined)
     const ms = performance.now() - t0
@@ -237,7 +268,8 @@ describe("system simulation", () => {
     async () => {
       const started = performance.now()
       await fc.assert(property({ maxTasks: MAX_TASKS, maxDepth: MAX_DEPTH }), options(RUNS))
-      if (process.env["SIM_STATS"]) console.log(`${RUNS} runs in ${Math.round(performance.now() - started)} ms`, reached)
+      if (process.env["SIM_STATS"])
+        console.log(`${RUNS} runs in ${Math.round(performance.now() - started)} ms`, reached)
       // The property is not vacuous: true outcomes under faults, and failed ones, are reached.
       if (RUNS >= 500) {
         expect(reached["ok (with faults)"] ?? 0).toBeGreaterThan(RUNS / 20)
