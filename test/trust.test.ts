@@ -309,6 +309,9 @@ describe("trust: what reaches the tracker from outside", () => {
     const registered = await request(app, "POST", "/v1/workers", registration)
     expect(registered.status).toBe(200)
     expect((await bodyOf(registered))["instances"]).toEqual(["held"])
+    // As a worker process does with the answer: it joins the instance with its own heartbeat (R-WORK-5).
+    const join = JSON.stringify({ ...heartbeat, workerId: "fake", slots: 8, freeSlots: 8 })
+    expect((await request(app, "POST", "/v1/instances/held/heartbeat", join)).status).toBe(200)
     openGate()
     // The root maps 5 parts; with a remote worker alive they all go to it (localWorker: "exclude").
     while (batches.flatMap((batch) => batch.tasks).length < 5) await new Promise((resolve) => setTimeout(resolve, 5))
@@ -358,7 +361,7 @@ describe("trust: what reaches the tracker from outside", () => {
     })
     expect((await request(app, "POST", "/v1/instances/held/reports", others)).status).toBe(200)
     const tracker = server.tracker("held")
-    const outcome = tracker === undefined ? server.outcome("held") : await Effect.runPromise(tracker.outcome)
+    const outcome = await Effect.runPromise(tracker === undefined ? server.core.outcome("held") : tracker.outcome)
     expect(outcome).toMatchObject({ ok: true, result: "15" })
     while (server.instances().length > 0) await new Promise((resolve) => setTimeout(resolve, 5))
     const finished = dump(db)

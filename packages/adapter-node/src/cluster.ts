@@ -1,7 +1,7 @@
 export { listen, ListenError, type Listening } from "./http.ts"
 export { isJob, JobLoadError, loadJobs, type JobTable } from "./jobs.ts"
 export { LOCAL_WORKER_ID, makeTrackerServer, type TrackerServer, type TrackerServerOptions } from "./server/host.ts"
-export { memoryOutcomeLog, sqliteOutcomeLog, type OutcomeLog, type OutcomeRecord } from "./server/outcomes.ts"
+export { sqliteOutcomeLog } from "./server/outcomes.ts"
 export { serveTracker, type RunningTracker, type ServeTrackerOptions } from "./server/serve.ts"
 export {
   defaultWorkerId,

@@ -107,7 +107,7 @@ describe("the taskfold command", () => {
         ["submit", "nope", "--tracker", tracker.url, "--token", "t0ken"],
         /unknown job "nope"; this tracker knows ("squares", "broken"|"broken", "squares")/
       ],
-      [["status", "nope", "--tracker", tracker.url, "--token", "t0ken"], /no live instance nope/]
+      [["status", "nope", "--tracker", tracker.url, "--token", "t0ken"], /no instance nope/]
     ]
     for (const [args, pattern] of cases) {
       const { code, stderr } = await taskfold(...args)

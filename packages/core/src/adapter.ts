@@ -4,6 +4,16 @@ export { TaskStore, type StoredResult, type TaskStoreShape } from "./ports/task-
 export { Transport, type TransportShape } from "./ports/transport.ts"
 export { OutcomeLog, type OutcomeLogShape, type OutcomeRecord } from "./ports/outcome-log.ts"
 export { finishedTracker } from "./tracker/finished.ts"
+export {
+  makeTrackerHost,
+  type HostedInstance,
+  type InstanceSummary,
+  type StartRequest,
+  type TrackerHost,
+  type TrackerHostOptions
+} from "./host/host.ts"
+export { makeOnDemandWorker, type OnDemandWorker } from "./host/on-demand-worker.ts"
+export { SubmitRequest } from "./model/submit.ts"
 export type { StandingWorker } from "./machine/state.ts"
 export {
   resumeTracker,

@@ -1,41 +1,27 @@
-import type { Outcome, Progress } from "@taskfold/core"
+import { StoreError, type Outcome, type Progress } from "@taskfold/core"
+import type { OutcomeLogShape, OutcomeRecord } from "@taskfold/core/adapter"
+import { Effect } from "effect"
 import { DatabaseSync } from "node:sqlite"
 
-/** What the server keeps of an instance once its tracker let go of it: `status` still answers. */
-export interface OutcomeRecord {
-  readonly instanceId: string
+interface Row {
+  readonly instance_id: string
   readonly job: string
-  readonly outcome: Outcome
-  /** The last progress, with the outcome in it. */
-  readonly progress: Progress
+  readonly outcome: string
+  readonly progress: string
 }
 
-export interface OutcomeLog {
-  /** Stores (or replaces) an instance's record; throws if it cannot. */
-  readonly put: (record: OutcomeRecord) => void
-  readonly get: (instanceId: string) => OutcomeRecord | undefined
-  readonly close: () => void
-}
-
-/** Outcomes in memory: the newest `limit` are kept. */
-export const memoryOutcomeLog = (limit = 10_000): OutcomeLog => {
-  const records = new Map<string, OutcomeRecord>()
-  return {
-    put: (record) => {
-      records.delete(record.instanceId)
-      records.set(record.instanceId, record)
-      if (records.size > limit) records.delete(records.keys().next().value as string)
-    },
-    get: (instanceId) => records.get(instanceId),
-    close: () => records.clear()
-  }
-}
+const recordOf = (row: Row): OutcomeRecord => ({
+  instanceId: row.instance_id,
+  job: row.job,
+  outcome: JSON.parse(row.outcome) as Outcome,
+  progress: JSON.parse(row.progress) as Progress
+})
 
 /**
  * Outcomes in a table of their own, in the tracker server's database file (beside the store's tables),
  * so `status` answers for finished instances after a restart too.
  */
-export const sqliteOutcomeLog = (path: string): OutcomeLog => {
+export const sqliteOutcomeLog = (path: string): OutcomeLogShape & { readonly close: () => void } => {
   const db = new DatabaseSync(path)
   db.exec("PRAGMA busy_timeout = 5000")
   db.exec(
@@ -49,21 +35,24 @@ export const sqliteOutcomeLog = (path: string): OutcomeLog => {
   const put = db.prepare(
     "INSERT OR REPLACE INTO server_outcomes (instance_id, job, outcome, progress) VALUES (?, ?, ?, ?)"
   )
-  const get = db.prepare("SELECT job, outcome, progress FROM server_outcomes WHERE instance_id = ?")
+  const get = db.prepare("SELECT instance_id, job, outcome, progress FROM server_outcomes WHERE instance_id = ?")
+  const list = db.prepare("SELECT instance_id, job, outcome, progress FROM server_outcomes ORDER BY rowid DESC LIMIT ?")
+  const attempt = <A>(what: string, run: () => A) =>
+    Effect.try({
+      try: run,
+      catch: (error) => new StoreError({ reason: "unavailable", message: `${what} in ${path}: ${String(error)}` })
+    })
   return {
     put: (record) =>
-      void put.run(record.instanceId, record.job, JSON.stringify(record.outcome), JSON.stringify(record.progress)),
-    get: (instanceId) => {
-      const row = get.get(instanceId) as { job: string; outcome: string; progress: string } | undefined
-      return row === undefined
-        ? undefined
-        : {
-            instanceId,
-            job: row.job,
-            outcome: JSON.parse(row.outcome) as Outcome,
-            progress: JSON.parse(row.progress) as Progress
-          }
-    },
+      attempt("cannot keep an outcome", () => {
+        put.run(record.instanceId, record.job, JSON.stringify(record.outcome), JSON.stringify(record.progress))
+      }),
+    get: (instanceId) =>
+      attempt("cannot read an outcome", () => {
+        const row = get.get(instanceId) as Row | undefined
+        return row === undefined ? undefined : recordOf(row)
+      }),
+    list: (limit) => attempt("cannot list outcomes", () => (list.all(limit) as unknown as Row[]).map(recordOf)),
     close: () => {
       if (db.isOpen) db.close()
     }

@@ -1,11 +1,11 @@
 import { StoreError } from "@taskfold/core"
-import { makeMemoryStore, type TaskStoreShape } from "@taskfold/core/adapter"
+import { makeMemoryOutcomeLog, makeMemoryStore, type TaskStoreShape } from "@taskfold/core/adapter"
 import { DEFAULT_MAX_BODY_BYTES, makeTrackerApp } from "@taskfold/core/wire"
 import { Effect, type Scope } from "effect"
 import { listen, type ListenError } from "../http.ts"
 import { openSqliteStore } from "../sqlite/store.ts"
 import { makeTrackerServer, type TrackerServer, type TrackerServerOptions } from "./host.ts"
-import { memoryOutcomeLog, sqliteOutcomeLog } from "./outcomes.ts"
+import { sqliteOutcomeLog } from "./outcomes.ts"
 
 export interface ServeTrackerOptions extends Omit<TrackerServerOptions, "store" | "outcomes"> {
   /** 0 picks a free port. */
@@ -33,13 +33,13 @@ export const serveTracker = (
             Effect.try({ try: () => openSqliteStore(db), catch: (error) => storeError(db, error) }),
             (opened) => Effect.sync(() => opened.close())
           )
-    const outcomes = yield* Effect.acquireRelease(
-      Effect.try({
-        try: () => (db === undefined ? memoryOutcomeLog() : sqliteOutcomeLog(db)),
-        catch: (error) => storeError(db ?? "memory", error)
-      }),
-      (log) => Effect.sync(() => log.close())
-    )
+    const outcomes =
+      db === undefined
+        ? makeMemoryOutcomeLog()
+        : yield* Effect.acquireRelease(
+            Effect.try({ try: () => sqliteOutcomeLog(db), catch: (error) => storeError(db, error) }),
+            (log) => Effect.sync(() => log.close())
+          )
     const server = yield* makeTrackerServer({ ...options, store, outcomes })
     const app = makeTrackerApp(server.host, {
       token: options.token,

@@ -1,5 +1,5 @@
 import { Effect, type Scope } from "effect"
-import { makeMemoryNetwork } from "../memory/transport.ts"
+import { directLink, makeMemoryNetwork } from "../memory/transport.ts"
 import { makeMemoryStore } from "../memory/store.ts"
 import { resolveConfig, type JobConfig, type JobConfigOverrides } from "../model/config.ts"
 import { ConfigError } from "../model/errors.ts"
@@ -8,9 +8,9 @@ import { MAX_SLOTS } from "../model/messages.ts"
 import { safeJson } from "../model/task-error.ts"
 import type { Executor } from "../worker/execute.ts"
 import type { Outcome, Progress } from "../model/instance.ts"
-import { TaskStore, type TaskStoreShape } from "../ports/task-store.ts"
-import { Transport } from "../ports/transport.ts"
-import { startTracker, type Tracker } from "../tracker/tracker.ts"
+import type { TaskStoreShape } from "../ports/task-store.ts"
+import type { Tracker } from "../tracker/tracker.ts"
+import { makeTrackerHost, type TrackerHost } from "../host/host.ts"
 import { startWorker, type WorkerHandle } from "../worker/runtime.ts"
 import type { Job } from "../model/job.ts"
 
@@ -95,50 +95,66 @@ const checkRunOptions = (job: unknown, options: RunOptions): ConfigError | undef
   return undefined
 }
 
-/** Starts an instance of `job` on in-process workers; it lives as long as the scope. */
+/** Starts an instance of `job` on in-process workers, hosted by core's TrackerHost; it lives as long as the scope. */
 export const startJob = (job: Job, options: RunOptions = {}): Effect.Effect<JobHandle, ConfigError, Scope.Scope> =>
   Effect.gen(function* () {
     const problem = checkRunOptions(job, options)
     if (problem !== undefined) return yield* problem
     const config = yield* resolveConfig({ ...job.config, ...options.config })
     const network = makeMemoryNetwork()
-    const store = options.store ?? makeMemoryStore()
-    const instanceId = options.instanceId ?? `${job.name}-${globalThis.crypto.randomUUID()}`
-    const localWorkerId = "local"
-    const tracker = yield* startTracker({
-      instanceId,
-      job: job.name,
-      kind: job.kind,
-      config,
-      params: JSON.stringify(options.params ?? null),
-      localWorkerId
-    }).pipe(Effect.provideService(TaskStore, store), Effect.provideService(Transport, network.transport))
-    network.addTracker(tracker)
-    network.setOwner(instanceId, () => {})
-    if (options.onProgress) tracker.onProgress(options.onProgress)
+    const slots = options.slots ?? 16
+    const executor = options.executor === undefined ? {} : { executor: options.executor }
+    let host: TrackerHost | undefined
+    const connect = (instanceId: string) =>
+      directLink(Effect.suspend(() => (host === undefined ? Effect.die("no host yet") : host.tracker(instanceId))))
     const workers: WorkerHandle[] = []
-    const count = options.workers ?? 4
-    for (let i = 0; i < count; i++) {
+    for (let i = 1; i < (options.workers ?? 4); i++) {
       const worker = yield* startWorker({
-        id: i === 0 ? localWorkerId : `worker-${i}`,
-        slots: options.slots ?? 16,
+        id: `worker-${i}`,
+        slots,
         jobs: (name) => (name === job.name ? job : undefined),
-        connect: network.link,
+        connect,
         heartbeatInterval: config.heartbeatInterval,
-        ...(options.executor === undefined ? {} : { executor: options.executor })
+        ...executor
       })
       network.addWorker(worker)
       workers.push(worker)
-      yield* Effect.ignore(worker.join(instanceId))
     }
+    host = yield* makeTrackerHost({
+      jobs: [job],
+      store: options.store ?? makeMemoryStore(),
+      local: { id: "local", slots, ...executor },
+      remote: network.transport,
+      resume: false,
+      // The other workers join first, the local one last: every worker is known when the root maps.
+      onStarted: (instance) =>
+        Effect.forEach(workers, (worker) => Effect.ignore(worker.join(instance.instanceId)), { discard: true })
+    }).pipe(Effect.orDie)
+    const tracker = yield* host
+      .start(job, {
+        params: (options.params ?? null) as never,
+        config: options.config ?? {},
+        ...(options.instanceId === undefined ? {} : { instanceId: options.instanceId })
+      })
+      .pipe(
+        Effect.catchTag("RejectedError", (error) => Effect.fail(invalid(error.message))),
+        Effect.catchTag("StoreError", (error) => Effect.die(error))
+      )
+    if (options.onProgress) tracker.onProgress(options.onProgress)
     const result = Effect.gen(function* () {
       const outcome = yield* tracker.outcome
-      return { instanceId, ok: outcome.ok, result: parsed(outcome.result), outcome, progress: yield* tracker.progress }
+      return {
+        instanceId: tracker.instanceId,
+        ok: outcome.ok,
+        result: parsed(outcome.result),
+        outcome,
+        progress: yield* tracker.progress
+      }
     })
     return {
-      instanceId,
+      instanceId: tracker.instanceId,
       tracker,
-      workers,
+      workers: [host.localWorker!, ...workers],
       config,
       progress: tracker.progress,
       kill: (reason) => Effect.ignore(tracker.kill(null, reason)),

@@ -200,7 +200,10 @@ export const httpWorkerTransport = (options: {
   /** The base URL of a worker, or undefined if it never registered one. */
   readonly workerUrl: (workerId: string) => string | undefined
   readonly deliverOutcome: TransportShape["deliverOutcome"]
-}): TransportShape => {
+}): TransportShape & {
+  /** Asks a worker to join an instance: it heartbeats the instance's tracker itself (R-WORK-5). */
+  readonly invite: (workerId: string, instanceId: string) => Effect.Effect<void, TransportError>
+} => {
   const to = (workerId: string, path: string, message: unknown) =>
     Effect.suspend(() => {
       const baseUrl = options.workerUrl(workerId)
@@ -222,6 +225,7 @@ export const httpWorkerTransport = (options: {
   return {
     send: (workerId, batch) => to(workerId, paths.batches, batch),
     stop: (workerId, message) => to(workerId, paths.stop, message),
+    invite: (workerId, instanceId) => to(workerId, paths.invite, { instanceId }),
     deliverOutcome: options.deliverOutcome
   }
 }

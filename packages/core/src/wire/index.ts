@@ -16,7 +16,7 @@ export {
   readMessage,
   wireError,
   type AppOptions,
-  type TrackerHost
+  type TrackerApi
 } from "./tracker-app.ts"
 export { makeWorkerApp } from "./worker-app.ts"
 export {

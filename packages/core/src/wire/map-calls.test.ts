@@ -12,12 +12,12 @@ import { startTracker, type Tracker } from "../tracker/tracker.ts"
 import type { TrackerLink } from "../worker/runtime.ts"
 import { startWorker } from "../worker/runtime.ts"
 import { httpTrackerLink, httpWorkerTransport } from "./client.ts"
-import { makeTrackerApp, type TrackerHost } from "./tracker-app.ts"
+import { makeTrackerApp, type TrackerApi } from "./tracker-app.ts"
 import { makeWorkerApp } from "./worker-app.ts"
 
 const token = "s3cret"
 
-const hostOf = (tracker: Tracker): TrackerHost => ({
+const hostOf = (tracker: Tracker): TrackerApi => ({
   tracker: (id) =>
     id === tracker.instanceId
       ? Effect.succeed(tracker)

@@ -1,5 +1,4 @@
 import { Schema } from "effect"
-import { JobConfigOverrides } from "../model/config.ts"
 import { Id } from "../model/id.ts"
 
 /** Paths of the HTTP protocol; one place for servers and clients. */
@@ -9,18 +8,17 @@ export const paths = {
   call: (id: string, call: InstanceCall) => `/v1/instances/${encodeURIComponent(id)}/${call}`,
   workers: "/v1/workers",
   batches: "/v1/batches",
-  stop: "/v1/stop"
+  stop: "/v1/stop",
+  invite: "/v1/invite"
 } as const
 
 export type InstanceCall = "reports" | "map" | "heartbeat" | "pull" | "context" | "kill" | "results"
 
-export const SubmitRequest = Schema.Struct({
-  job: Schema.String.check(Schema.isMinLength(1)),
-  params: Schema.optionalKey(Schema.Json),
-  config: Schema.optionalKey(JobConfigOverrides),
-  instanceId: Schema.optionalKey(Id)
-})
-export type SubmitRequest = typeof SubmitRequest.Type
+export { SubmitRequest } from "../model/submit.ts"
+
+/** A worker asks an instance's tracker to take it on: it joins with its own heartbeat (R-WORK-5). */
+export const Invite = Schema.Struct({ instanceId: Id })
+export type Invite = typeof Invite.Type
 
 export const KillBody = Schema.Struct({
   taskId: Schema.NullOr(Schema.String),

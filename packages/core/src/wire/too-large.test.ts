@@ -10,14 +10,14 @@ import { Transport } from "../ports/transport.ts"
 import { startTracker, type Tracker } from "../tracker/tracker.ts"
 import { startWorker } from "../worker/runtime.ts"
 import { httpTrackerLink, httpWorkerTransport } from "./client.ts"
-import { makeTrackerApp, type TrackerHost } from "./tracker-app.ts"
+import { makeTrackerApp, type TrackerApi } from "./tracker-app.ts"
 import { makeWorkerApp } from "./worker-app.ts"
 
 const token = "s3cret"
 /** The workers take bodies up to this; the tracker's side takes the default. */
 const WORKER_BODY_LIMIT = 8 * 1024
 
-const hostOf = (tracker: Tracker): TrackerHost => ({
+const hostOf = (tracker: Tracker): TrackerApi => ({
   tracker: (id) =>
     id === tracker.instanceId
       ? Effect.succeed(tracker)

@@ -4,6 +4,7 @@ import { bodyLimit } from "hono/body-limit"
 import { ConfigError, RejectedError, StoreError, type TransportError } from "../model/errors.ts"
 import { ContextAppend, Heartbeat, MapRequest, PullRequest, ReportBatch } from "../model/messages.ts"
 import type { Tracker } from "../tracker/tracker.ts"
+import type { TrackerHost } from "../host/host.ts"
 import { decodeMessage, encodeJson, parseJson } from "./codec.ts"
 import {
   DEFAULT_MAX_BODY_BYTES,
@@ -14,15 +15,13 @@ import {
   type WireError
 } from "./protocol.ts"
 
-/** What the HTTP layer needs from whoever hosts trackers: a server process, a Durable Object. */
-export interface TrackerHost {
-  /** The tracker of a live instance; unknown ones fail with RejectedError("unknown-instance"). */
-  readonly tracker: (instanceId: string) => Effect.Effect<Tracker, RejectedError>
-  readonly submit: (
-    request: SubmitRequest
-  ) => Effect.Effect<{ readonly instanceId: string }, RejectedError | ConfigError | StoreError>
+/**
+ * What the HTTP layer needs from whoever hosts trackers: core's TrackerHost has it; `registerWorker` only
+ * where worker processes register (a tracker server), else the route answers 400.
+ */
+export interface TrackerApi extends Pick<TrackerHost, "tracker" | "submit"> {
   /** A worker says where it can be reached; answers the live instances it should join. */
-  readonly registerWorker: (
+  readonly registerWorker?: (
     registration: WorkerRegistration
   ) => Effect.Effect<{ readonly instances: ReadonlyArray<string> }, RejectedError>
 }
@@ -137,7 +136,7 @@ export const answer = async <A>(
  * The tracker side of the protocol: submit, status, kill, and every worker → tracker message.
  * Every body is decoded with the core's Schemas; a message whose instanceId differs from the URL's is refused.
  */
-export const makeTrackerApp = (host: TrackerHost, options: AppOptions): Hono => {
+export const makeTrackerApp = (host: TrackerApi, options: AppOptions): Hono => {
   const app = guardedApp(options)
 
   app.post("/v1/instances", async (c) => {
@@ -240,7 +239,14 @@ export const makeTrackerApp = (host: TrackerHost, options: AppOptions): Hono => 
 
   app.post("/v1/workers", async (c) => {
     const registration = await readMessage(c, WorkerRegistration)
-    return registration.ok ? answer(c, host.registerWorker(registration.value)) : registration.response
+    if (!registration.ok) return registration.response
+    const register = host.registerWorker
+    return answer(
+      c,
+      register === undefined
+        ? Effect.fail(new RejectedError({ reason: "bad-input", message: "workers do not register with this host" }))
+        : register(registration.value)
+    )
   })
 
   return app

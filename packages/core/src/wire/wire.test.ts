@@ -11,7 +11,7 @@ import { startTracker, type Tracker } from "../tracker/tracker.ts"
 import { startWorker } from "../worker/runtime.ts"
 import { encodeJson } from "./codec.ts"
 import { httpTrackerLink, httpWorkerTransport } from "./client.ts"
-import { makeTrackerApp, type TrackerHost } from "./tracker-app.ts"
+import { makeTrackerApp, type TrackerApi } from "./tracker-app.ts"
 import { makeWorkerApp } from "./worker-app.ts"
 import type { Hono } from "hono"
 
@@ -44,7 +44,7 @@ const job = defineJob({
   }
 })
 
-const hostOf = (tracker: Tracker): TrackerHost => ({
+const hostOf = (tracker: Tracker): TrackerApi => ({
   tracker: (id) =>
     id === tracker.instanceId
       ? Effect.succeed(tracker)

@@ -2,9 +2,10 @@ import { Effect } from "effect"
 import type { Hono } from "hono"
 import { StopMessage, TaskBatch } from "../model/messages.ts"
 import type { WorkerHandle } from "../worker/runtime.ts"
+import { Invite } from "./protocol.ts"
 import { answer, guardedApp, readMessage, type AppOptions } from "./tracker-app.ts"
 
-/** The worker side of the protocol: task batches and stops from trackers. */
+/** The worker side of the protocol: task batches and stops from trackers, invitations from hosts. */
 export const makeWorkerApp = (worker: WorkerHandle, options: AppOptions): Hono => {
   const app = guardedApp(options)
   app.post("/v1/batches", async (c) => {
@@ -19,6 +20,13 @@ export const makeWorkerApp = (worker: WorkerHandle, options: AppOptions): Hono =
     return message.ok
       ? answer(c, Effect.sync(() => worker.stop(message.value)).pipe(Effect.as({})), 202)
       : message.response
+  })
+  app.post("/v1/invite", async (c) => {
+    const invite = await readMessage(c, Invite)
+    if (!invite.ok) return invite.response
+    // The worker joins with its own heartbeat, after the answer: an unreachable tracker does not hold this request.
+    Effect.runFork(Effect.ignore(worker.join(invite.value.instanceId)))
+    return answer(c, Effect.succeed({}), 202)
   })
   return app
 }
