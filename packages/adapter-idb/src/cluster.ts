@@ -3,11 +3,10 @@
  * Web Workers, and a durable TaskStore (IndexedDB). After a reload, `resumeAll` picks up every stored
  * instance where it stopped (R-REC-1).
  */
-import { Effect, Exit, Scope } from "effect"
+import { Effect, type Scope } from "effect"
 import {
   ConfigError,
   defaultConfig,
-  resolveConfig,
   type Job,
   type JobConfigOverrides,
   type RejectedError,
@@ -15,13 +14,11 @@ import {
   type TransportError
 } from "@taskfold/core"
 import {
-  resumeTracker,
-  startTracker,
-  startWorker,
-  TaskStore,
-  Transport,
+  makeTrackerHost,
+  type StartRequest,
   type TaskStoreShape,
   type Tracker,
+  type TrackerHost,
   type WorkerHandle
 } from "@taskfold/core/adapter"
 import { makeWebWorkerNetwork, type OutcomeOwner, type RemoteWorker, type WebWorkerNetwork } from "./network.ts"
@@ -76,6 +73,8 @@ export interface BrowserCluster {
   readonly start: (job: Job, options?: StartOptions) => Effect.Effect<Tracker, ConfigError>
   /** Resumes one stored instance (R-REC-1). */
   readonly resume: (instanceId: string) => Effect.Effect<Tracker, RejectedError | StoreError>
+  /** Core's host of the page's instances: list, status, kill, subscribe. */
+  readonly host: TrackerHost
   /** Resumes every stored instance that has no tracker in this page yet; returns their trackers. */
   readonly resumeAll: () => Effect.Effect<ReadonlyArray<Tracker>, StoreError>
 }
@@ -84,13 +83,9 @@ export const startBrowserCluster = (
   options: BrowserClusterOptions
 ): Effect.Effect<BrowserCluster, TransportError, Scope.Scope> =>
   Effect.gen(function* () {
-    const scope = yield* Scope.Scope
     const network = makeWebWorkerNetwork()
-    if (options.onOutcome) network.setOwner(options.onOutcome)
     const heartbeatInterval = options.heartbeatInterval ?? defaultConfig.heartbeatInterval
-    const localWorkerId = options.localWorkerId ?? "page"
     const prefix = options.workerIdPrefix ?? "web-"
-    const jobs = (name: string) => options.jobs.find((job) => job.name === name)
     const trackers = new Map<string, Tracker>()
 
     const count = Math.max(1, options.workers ?? defaultPoolSize())
@@ -105,92 +100,51 @@ export const startBrowserCluster = (
         }),
       { concurrency: "unbounded" }
     )
-    const local = yield* startWorker({
-      id: localWorkerId,
-      slots: options.localSlots ?? 2,
-      jobs,
-      connect: network.link,
-      heartbeatInterval
-    }).pipe(Effect.orDie)
-    network.addLocalWorker(local)
-
-    /** Runs a tracker in its own scope inside the cluster's; once released it leaves the page. */
-    const adopt = (make: Effect.Effect<Tracker, RejectedError | StoreError, TaskStore | Transport | Scope.Scope>) =>
-      Effect.gen(function* () {
-        const own = yield* Scope.fork(scope)
-        const exit = yield* make.pipe(
-          Effect.provideService(TaskStore, options.store),
-          Effect.provideService(Transport, network.transport),
-          Scope.provide(own),
-          Effect.exit
-        )
-        if (Exit.isFailure(exit)) {
-          yield* Scope.close(own, Exit.void)
-          return yield* exit
-        }
-        const tracker = exit.value
-        trackers.set(tracker.instanceId, tracker)
-        network.addTracker(tracker)
-        yield* Effect.forkIn(
-          tracker.released.pipe(
-            Effect.andThen(
-              Effect.sync(() => {
-                trackers.delete(tracker.instanceId)
-                network.removeTracker(tracker.instanceId)
-              })
-            ),
-            Effect.andThen(Scope.close(own, Exit.void))
-          ),
-          scope
-        )
-        // Web Workers first, the page's own worker last, so every worker is known when the root maps.
-        yield* Effect.forEach(workers, (worker) => Effect.ignore(worker.join(tracker.instanceId)), {
-          concurrency: "unbounded",
-          discard: true
+    // Core's host runs the trackers and the page's own worker; the Web Workers are its remote workers.
+    const host = yield* makeTrackerHost({
+      jobs: options.jobs,
+      store: options.store,
+      local: { id: options.localWorkerId ?? "page", slots: options.localSlots ?? 2 },
+      remote: network.transport,
+      resume: false,
+      ...(options.onOutcome === undefined ? {} : { onOutcome: options.onOutcome }),
+      // Web Workers first, the page's own worker (joined by the host) last: all are known when the root maps.
+      onStarted: ({ tracker }) =>
+        Effect.gen(function* () {
+          trackers.set(tracker.instanceId, tracker)
+          network.addTracker(tracker)
+          yield* Effect.forkDetach(
+            tracker.released.pipe(
+              Effect.andThen(
+                Effect.sync(() => {
+                  trackers.delete(tracker.instanceId)
+                  network.removeTracker(tracker.instanceId)
+                })
+              )
+            )
+          )
+          yield* Effect.forEach(workers, (worker) => Effect.ignore(worker.join(tracker.instanceId)), {
+            concurrency: "unbounded",
+            discard: true
+          })
         })
-        yield* Effect.ignore(local.join(tracker.instanceId))
-        return tracker
-      })
+    }).pipe(Effect.orDie)
 
-    const cluster: BrowserCluster = {
+    return {
       network,
       store: options.store,
       workers,
-      local,
+      local: host.localWorker!,
       trackers,
+      host,
       start: (job, start = {}) =>
-        Effect.gen(function* () {
-          if (jobs(job.name) !== job) {
-            return yield* new ConfigError({
-              reason: "invalid-job",
-              message: `job ${JSON.stringify(job.name)} is not among the cluster's jobs`
-            })
-          }
-          const config = yield* resolveConfig({ ...job.config, ...start.config })
-          return yield* adopt(
-            startTracker({
-              instanceId: start.instanceId ?? `${job.name}-${globalThis.crypto.randomUUID()}`,
-              job: job.name,
-              kind: job.kind,
-              config,
-              params: JSON.stringify(start.params ?? null),
-              localWorkerId
-            })
-          ).pipe(Effect.orDie)
-        }),
-      resume: (instanceId) => adopt(resumeTracker(instanceId, localWorkerId)),
-      resumeAll: () =>
-        Effect.gen(function* () {
-          const ids = yield* options.store.listInstances()
-          const resumed: Tracker[] = []
-          for (const id of ids) {
-            if (trackers.has(id)) continue
-            const exit = yield* Effect.exit(cluster.resume(id))
-            if (Exit.isSuccess(exit)) resumed.push(exit.value)
-            else yield* Effect.logWarning(`instance ${id} could not be resumed`, exit.cause)
-          }
-          return resumed
-        })
+        host.start(job, start as StartRequest).pipe(
+          Effect.catchTag("RejectedError", (error) =>
+            Effect.fail(new ConfigError({ reason: "invalid-job", message: error.message }))
+          ),
+          Effect.orDie
+        ),
+      resume: host.resume,
+      resumeAll: () => Effect.map(host.resumeAll(), (ids) => ids.flatMap((id) => host.live(id)?.tracker ?? []))
     }
-    return cluster
   })

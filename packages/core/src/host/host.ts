@@ -98,6 +98,8 @@ export interface TrackerHost {
   ) => Effect.Effect<() => void, RejectedError>
   /** Stops hosting a live instance without ending it: its tasks stay stored, a later resume goes on. */
   readonly release: (instanceId: string) => Effect.Effect<void>
+  /** Resumes one stored instance (R-REC-1); a live one is answered as it is. */
+  readonly resume: (instanceId: string) => Effect.Effect<Tracker, RejectedError | StoreError>
   /** Resumes every stored instance not live here yet; answers their ids (R-REC-1). */
   readonly resumeAll: () => Effect.Effect<ReadonlyArray<string>, StoreError>
   /** Instances resumed since the host started. */
@@ -391,6 +393,16 @@ export const makeTrackerHost = (options: TrackerHostOptions): Effect.Effect<Trac
         Effect.suspend(() => {
           const entry = live.get(instanceId)
           return entry === undefined ? Effect.void : drop(entry)
+        }),
+      resume: (instanceId) =>
+        Effect.gen(function* () {
+          const entry = live.get(instanceId)
+          if (entry !== undefined) return entry.tracker
+          const stored = yield* store.load(instanceId)
+          if (stored === undefined) return yield* unknownInstance(instanceId)
+          const tracker = yield* resumeOne(instanceId, stored.instance.job, stored.instance.config)
+          resumedIds.push(instanceId)
+          return tracker
         }),
       resumeAll: () => resumeAll(),
       resumed: () => [...resumedIds],
