@@ -103,13 +103,14 @@ export const makeTrackerServer = (
       ...(options.outcomes === undefined ? {} : { outcomes: options.outcomes }),
       ...(options.resume === undefined ? {} : { resume: options.resume }),
       log,
-      // Invitations go out in the background: a slow worker does not hold a submit.
-      onStarted: (instance) => {
-        for (const worker of registry.values()) {
-          if (!fresh(worker) || !worker.jobs.has(instance.job)) continue
-          Effect.runFork(Effect.ignore(remote.invite(worker.id, instance.instanceId)))
-        }
-      }
+      // Every registered worker of the job is invited and known before the local worker joins and the root
+      // maps, so localWorker "exclude" finds them (R-DISP-5); a worker that does not answer holds at most a send.
+      onStarted: (instance) =>
+        Effect.forEach(
+          [...registry.values()].filter((worker) => fresh(worker) && worker.jobs.has(instance.job)),
+          (worker) => Effect.ignore(remote.invite(worker.id, instance.instanceId)),
+          { concurrency: "unbounded", discard: true }
+        )
     })
 
     const registerWorker = (registration: WorkerRegistration) =>

@@ -24,9 +24,8 @@ export const makeWorkerApp = (worker: WorkerHandle, options: AppOptions): Hono =
   app.post("/v1/invite", async (c) => {
     const invite = await readMessage(c, Invite)
     if (!invite.ok) return invite.response
-    // The worker joins with its own heartbeat, after the answer: an unreachable tracker does not hold this request.
-    Effect.runFork(Effect.ignore(worker.join(invite.value.instanceId)))
-    return answer(c, Effect.succeed({}), 202)
+    // Answered once the worker's own first heartbeat reached the tracker: the host then knows it (R-WORK-5).
+    return answer(c, Effect.ignore(worker.join(invite.value.instanceId)).pipe(Effect.as({})), 202)
   })
   return app
 }
