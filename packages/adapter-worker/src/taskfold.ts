@@ -39,7 +39,7 @@ import {
   SubmitRequest,
   wireError,
   type HttpClientOptions,
-  type TrackerHost
+  type TrackerApi
 } from "@taskfold/core/wire"
 import { DurableObject } from "cloudflare:workers"
 import { Effect, Exit, Scope } from "effect"
@@ -57,7 +57,7 @@ import {
   type LaneSet
 } from "./lanes.ts"
 import { makeLocalWorker, type LocalWorker } from "./local.ts"
-import { busyWorkers, makeOutcomeTable, makeSqlStore, readInstanceRow } from "./sql-store.ts"
+import { busyWorkers, makeOutcomeTable, makeDurableObjectStore as makeSqlStore, readInstanceRow } from "./sql-driver.ts"
 
 export interface TaskfoldOptions {
   /** The jobs this deployment runs; instances name one of them. */
@@ -416,7 +416,7 @@ export const taskfold = (options: TaskfoldOptions) => {
 
     /** Core's tracker routes for this object's one instance, and the lanes' own two. */
     #routes(secret: string): Hono {
-      const host: TrackerHost = {
+      const host: TrackerApi = {
         tracker: (instanceId) =>
           Effect.suspend(() => {
             const live = this.#live(instanceId)?.tracker
