@@ -7,7 +7,7 @@ import { ChildBlock, hasChild, takeChild } from "./blocks.ts"
 import { Batch, Dispatched, Send } from "./output.ts"
 import type { LiveTask, MachineState, SentBatch, WorkerState } from "./state.ts"
 import { acknowledge, assign, finish, requeue, setStatus } from "./tasks.ts"
-import { touchWorker } from "./workers.ts"
+import { fromRetiredRun, touchWorker } from "./workers.ts"
 
 type Plan = Map<WorkerState, LiveTask[]>
 
@@ -191,6 +191,8 @@ export const dispatch = (state: MachineState, now: number): void => {
 
 /** Pull mode: a worker takes up to pageSize sub-tasks, never past maxInFlight (R-DISP-9). */
 export const pull = (state: MachineState, request: PullRequest, now: number): TaskBatch | null | RejectedError => {
+  const known = state.workers.get(request.workerId)
+  if (known !== undefined && fromRetiredRun(known, request.incarnation)) return null
   const worker = touchWorker(state, request.workerId, now)
   if (worker === undefined || worker.lost) {
     return new RejectedError({

@@ -1,6 +1,6 @@
 import { RejectedError } from "../model/errors.ts"
 import type { ReportBatch, StatusReport } from "../model/messages.ts"
-import { TaskKind, TaskStatus } from "../model/status.ts"
+import { isTerminal, TaskKind, TaskStatus } from "../model/status.ts"
 import { taskfoldError, toTaskError, type TaskError } from "../model/task-error.ts"
 import { utf8Length } from "./collections.ts"
 import { createBroadcastTasks } from "./finalize.ts"
@@ -9,7 +9,7 @@ import type { LiveTask, MachineState } from "./state.ts"
 import type { ReportsReply } from "../model/messages.ts"
 import { findTask } from "./blocks.ts"
 import { acknowledge, finish, setStatus } from "./tasks.ts"
-import { noteMessage, touchWorker } from "./workers.ts"
+import { fromRetiredRun, noteMessage, touchWorker } from "./workers.ts"
 
 /** A failure as reported: a TaskError, or plain text from an older or hand-written worker. */
 const reportedError = (report: StatusReport): TaskError =>
@@ -42,15 +42,18 @@ export const applyReports = (state: MachineState, batch: ReportBatch, now: numbe
     unknown: [] as string[],
     rejected: [] as Array<{ taskId: string; error: RejectedError }>
   }
-  const worker = touchWorker(state, batch.workerId, now)
-  if (worker !== undefined && batch.n !== undefined) noteMessage(worker, batch.n)
+  const known = state.workers.get(batch.workerId)
+  // A retired run's late reports neither count as the worker's messages nor say that it holds a task.
+  const retired = known !== undefined && fromRetiredRun(known, batch.incarnation)
+  const worker = retired ? known : touchWorker(state, batch.workerId, now)
+  if (worker !== undefined && !retired && batch.n !== undefined) noteMessage(worker, batch.n)
   for (const report of batch.reports) {
     const task = findTask(state, report.taskId)
     if (task === undefined) {
       reply.unknown.push(report.taskId)
       continue
     }
-    if (report.attempt < task.attempt || report.status <= task.status) {
+    if (report.attempt < task.attempt || report.status <= task.status || (retired && !isTerminal(report.status))) {
       reply.dropped++
       continue
     }

@@ -2,7 +2,9 @@ import { describe, expect, it } from "vitest"
 import type { JobConfig } from "../model/config.ts"
 import { RejectedError } from "../model/errors.ts"
 import type { JobKind } from "../model/instance.ts"
+import type { StatusReport } from "../model/messages.ts"
 import { TaskStatus } from "../model/status.ts"
+import type { MachineEvent } from "./state.ts"
 import { Driver, LOCAL, replyValue, sentTasks, sentTo } from "./test-driver.ts"
 
 const started = (overrides: Partial<JobConfig> = {}, kind: JobKind = "mapReduce") => {
@@ -220,6 +222,48 @@ describe("workers", () => {
     f.heartbeat("A", { incarnation: "a-2" })
     expect(f.row("0.1").status).toBe(TaskStatus.Failed)
     expect(f.error("0.1")).toEqual({ tag: "TaskfoldError", reason: "worker-lost", message: "worker restarted: A" })
+  })
+
+  it("R-WORK-2 R-DISP-9 a retired incarnation's late reports and pulls place nothing on the worker; what it finished counts", () => {
+    const d = started({ dispatchMode: "pull", maxInFlight: 2, ackTimeout: 1_000 })
+    d.heartbeat("A", { slots: 2, incarnation: "a-1", n: 1 }, 0)
+    d.map(LOCAL, "0", "child", ["1", "2"], 0)
+    const pullAs = (incarnation: string, at: number) => {
+      const event: MachineEvent = {
+        _tag: "Pull",
+        reply: d.replyId(),
+        request: { instanceId: "inst-1", workerId: "A", incarnation, pageSize: 2 }
+      }
+      const value = replyValue(d.step([event], at), event.reply)
+      if (value instanceof RejectedError || value._tag !== "Pulled") throw new Error("not a Pulled reply")
+      return value.batch?.tasks.map((task) => task.id) ?? null
+    }
+    const reportAs = (incarnation: string, n: number, reports: ReadonlyArray<StatusReport>, at: number) => {
+      const event = d.reportsEvent("A", reports, n)
+      d.step([{ ...event, batch: { ...event.batch, incarnation } }], at)
+    }
+    expect(pullAs("a-1", 10)).toEqual(["0.1", "0.2"])
+    // A's process died with both pulled tasks; the new one says so before the old one's last words arrive
+    d.heartbeat("A", { slots: 2, incarnation: "a-2", seen: -1, firstSeen: -1, n: 1 }, 100)
+    reportAs(
+      "a-1",
+      7,
+      [
+        { taskId: "0.1", attempt: 0, status: TaskStatus.Received },
+        { taskId: "0.2", attempt: 0, status: TaskStatus.Succeeded, result: '"done"' }
+      ],
+      150
+    )
+    expect(d.live("0.1")).toMatchObject({ status: TaskStatus.Dispatched, attempt: 0 })
+    expect(d.row("0.2").status).toBe(TaskStatus.Succeeded)
+    // the old run's message number does not hide the new run's heartbeats
+    d.heartbeat("A", { slots: 3, incarnation: "a-2", idle: true, seen: -1, firstSeen: -1, n: 2 }, 200)
+    expect(d.worker("A")).toMatchObject({ incarnation: "a-2", lastMessage: 2, slots: 3 })
+    expect(pullAs("a-1", 300)).toBeNull()
+    // no one took 0.1: after ackTimeout it goes out again, counted, and the new run gets it
+    d.step([], 1_100)
+    expect(d.live("0.1")).toMatchObject({ status: TaskStatus.Waiting, redeliveries: 1 })
+    expect(pullAs("a-2", 1_200)).toEqual(["0.1"])
   })
 
   it("R-WORK-2 a new incarnation keeps what it took itself (batches from its firstSeen on)", () => {

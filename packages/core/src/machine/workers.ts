@@ -67,6 +67,15 @@ const startedBefore = (incarnation: string, current: string | undefined): boolea
 }
 
 /**
+ * A message from a run of the worker's process that a newer one replaced: it died, so its word that it holds a
+ * task, or its wish for more, is out of date (R-WORK-2). Work it finished is still done.
+ */
+export const fromRetiredRun = (worker: WorkerState, incarnation: string | undefined): boolean =>
+  incarnation !== undefined &&
+  incarnation !== worker.incarnation &&
+  (worker.retired.includes(incarnation) || startedBefore(incarnation, worker.incarnation))
+
+/**
  * A heartbeat naming a new incarnation: the worker's process restarted, and what the tracker had placed on
  * the old one is gone (R-WORK-2). False if the heartbeat comes from a retired or earlier incarnation (a late message).
  */

@@ -53,6 +53,8 @@ export const ReportBatch = Schema.Struct({
   workerId: Id,
   /** Numbers this worker's messages to the instance (reports and heartbeats), so an older heartbeat is known as such. */
   n: Schema.optionalKey(Count),
+  /** The run of the worker's process that sent it: a retired run's word that it holds a task is not taken. */
+  incarnation: Schema.optionalKey(Id),
   reports: Schema.Array(StatusReport)
 })
 export type ReportBatch = typeof ReportBatch.Type
@@ -106,6 +108,8 @@ export type HeartbeatReply = typeof HeartbeatReply.Type
 export const PullRequest = Schema.Struct({
   instanceId: Id,
   workerId: Id,
+  /** A pull from a retired run of the worker's process gets nothing: no one would run what it took. */
+  incarnation: Schema.optionalKey(Id),
   pageSize: Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: MAX_SLOTS }))
 })
 export type PullRequest = typeof PullRequest.Type

@@ -466,7 +466,13 @@ export const startWorker = (options: WorkerOptions): Effect.Effect<WorkerHandle,
         return
       }
       const { tasks, reports } = takeReports(instance)
-      const batch: ReportBatch = { instanceId: instance.id, workerId: options.id, n: ++instance.sent, reports }
+      const batch: ReportBatch = {
+        instanceId: instance.id,
+        workerId: options.id,
+        n: ++instance.sent,
+        incarnation,
+        reports
+      }
       runPromiseExit(instance.link.report(batch)).then((exit) => {
         if (Exit.isSuccess(exit)) {
           failedFlushes = 0
@@ -645,7 +651,7 @@ export const startWorker = (options: WorkerOptions): Effect.Effect<WorkerHandle,
       if (room <= 0) return
       instance.pulling = true
       runPromiseExit(
-        pullCall({ instanceId: instance.id, workerId: options.id, pageSize: Math.min(room, MAX_SLOTS) })
+        pullCall({ instanceId: instance.id, workerId: options.id, incarnation, pageSize: Math.min(room, MAX_SLOTS) })
       ).then(async (exit) => {
         let again = true
         if (Exit.isSuccess(exit)) {
