@@ -47,6 +47,7 @@ import {
   type JobPlan,
   type TreeNode
 } from "./jobs.ts"
+import regressions from "./regressions.json" with { type: "json" }
 import { scenarioArb } from "./scenario.ts"
 
 const RUNS = Number(process.env["SIM_RUNS"] ?? 1_000)
@@ -57,6 +58,10 @@ const MAX_TASKS = Number(process.env["SIM_TASKS"] ?? 24)
 const MAX_DEPTH = Number(process.env["SIM_DEPTH"] ?? 3)
 
 const FIND = process.env["SIM_FIND"]
+
+/** Runs that once failed (found by CI's random seeds), run first every time. */
+const REGRESSIONS: ReadonlyArray<[Scenario]> =
+  SEED === undefined ? regressions.map(({ scenario }) => [scenario as unknown as Scenario]) : []
 
 const reached: Record<string, number> = {}
 /** Counts what a run reached; with SIM_FIND=text, the first run reaching a matching thing fails, to show it. */
@@ -253,10 +258,12 @@ const property = (limits: Parameters<typeof scenarioArb>[0]) =>
     check(s, report)
   })
 
-const options = (runs: number) => ({
+const options = (runs: number, examples: ReadonlyArray<[Scenario]> = []) => ({
   numRuns: runs,
   ...(SEED === undefined ? {} : { seed: SEED }),
   ...(PATH === undefined ? {} : { path: PATH }),
+  // Runs that once failed (CI's random seeds found them) run first, every time.
+  examples: [...examples],
   // Shrinking replays a failing run many times; past 10 minutes it stops and reports what it has.
   interruptAfterTimeLimit: 10 * 60_000,
   markInterruptAsFailure: true
@@ -267,7 +274,7 @@ describe("system simulation", () => {
     "R-MAP-4 R-MAP-6 R-DISP-10 R-RETRY-3 R-RETRY-4 R-RETRY-5 R-WORK-2 R-FIN-3 R-FIN-4 R-FIN-6 R-FIN-8 R-REC-1 R-REC-2 system simulation: real tracker and workers under faults give one true outcome, in bounded time after calm",
     async () => {
       const started = performance.now()
-      await fc.assert(property({ maxTasks: MAX_TASKS, maxDepth: MAX_DEPTH }), options(RUNS))
+      await fc.assert(property({ maxTasks: MAX_TASKS, maxDepth: MAX_DEPTH }), options(RUNS, REGRESSIONS))
       if (process.env["SIM_STATS"])
         console.log(`${RUNS} runs in ${Math.round(performance.now() - started)} ms`, reached)
       // The property is not vacuous: true outcomes under faults, and failed ones, are reached.
