@@ -50,7 +50,8 @@ const decodeRequest = {
 
 /** Something that can receive task batches and stops: a Web Worker, or a worker in the page. */
 interface Endpoint {
-  readonly deliver: (batch: TaskBatch) => void
+  /** A worker in the page answers with its refusal; a Web Worker's answer does not come back (undefined). */
+  readonly deliver: (batch: TaskBatch) => RejectedError | undefined
   readonly stop: (message: StopMessage) => void
 }
 
@@ -112,7 +113,7 @@ export const makeWebWorkerNetwork = (): WebWorkerNetwork => {
     })
 
   /** postMessage throws on a value it cannot clone or a worker that is gone: a failed send, never a crash of the tracker. */
-  const deliverTo = (workerId: string, what: string, act: (found: Endpoint) => void) =>
+  const deliverTo = (workerId: string, what: string, act: (found: Endpoint) => RejectedError | undefined) =>
     Effect.flatMap(endpoint(workerId), (found) =>
       Effect.try({
         try: () => act(found),
@@ -121,12 +122,23 @@ export const makeWebWorkerNetwork = (): WebWorkerNetwork => {
             reason: "unreachable",
             message: `${what} to worker ${workerId} failed: ${String(error)}`
           })
-      })
+      }).pipe(
+        // A worker that refused the batch took nothing of it: the send fails (R-DISP-7, R-DISP-10).
+        Effect.flatMap((refused) =>
+          refused === undefined
+            ? Effect.void
+            : Effect.fail(new TransportError({ reason: "rejected", message: refused.message }))
+        )
+      )
     )
 
   const transport: TransportShape = {
     send: (workerId, batch) => deliverTo(workerId, "a task batch", (found) => found.deliver(batch)),
-    stop: (workerId, message) => deliverTo(workerId, "a stop", (found) => found.stop(message)),
+    stop: (workerId, message) =>
+      deliverTo(workerId, "a stop", (found) => {
+        found.stop(message)
+        return undefined
+      }),
     deliverOutcome: (instanceId, outcome) =>
       Effect.tryPromise({
         try: async () => owner(instanceId, outcome),
@@ -285,6 +297,7 @@ export const makeWebWorkerNetwork = (): WebWorkerNetwork => {
             typeof task.body === "string" ? task : { ...task, body: transferable(task.body, transfer) }
           )
           post({ type: "deliver", batch: { ...batch, tasks } }, transfer)
+          return undefined
         },
         stop: (message) => post({ type: "stop", message })
       }

@@ -1,4 +1,5 @@
-export { openSqliteStore, SqliteStoreLayer, type SqliteStore } from "./sqlite/store.ts"
+export { openSqliteDriver, type SqliteDriver } from "./sqlite/driver.ts"
+export { openSqliteOutcomeLog, openSqliteStore, SqliteStoreLayer, type SqliteStore } from "./sqlite/store.ts"
 export { listen, ListenError, type Listening } from "./http.ts"
 export { isJob, JobLoadError, loadJobs, type JobTable } from "./jobs.ts"
 export { LOCAL_WORKER_ID, makeTrackerServer, type TrackerServer, type TrackerServerOptions } from "./server/host.ts"

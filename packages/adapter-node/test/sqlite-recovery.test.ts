@@ -19,7 +19,7 @@ import { tempDatabases } from "./temp-db.ts"
 
 const databases = tempDatabases()
 
-/** A read-only second connection to the file, closed with the test's scope: what is on disk, not what the store says. */
+/** A read-only second connection, closed with the test's scope: what is on disk, not what the store says. */
 const reader = (file: string) =>
   Effect.acquireRelease(
     Effect.sync(() => new DatabaseSync(file, { readOnly: true })),
@@ -27,11 +27,11 @@ const reader = (file: string) =>
   )
 
 const terminalCount = (db: DatabaseSync): number =>
-  (db.prepare("SELECT count(*) AS n FROM tasks WHERE status >= 5").get() as { n: number }).n
+  (db.prepare("SELECT count(*) AS n FROM taskfold_tasks WHERE status >= 5").get() as { n: number }).n
 
 const terminalIds = (db: DatabaseSync): string[] =>
   db
-    .prepare("SELECT id FROM tasks WHERE status >= 5")
+    .prepare("SELECT id FROM taskfold_tasks WHERE status >= 5")
     .all()
     .map((row) => (row as { id: string }).id)
 
@@ -226,7 +226,8 @@ describe("sqlite store: a tracker restarted on the same database file", () => {
             expect(stored.live.every((row) => row.status < TaskStatus.Failed)).toBe(true)
             const onDisk = disk
               .prepare(
-                `SELECT t.status AS status, count(*) AS n FROM tasks t JOIN instances i ON t.instance = i.key
+                `SELECT t.status AS status, count(*) AS n
+                 FROM taskfold_tasks t JOIN taskfold_instances i ON t.instance = i.key
                  WHERE i.id = ? GROUP BY t.status ORDER BY t.status`
               )
               .all(instanceId)

@@ -1,6 +1,6 @@
 import { StoreError } from "@taskfold/core"
 import { TaskStatus, TaskStore, type WriteBatch } from "@taskfold/core/adapter"
-import { instanceRow, taskRow, taskStoreConformance, updateOf } from "@taskfold/core/testing"
+import { instanceRow, sqlStoreSuite, taskRow, taskStoreConformance, updateOf } from "@taskfold/core/testing"
 import { Effect } from "effect"
 import { existsSync } from "node:fs"
 import { DatabaseSync } from "node:sqlite"
@@ -12,6 +12,7 @@ const databases = tempDatabases()
 
 taskStoreConformance("sqlite :memory:", () => databases.open(":memory:"))
 taskStoreConformance("sqlite file", () => databases.open(databases.path()))
+sqlStoreSuite("node:sqlite", () => databases.driver(databases.path()))
 
 const run = <A, E>(effect: Effect.Effect<A, E>) => Effect.runPromise(effect)
 const failure = <A>(effect: Effect.Effect<A, StoreError>) => Effect.runPromise(Effect.flip(effect))
@@ -136,16 +137,23 @@ describe("sqlite store on a file", () => {
     const store = databases.open(file)
     await run(store.apply(batch("e", { inserts: [taskRow(0)] })))
     inspect(file, (db) =>
-      db.prepare("UPDATE instances SET row = ? WHERE id = 'e'").run(JSON.stringify({ id: "e", kind: "nonsense" }))
+      db
+        .prepare("UPDATE taskfold_instances SET row = ? WHERE id = 'e'")
+        .run(JSON.stringify({ id: "e", kind: "nonsense" }))
     )
     expect((await failure(store.load("e"))).reason).toBe("corrupt")
   })
 
-  it("refuses a database written with another schema version", () => {
-    const file = databases.path()
-    databases.open(file).close()
-    inspect(file, (db) => db.exec("PRAGMA user_version = 99"))
-    expect(() => databases.open(file)).toThrow(StoreError)
+  it("refuses a database written with a newer schema version, and a file of the layout before it", () => {
+    const newer = databases.path()
+    databases.open(newer).close()
+    inspect(newer, (db) => db.exec("UPDATE taskfold_schema SET version = 99"))
+    expect(() => databases.open(newer)).toThrow(/schema version 99/)
+    // Before the shared SQL schema the Node store kept its version in user_version, its tables unprefixed.
+    const older = databases.path()
+    inspect(older, (db) => db.exec("CREATE TABLE tasks (instance INTEGER); PRAGMA user_version = 1"))
+    expect(() => databases.open(older)).toThrow(StoreError)
+    expect(() => databases.open(older)).toThrow(/older taskfold/)
   })
 
   it("finds tasks by id through the (instance, id) index; the partial results index serves the results query", () => {
@@ -159,14 +167,17 @@ describe("sqlite store on a file", () => {
           .map((step) => (step as { detail: string }).detail)
           .join("; ")
       )
-    expect(plan("SELECT * FROM tasks WHERE instance = 1 AND id = '0.1'")).toContain("USING INDEX tasks_by_id")
+    expect(plan("SELECT * FROM taskfold_tasks WHERE instance = 1 AND id = '0.1'")).toContain(
+      "USING INDEX taskfold_tasks_by_id"
+    )
     // The planner picks: the primary key when nearly all rows are terminal (reduce's case), the partial
     // index when they are few. INDEXED BY fails to prepare unless the index can answer the query.
     expect(
       plan(
-        "SELECT seq FROM tasks INDEXED BY tasks_results WHERE instance = 1 AND run = 0 AND seq > 5 AND status >= 5 ORDER BY seq LIMIT 10"
+        `SELECT seq FROM taskfold_tasks INDEXED BY taskfold_tasks_results
+         WHERE instance = 1 AND run = 0 AND seq > 5 AND status >= 5 ORDER BY seq LIMIT 10`
       )
-    ).toContain("USING INDEX tasks_results")
+    ).toContain("USING INDEX taskfold_tasks_results")
   })
 
   it("deleting an instance removes its tasks, so a new instance of the same id starts empty", async () => {
@@ -191,7 +202,7 @@ describe("sqlite store on a file", () => {
     expect(existsSync(`${file}-wal`)).toBe(false)
     const ids = inspect(file, (db) =>
       db
-        .prepare("SELECT id FROM instances")
+        .prepare("SELECT id FROM taskfold_instances")
         .all()
         .map((row) => (row as { id: string }).id)
     )

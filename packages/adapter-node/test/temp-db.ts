@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterEach } from "vitest"
-import { openSqliteStore, type SqliteStore } from "../src/index.ts"
+import { openSqliteDriver, openSqliteStore, type SqliteDriver, type SqliteStore } from "../src/index.ts"
 
 /**
  * Temporary database files for one test file: each `path()` is a fresh file in its own folder, and
@@ -11,7 +11,7 @@ import { openSqliteStore, type SqliteStore } from "../src/index.ts"
  */
 export const tempDatabases = () => {
   const folders: string[] = []
-  const stores: SqliteStore[] = []
+  const stores: Array<SqliteStore | SqliteDriver> = []
   afterEach(() => {
     for (const store of stores.splice(0)) store.close()
     for (const folder of folders.splice(0)) rmSync(folder, { recursive: true, force: true })
@@ -26,5 +26,10 @@ export const tempDatabases = () => {
     stores.push(store)
     return store
   }
-  return { path, open }
+  const driver = (file: string | ":memory:"): SqliteDriver => {
+    const opened = openSqliteDriver(file)
+    stores.push(opened)
+    return opened
+  }
+  return { path, open, driver }
 }

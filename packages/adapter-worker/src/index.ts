@@ -1,12 +1,14 @@
 export { LOCAL_WORKER, taskfold, type TaskfoldOptions } from "./taskfold.ts"
 export {
+  busyWorkers,
+  durableObjectDriver,
+  makeDurableObjectStore,
   makeOutcomeTable,
-  makeSqlStore,
   MAX_BOUND_PARAMETERS,
   readInstanceRow,
   type OutcomeRecord,
   type SqlStorageLike
-} from "./sql-store.ts"
+} from "./sql-driver.ts"
 export {
   LANE_RUN_PATH,
   LaneHeartbeat,

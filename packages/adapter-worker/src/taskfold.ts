@@ -57,7 +57,7 @@ import {
   type LaneSet
 } from "./lanes.ts"
 import { makeLocalWorker, type LocalWorker } from "./local.ts"
-import { busyWorkers, makeOutcomeTable, makeSqlStore, readInstanceRow } from "./sql-store.ts"
+import { busyWorkers, makeOutcomeTable, makeDurableObjectStore as makeSqlStore, readInstanceRow } from "./sql-driver.ts"
 
 export interface TaskfoldOptions {
   /** The jobs this deployment runs; instances name one of them. */

@@ -1,10 +1,11 @@
 import { StoreError } from "@taskfold/core"
-import type { TaskStoreShape } from "@taskfold/core/adapter"
-import { instanceRow, taskRow, taskStoreConformance, updateOf } from "@taskfold/core/testing"
+import type { SqlDriver, TaskStoreShape } from "@taskfold/core/adapter"
+import { instanceRow, sqlStoreSuite, taskRow, taskStoreConformance, updateOf } from "@taskfold/core/testing"
 import { runInDurableObject } from "cloudflare:test"
 import { env } from "cloudflare:workers"
 import { Effect } from "effect"
 import { describe, expect, it } from "vitest"
+import { durableObjectDriver, MAX_BOUND_PARAMETERS } from "../src/sql-driver.ts"
 import type { StoreProbe } from "./worker.ts"
 
 /**
@@ -28,6 +29,26 @@ const storeInObject = (): TaskStoreShape => {
 }
 
 taskStoreConformance("Durable Object SQL", storeInObject)
+
+/** The driver of a fresh Durable Object, each call made inside it: core's SQL store suite runs on it. */
+const driverInObject = (): SqlDriver => {
+  const stub = env.PROBE.get(env.PROBE.newUniqueId())
+  const inside = <A, E>(call: (driver: SqlDriver) => Effect.Effect<A, E>): Effect.Effect<A, E> =>
+    Effect.flatten(
+      Effect.promise(() =>
+        runInDurableObject(stub, (_probe: StoreProbe, state) =>
+          Effect.runPromiseExit(call(durableObjectDriver(state.storage)))
+        )
+      )
+    )
+  return {
+    maxParams: MAX_BOUND_PARAMETERS,
+    execute: (statement) => inside((driver) => driver.execute(statement)),
+    transaction: (statements, mode) => inside((driver) => driver.transaction(statements, mode))
+  }
+}
+
+sqlStoreSuite("Durable Object SQL", driverInObject)
 
 describe("Durable Object SQL statements", () => {
   it("R-MAP-1 R-RETRY-4 a batch spanning many statements that fails at its last row changes nothing", async () => {

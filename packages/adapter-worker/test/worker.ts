@@ -5,8 +5,11 @@
  */
 import { defineJob, type Outcome } from "@taskfold/core"
 import { DurableObject } from "cloudflare:workers"
-import { makeSqlStore } from "../src/sql-store.ts"
+import { makeDurableObjectStore as makeSqlStore } from "../src/sql-driver.ts"
 import { LANE_RUN_PATH, taskfold } from "../src/index.ts"
+import { CONFORMANCE_PATH, serveConformance } from "./conformance.ts"
+
+export { LaneProbe } from "./conformance.ts"
 
 export const watch = {
   /** Runs of each task: `${instanceId} ${taskId}` → attempts seen, and when each started. */
@@ -153,6 +156,8 @@ export class StoreProbe extends DurableObject {
 
 export default {
   fetch: (request: Request, env: Record<string, unknown>, ctx: ExecutionContext) => {
+    // The far ends of the transport conformance runs (transport.test.ts).
+    if (new URL(request.url).pathname.startsWith(`${CONFORMANCE_PATH}/`)) return serveConformance(request, env, ctx)
     if (watch.swallowLaneStarts > 0 && new URL(request.url).pathname === LANE_RUN_PATH) {
       watch.swallowLaneStarts--
       watch.swallowed++

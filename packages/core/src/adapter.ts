@@ -56,6 +56,12 @@ export { serveExecutorPort, type JobLookup } from "./executor/guest.ts"
 export { portExecutor, type PortExecutor, type PortExecutorOptions } from "./executor/port-executor.ts"
 export { makeMemoryStore, MemoryStoreLayer } from "./memory/store.ts"
 export { makeMemoryOutcomeLog } from "./memory/outcome-log.ts"
+export { checkChanges, type SqlDriver, type SqlRow, type SqlStatement, type SqlValue } from "./sql/driver.ts"
+export { sqliteStoreError } from "./sql/errors.ts"
+export { readSqlBusyWorkers, readSqlInstanceRow } from "./sql/lookups.ts"
+export { makeSqlOutcomeLog } from "./sql/outcome-log.ts"
+export { migrateSqlSchema, SCHEMA_VERSION } from "./sql/schema.ts"
+export { makeSqlStore } from "./sql/store.ts"
 export { directLink, makeMemoryNetwork, type MemoryNetwork } from "./memory/transport.ts"
 export {
   DispatchRate,
