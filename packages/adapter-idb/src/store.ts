@@ -18,25 +18,7 @@ import {
  * Bodies live in their own object store under the same key: they are written once, while the row is
  * rewritten at every status change.
  */
-interface StoredTask {
-  readonly instance: string
-  readonly seq: number
-  readonly id: string
-  readonly run: number
-  readonly name: string
-  readonly kind: TaskRow["kind"]
-  readonly status: TaskRow["status"]
-  readonly worker: string | null
-  readonly attempt: number
-  readonly failures: number
-  readonly redeliveries: number
-  readonly childCount: number
-  readonly dueAt: number | null
-  readonly result: string | null
-  readonly resultCut: boolean
-  readonly lastError: string | null
-  readonly done: 0 | 1
-}
+type StoredTask = Omit<TaskRow, "body"> & { readonly instance: string; readonly done: 0 | 1 }
 
 type TaskKey = [instance: string, seq: number]
 
@@ -65,44 +47,14 @@ const instanceRange = (instanceId: string) => IDBKeyRange.bound([instanceId], [i
 /** Every task of one run, in the results index. */
 const runRange = (instanceId: string, run: number) => IDBKeyRange.bound([instanceId, run], [instanceId, run, []])
 
-const storedTask = (instance: string, row: TaskRow): StoredTask => ({
+// Core's TaskRow is the row codec: a stored task is the row without its body, with its instance and `done`.
+const storedTask = (instance: string, { body: _, ...row }: TaskRow): StoredTask => ({
+  ...row,
   instance,
-  seq: row.seq,
-  id: row.id,
-  run: row.run,
-  name: row.name,
-  kind: row.kind,
-  status: row.status,
-  worker: row.worker,
-  attempt: row.attempt,
-  failures: row.failures,
-  redeliveries: row.redeliveries,
-  childCount: row.childCount,
-  dueAt: row.dueAt,
-  result: row.result,
-  resultCut: row.resultCut,
-  lastError: row.lastError,
   done: isTerminal(row.status) ? 1 : 0
 })
 
-const taskRow = (stored: StoredTask, body: TaskBody): TaskRow => ({
-  id: stored.id,
-  seq: stored.seq,
-  run: stored.run,
-  name: stored.name,
-  kind: stored.kind,
-  body,
-  status: stored.status,
-  worker: stored.worker,
-  attempt: stored.attempt,
-  failures: stored.failures,
-  redeliveries: stored.redeliveries,
-  childCount: stored.childCount,
-  dueAt: stored.dueAt,
-  result: stored.result,
-  resultCut: stored.resultCut,
-  lastError: stored.lastError
-})
+const taskRow = ({ instance: _, done: __, ...stored }: StoredTask, body: TaskBody): TaskRow => ({ ...stored, body })
 
 /** A byte body is stored as its own bytes: a view into a larger buffer would store (and clone) all of it. */
 const storedBody = (body: TaskBody): TaskBody =>
@@ -226,28 +178,7 @@ export const openIdbStore = async (options: IdbStoreOptions = {}): Promise<IdbSt
           if (row === undefined || row.id !== update.id) {
             throw new Refused("not-found", `task ${update.id} (seq ${update.seq}) of ${instanceId} is not stored`)
           }
-          settle(
-            tasks.put({
-              instance: instanceId,
-              seq: row.seq,
-              id: row.id,
-              run: row.run,
-              name: row.name,
-              kind: row.kind,
-              status: update.status,
-              worker: update.worker,
-              attempt: update.attempt,
-              failures: update.failures,
-              redeliveries: update.redeliveries,
-              childCount: update.childCount,
-              dueAt: update.dueAt,
-              result: update.result,
-              resultCut: update.resultCut,
-              lastError: update.lastError,
-              done: isTerminal(update.status) ? 1 : 0
-            }),
-            fail
-          )
+          settle(tasks.put({ ...row, ...update, done: isTerminal(update.status) ? 1 : 0 }), fail)
         }
       }
       if (batch.deleteRuns.length > 0) {
