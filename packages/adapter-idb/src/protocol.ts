@@ -5,7 +5,16 @@
  */
 import { Schema } from "effect"
 import { RejectedError, StoreError, TransportError, type TaskBody } from "@taskfold/core"
-import { ContextAppend, Heartbeat, MapRequest, ReportBatch, StopMessage, TaskBatch } from "@taskfold/core/adapter"
+import {
+  ContextAppend,
+  Heartbeat,
+  MapRequest,
+  ReportBatch,
+  ReportsReply,
+  ResultsPage,
+  StopMessage,
+  TaskBatch
+} from "@taskfold/core/adapter"
 
 const Count = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
 const Id = Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(256))
@@ -13,23 +22,6 @@ const Id = Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(256))
 /** What a link call may fail with on the other side of the channel. */
 export const LinkError = Schema.Union([RejectedError, StoreError, TransportError])
 export type LinkError = typeof LinkError.Type
-
-export const ReportsReply = Schema.Struct({
-  applied: Count,
-  dropped: Count,
-  unknown: Schema.Array(Schema.String),
-  rejected: Schema.Array(Schema.Struct({ taskId: Schema.String, error: RejectedError }))
-})
-
-export const StoredResult = Schema.Struct({
-  id: Schema.String,
-  seq: Schema.Int,
-  name: Schema.String,
-  status: Schema.Int,
-  result: Schema.NullOr(Schema.String),
-  resultCut: Schema.Boolean,
-  lastError: Schema.NullOr(Schema.String)
-})
 
 export const ReadResultsRequest = Schema.Struct({
   instanceId: Id,
@@ -44,7 +36,7 @@ export const calls = {
   map: { request: MapRequest, answer: Count },
   heartbeat: { request: Heartbeat, answer: Schema.Null },
   appendContext: { request: ContextAppend, answer: Schema.Boolean },
-  readResults: { request: ReadResultsRequest, answer: Schema.Array(StoredResult) }
+  readResults: { request: ReadResultsRequest, answer: ResultsPage }
 } as const
 export type CallName = keyof typeof calls
 export const isCallName = (name: unknown): name is CallName => typeof name === "string" && Object.hasOwn(calls, name)
