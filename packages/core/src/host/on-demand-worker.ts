@@ -1,4 +1,4 @@
-import { Effect, Exit, Scope } from "effect"
+import { type Context, Effect, Exit, Scope } from "effect"
 import { RejectedError } from "../model/errors.ts"
 import type { StopMessage, TaskBatch } from "../model/messages.ts"
 import { isTerminal } from "../model/status.ts"
@@ -28,7 +28,11 @@ export const makeOnDemandWorker = (options: {
   readonly connect: (instanceId: string) => TrackerLink
   readonly heartbeatInterval: number
   readonly executor?: Executor
+  /** The services its runtimes run with (a test's clock, say); the default ones otherwise. */
+  readonly context?: Context.Context<never>
 }): OnDemandWorker => {
+  const runSync = options.context === undefined ? Effect.runSync : Effect.runSyncWith(options.context)
+  const runPromise = options.context === undefined ? Effect.runPromise : Effect.runPromiseWith(options.context)
   /** Tasks given and not yet settled, as instance, task and attempt. */
   const held = new Set<string>()
   const key = (instanceId: string, taskId: string, attempt: number) => `${instanceId}\n${taskId}\n${attempt}`
@@ -39,7 +43,7 @@ export const makeOnDemandWorker = (options: {
     const up = current
     if (up === undefined || held.size > 0) return
     current = undefined
-    void Effect.runPromise(Scope.close(up.scope, Exit.void))
+    void runPromise(Scope.close(up.scope, Exit.void))
   }
   const releaseSoon = () => {
     if (held.size === 0) queueMicrotask(release)
@@ -64,8 +68,8 @@ export const makeOnDemandWorker = (options: {
 
   const ensure = (): WorkerHandle => {
     if (current !== undefined) return current.handle
-    const scope = Effect.runSync(Scope.make())
-    const handle = Effect.runSync(
+    const scope = runSync(Scope.make())
+    const handle = runSync(
       startWorker({
         id: options.id,
         slots: options.slots,

@@ -108,7 +108,8 @@ describe("fault network", () => {
         Effect.gen(function* () {
           const net = yield* makeFaultNetwork({ seed: 1, policy: noFaults })
           const scope = yield* Scope.make()
-          // A tracker that answers a heartbeat only when its scope closes, the way a real one answers its waiting callers.
+          // A tracker that answers a heartbeat only when its scope closes,
+          // the way a real one answers its waiting callers.
           const tracker = {
             instanceId: "i",
             heartbeat: () =>

@@ -27,6 +27,7 @@ import {
   type Tracker,
   type WorkerHandle
 } from "../../src/adapter.ts"
+import { makeOnDemandWorker, type OnDemandWorker } from "../../src/host/on-demand-worker.ts"
 import { makeFaultNetwork, makeRandom, type FaultPolicy } from "../../src/testing/fault-network.ts"
 import { JOB_NAME, newJobLog, simJob, type JobLog, type JobPlan } from "./jobs.ts"
 
@@ -38,6 +39,8 @@ export type SimEvent =
   | { readonly _tag: "RestartWorker"; readonly pick: number; readonly downMs: number }
   | { readonly _tag: "AddWorker"; readonly slots: number }
   | { readonly _tag: "RestartTracker"; readonly process: boolean; readonly downMs: number }
+  /** A standing worker's runtime dies; `seen`: the transport saw it end and says so (R-WORK-7), else silence. */
+  | { readonly _tag: "EndStanding"; readonly pick: number; readonly seen: boolean }
 
 export interface Scenario {
   /** Seeds the network's and the store's faults. */
@@ -47,6 +50,8 @@ export interface Scenario {
   /** Slots of the remote workers there at the start. */
   readonly remotes: ReadonlyArray<number>
   readonly localSlots: number
+  /** Slots of the standing workers the tracker is told of (R-WORK-6): started by a send, gone when idle. */
+  readonly standing?: ReadonlyArray<number>
   readonly policy: FaultPolicy
   /** Chance that a store write (and a results read) fails with StoreError before calm. */
   readonly storeFailRate: number
@@ -272,6 +277,7 @@ const scenarioRun = (s: Scenario, debug?: (line: string) => void): Effect.Effect
         )
       })
 
+    const standing = (s.standing ?? []).map((slots, i) => ({ id: `s${i + 1}`, slots }))
     const first = yield* Scope.fork(outer)
     const tracker = yield* provide(
       startTracker({
@@ -280,7 +286,8 @@ const scenarioRun = (s: Scenario, debug?: (line: string) => void): Effect.Effect
         kind: s.job.kind,
         config,
         params: JSON.stringify({ sim: true }),
-        localWorkerId: LOCAL
+        localWorkerId: LOCAL,
+        standing
       }),
       first
     )
@@ -315,6 +322,29 @@ const scenarioRun = (s: Scenario, debug?: (line: string) => void): Effect.Effect
       })
     const remoteIds = () => [...workers.keys()].filter((id) => id !== LOCAL).sort()
 
+    // Standing workers as a host runs them: core's on-demand worker, whose runtime a send starts and which stops
+    // once it holds nothing; the network reaches it like any worker.
+    const onDemand = new Map<string, OnDemandWorker>()
+    const startStanding = (id: string, slots: number) => {
+      const worker = makeOnDemandWorker({
+        id,
+        slots,
+        jobs: (name) => (name === JOB_NAME ? job : undefined),
+        connect: net.link,
+        heartbeatInterval: config.heartbeatInterval,
+        context: services
+      })
+      onDemand.set(id, worker)
+      net.addWorker({
+        id,
+        join: () => Effect.void,
+        deliver: worker.deliver,
+        stop: worker.stop,
+        stats: () => ({ running: 0, queued: 0, completed: 0 })
+      })
+    }
+    for (const { id, slots } of standing) startStanding(id, slots)
+
     for (const slots of s.remotes) yield* startW(`w${++nextWorker}`, slots)
     yield* startW(LOCAL, s.localSlots)
 
@@ -341,6 +371,18 @@ const scenarioRun = (s: Scenario, debug?: (line: string) => void): Effect.Effect
           }
           case "AddWorker":
             return yield* startW(`w${++nextWorker}`, event.slots)
+          case "EndStanding": {
+            if (standing.length === 0) return
+            const { id, slots } = standing[event.pick % standing.length] as (typeof standing)[number]
+            const running = onDemand.get(id)?.running() ?? false
+            onDemand.get(id)?.close()
+            net.removeWorker(id)
+            trace.push(`${t} standing worker ${id} ends${running ? " holding tasks" : ""}${event.seen ? ", seen" : ""}`)
+            if (event.seen && current !== undefined) yield* current.tracker.workerGone(id, "its runtime ended")
+            // The next send starts a fresh runtime, as a host starts a fresh invocation.
+            startStanding(id, slots)
+            return
+          }
           case "StartWorker":
             if (!workers.has(event.id)) yield* startW(event.id, event.slots)
             return
@@ -360,7 +402,7 @@ const scenarioRun = (s: Scenario, debug?: (line: string) => void): Effect.Effect
           }
           case "Resume": {
             const scope = yield* Scope.fork(outer)
-            const resumed = yield* Effect.result(provide(resumeTracker(INSTANCE, LOCAL), scope))
+            const resumed = yield* Effect.result(provide(resumeTracker(INSTANCE, LOCAL, { standing }), scope))
             if (resumed._tag === "Success") {
               yield* adopt(resumed.success, scope)
               trace.push(`${t} tracker resumed`)

@@ -127,6 +127,7 @@ const eventArb = (downMax: number): fc.Arbitrary<SimEvent> =>
       downMs: fc.integer({ min: 0, max: downMax })
     }),
     fc.record({ _tag: fc.constant("AddWorker" as const), slots: fc.integer({ min: 1, max: 4 }) }),
+    fc.record({ _tag: fc.constant("EndStanding" as const), pick: fc.nat(7), seen: fc.boolean() }),
     fc.record({
       _tag: fc.constant("RestartTracker" as const),
       process: fc.boolean(),
@@ -163,6 +164,10 @@ export const scenarioArb = (limits: ScenarioLimits): fc.Arbitrary<Scenario> =>
       defaultConfig: defaultConfigArb,
       remotes: fc.array(fc.integer({ min: 1, max: 4 }), { maxLength: 3 }),
       localSlots: fc.integer({ min: 1, max: 4 }),
+      standing: fc.oneof(
+        { weight: 2, arbitrary: fc.constant([]) },
+        { weight: 1, arbitrary: fc.array(fc.integer({ min: 1, max: 3 }), { minLength: 1, maxLength: 2 }) }
+      ),
       policy: policyArb,
       // Now and then a store that fails most writes: the tracker gives writes up (R-RETRY-4).
       storeFailRate: limits.storm
@@ -192,6 +197,7 @@ export const scenarioArb = (limits: ScenarioLimits): fc.Arbitrary<Scenario> =>
         config,
         remotes: d.remotes,
         localSlots: d.localSlots,
+        standing: d.standing,
         policy: d.policy,
         storeFailRate: d.faulty ? d.storeFailRate : 0,
         faultMs: d.faulty ? d.faultMs : 0,

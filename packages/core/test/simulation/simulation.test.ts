@@ -92,7 +92,7 @@ const explain = (s: Scenario, report: RunReport, problem: string): string =>
     problem,
     `plan: ${describePlan(s.job)}`,
     `config: ${JSON.stringify(s.config)}`,
-    `workers: ${JSON.stringify(s.remotes)} local ${s.localSlots}; faultMs ${s.faultMs}; store failures ${report.storeFailures} (rate ${s.storeFailRate.toFixed(3)})`,
+    `workers: ${JSON.stringify(s.remotes)} local ${s.localSlots} standing ${JSON.stringify(s.standing ?? [])}; faultMs ${s.faultMs}; store failures ${report.storeFailures} (rate ${s.storeFailRate.toFixed(3)})`,
     `policy: ${JSON.stringify(s.policy)}`,
     `events: ${JSON.stringify(s.events)}`,
     `network: ${JSON.stringify([...report.networkStats])}`,
@@ -240,6 +240,10 @@ const check = (s: Scenario, report: RunReport): void => {
   if (report.trace.some((line) => line.includes("tracker resumed")))
     hit(outcome.ok ? "ok after a tracker restart" : "not ok after a tracker restart")
   if (report.trace.some((line) => line.includes("crashes"))) hit("worker or tracker crashed")
+  const byWorker = report.progress?.byWorker ?? {}
+  if (Object.entries(byWorker).some(([id, counts]) => /^s\d$/.test(id) && counts.succeeded > 0))
+    hit(`standing worker did work${outcome.ok ? " (ok)" : ""}`)
+  if (report.trace.some((line) => line.includes("ends holding tasks"))) hit("standing worker ended holding tasks")
   if (report.storeFailures > 0)
     hit(outcome.result.startsWith("storage failure") ? "storage failure outcome" : "store failed, instance went on")
   if ([...report.networkStats.keys()].some((key) => key.endsWith("too-large"))) hit("too-large message")
@@ -282,6 +286,8 @@ describe("system simulation", () => {
         expect(reached["ok (with faults)"] ?? 0).toBeGreaterThan(RUNS / 20)
         expect(reached["not ok (with faults)"] ?? 0).toBeGreaterThan(0)
         expect(reached["ok after a tracker restart"] ?? 0).toBeGreaterThan(0)
+        expect(reached["standing worker did work (ok)"] ?? 0).toBeGreaterThan(0)
+        expect(reached["standing worker ended holding tasks"] ?? 0).toBeGreaterThan(0)
       }
     },
     15 * 60_000
