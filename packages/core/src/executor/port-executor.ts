@@ -178,7 +178,8 @@ export const portExecutor = <P extends HostPort>(options: PortExecutorOptions<P>
       guest.gone = true
       guests.delete(port)
       guest.markLoaded()
-      const message = `the worker thread running this task stopped (${cause}); the tasks running on that thread failed with it`
+      const stopped = `the worker thread running this task stopped (${cause})`
+      const message = `${stopped}; the tasks running on that thread failed with it`
       for (const id of [...guest.runs.keys()]) settle(guest, id, failure("thread-crashed", message))
       if (guest.ready && !closed) open()
     },

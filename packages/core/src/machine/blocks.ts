@@ -136,7 +136,9 @@ export const hasChild = (state: MachineState, block: ChildBlock): boolean => {
   return false
 }
 
-/** Takes the next Waiting child out of the block, in order, as a LiveTask off the queue; undefined when none is left. */
+/**
+ * Takes the next Waiting child out of the block, in order, as a LiveTask off the queue; undefined when none is left.
+ */
 export const takeChild = (state: MachineState, block: ChildBlock): LiveTask | undefined => {
   if (!hasChild(state, block)) return undefined
   const index = block.next++

@@ -11,7 +11,9 @@ import { fromRetiredRun, touchWorker } from "./workers.ts"
 
 type Plan = Map<WorkerState, LiveTask[]>
 
-/** Tasks a worker may still take: its slots plus the queue allowance, less what it holds and is about to get (R-DISP-2). */
+/**
+ * Tasks a worker may still take: its slots plus the queue allowance, less what it holds and is about to get (R-DISP-2).
+ */
 const credit = (state: MachineState, worker: WorkerState, plan: Plan): number =>
   worker.slots + state.config.queueAllowance - worker.held - (plan.get(worker)?.length ?? 0)
 
@@ -220,7 +222,10 @@ export const pull = (state: MachineState, request: PullRequest, now: number): Ta
   return recordBatch(state, worker, tasks, now)
 }
 
-/** A delivery that did not get through: back to Waiting, or failed once maxRedeliveries is used up (R-DISP-8, R-DISP-10). */
+/**
+ * A delivery that did not get through: back to Waiting, or failed once maxRedeliveries is used up (R-DISP-8,
+ * R-DISP-10).
+ */
 export const redeliver = (state: MachineState, task: LiveTask, why: string, now: number): void => {
   acknowledge(state, task)
   task.redeliveries++
@@ -298,7 +303,8 @@ export const sendFailed = (
   const tasks = batch.tasks.filter((task) => task.batch === batch && task.status === TaskStatus.Dispatched)
   if (tasks.length === 0) return
   state.out.warnings.push(`sending batch ${seq} (${tasks.length} tasks) to worker ${workerId} failed: ${error}`)
-  // A worker that no longer has the params (it restarted) refuses a batch without them: sent again with them, not counted.
+  // A worker that no longer has the params (it restarted) refuses a batch without them: sent again with them, not
+  // counted.
   if (!tooLarge && !batch.withParams) {
     for (const task of tasks) requeue(state, task, now, null)
     return

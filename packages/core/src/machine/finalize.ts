@@ -11,7 +11,10 @@ const HISTORY = 10
 
 const counts = (run: RunState) => `total: ${run.created}, succeeded: ${run.succeeded}, failed: ${run.failed}`
 
-/** "total: 11, succeeded: 9, failed: 2; 2 of 11 tasks failed, reduce skipped; first errors: 0.3 (add, attempt 1): Error: boom; …" (R-BC-2, R-FIN-3, R-FIN-8). */
+/**
+ * "total: 11, succeeded: 9, failed: 2; 2 of 11 tasks failed, reduce skipped; first errors: 0.3 (add, attempt 1): Error:
+ * boom; …" (R-BC-2, R-FIN-3, R-FIN-8).
+ */
 const failureSummary = (run: RunState, what: string): string => {
   const first = run.errors.map(
     (failed) => `${failed.taskId} (${failed.name}, attempt ${failed.attempt}): ${describeError(failed.error)}`

@@ -120,9 +120,11 @@ const rowsProblem = (stored: StoredInstance): string | undefined => {
     terminalSucceeded !== succeeded ||
     terminalFailed !== failed
   ) {
+    const repeated = ids.size === stored.live.length ? "" : `, ${stored.live.length - ids.size} of them repeated`
     return (
-      `the store does not hold what the counters say: counted created ${created}, succeeded ${succeeded}, failed ${failed}; ` +
-      `stored ${rows} rows (${stored.live.length} live${ids.size === stored.live.length ? "" : `, ${stored.live.length - ids.size} of them repeated`}, ` +
+      "the store does not hold what the counters say: " +
+      `counted created ${created}, succeeded ${succeeded}, failed ${failed}; ` +
+      `stored ${rows} rows (${stored.live.length} live${repeated}, ` +
       `${terminalSucceeded} succeeded, ${terminalFailed} failed)`
     )
   }
@@ -248,7 +250,8 @@ export const restoreInstance = (
       if (task.status === TaskStatus.Dispatched) unacknowledged.push(task)
     }
   }
-  // Per-worker progress counts terminal tasks too (R-PROG-1); a worker known only from them is lost until it heartbeats.
+  // Per-worker progress counts terminal tasks too (R-PROG-1); a worker known only from them is lost until it
+  // heartbeats.
   for (const count of stored.terminal) {
     if (count.worker === null) continue
     let worker = state.workers.get(count.worker)

@@ -101,7 +101,9 @@ export const applyMap = (
     return answer(
       new RejectedError({
         reason: "map-gap",
-        message: `task ${parent.id} has ${parent.childCount} children; a call from item ${cursor} would leave a gap (an earlier call of this attempt did not get through)`
+        message:
+          `task ${parent.id} has ${parent.childCount} children; a call from item ${cursor} would leave a gap ` +
+          "(an earlier call of this attempt did not get through)"
       })
     )
   }

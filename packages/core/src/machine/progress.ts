@@ -37,7 +37,10 @@ export const pushProgress = (state: MachineState, now: number): void => {
   state.out.progress = progressSnapshot(state, now)
 }
 
-/** A task appends key/values to the instance context; past maxContextBytes the append is dropped with a warning (R-CTX-1). */
+/**
+ * A task appends key/values to the instance context; past maxContextBytes the append is dropped with a warning
+ * (R-CTX-1).
+ */
 export const appendContext = (state: MachineState, request: ContextAppend, now: number): boolean | RejectedError => {
   touchWorker(state, request.workerId, now)
   const task = runningTask(state, request.taskId, request.attempt, request.workerId)
@@ -46,7 +49,8 @@ export const appendContext = (state: MachineState, request: ContextAppend, now: 
   const bytes = utf8Length(JSON.stringify(merged))
   if (bytes > state.config.maxContextBytes) {
     state.out.warnings.push(
-      `context append from task ${request.taskId} dropped: the context would be ${bytes} bytes, maxContextBytes is ${state.config.maxContextBytes}`
+      `context append from task ${request.taskId} dropped: the context would be ${bytes} bytes, ` +
+        `maxContextBytes is ${state.config.maxContextBytes}`
     )
     return false
   }

@@ -62,7 +62,9 @@ export const applyReports = (state: MachineState, batch: ReportBatch, now: numbe
         taskId: report.taskId,
         error: new RejectedError({
           reason: report.attempt > task.attempt ? "stale-attempt" : "wrong-worker",
-          message: `task ${task.id} attempt ${task.attempt} is placed on ${task.worker?.id ?? "no worker"}; the report came from ${batch.workerId} for attempt ${report.attempt}`
+          message:
+            `task ${task.id} attempt ${task.attempt} is placed on ${task.worker?.id ?? "no worker"}; ` +
+            `the report came from ${batch.workerId} for attempt ${report.attempt}`
         })
       })
       continue

@@ -230,7 +230,9 @@ export type MachineEvent =
       readonly error: string
     }
   | { readonly _tag: "StoreFailed"; readonly cause: string }
-  /** The transport saw the worker end without its closing word (an invocation that crashed): it is lost now (R-WORK-7). */
+  /**
+   * The transport saw the worker end without its closing word (an invocation that crashed): it is lost now (R-WORK-7).
+   */
   | { readonly _tag: "WorkerGone"; readonly workerId: string; readonly reason: string }
   | { readonly _tag: "OutcomeAcked" }
   | { readonly _tag: "Tick" }

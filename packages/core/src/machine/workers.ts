@@ -138,7 +138,8 @@ export const applyHeartbeat = (state: MachineState, heartbeat: Heartbeat, now: n
   worker.freeSlots = heartbeat.freeSlots
   worker.queueLength = heartbeat.queueLength
   const seen = heartbeat.seen ?? Number.POSITIVE_INFINITY
-  // This incarnation took the batches from firstSeen to seen; one below firstSeen was taken by an earlier one, if at all.
+  // This incarnation took the batches from firstSeen to seen; one below firstSeen was taken by an earlier one, if at
+  // all.
   const first = heartbeat.firstSeen ?? Number.NEGATIVE_INFINITY
   // Batches the transport delivered that this incarnation still has not taken ackTimeout later were lost between the
   // two, or died with an earlier incarnation (idle or busy with other tasks, it would have seen them): their tasks
@@ -194,7 +195,10 @@ export const loseWorker = (state: MachineState, worker: WorkerState, now: number
   if (worker.standing) readmit(worker, now)
 }
 
-/** A lost standing worker is capacity again: the next send starts a fresh one, and the old one's late messages change nothing. */
+/**
+ * A lost standing worker is capacity again: the next send starts a fresh one, and the old one's late messages change
+ * nothing.
+ */
 const readmit = (worker: WorkerState, now: number): void => {
   if (worker.incarnation !== undefined) {
     worker.retired.push(worker.incarnation)
@@ -231,7 +235,10 @@ export const declareStanding = (state: MachineState, standing: ReadonlyArray<Sta
   }
 }
 
-/** The transport saw a worker end without its closing word (R-WORK-7): what it held is lost now, not after workerTimeout. */
+/**
+ * The transport saw a worker end without its closing word (R-WORK-7): what it held is lost now, not after
+ * workerTimeout.
+ */
 export const workerGone = (state: MachineState, workerId: string, reason: string, now: number): void => {
   const worker = state.workers.get(workerId)
   if (worker === undefined || worker.lost || worker.isLocal) return

@@ -51,7 +51,9 @@ export type StatusReport = typeof StatusReport.Type
 export const ReportBatch = Schema.Struct({
   instanceId: Id,
   workerId: Id,
-  /** Numbers this worker's messages to the instance (reports and heartbeats), so an older heartbeat is known as such. */
+  /**
+   * Numbers this worker's messages to the instance (reports and heartbeats), so an older heartbeat is known as such.
+   */
   n: Schema.optionalKey(Count),
   /** The run of the worker's process that sent it: a retired run's word that it holds a task is not taken. */
   incarnation: Schema.optionalKey(Id),

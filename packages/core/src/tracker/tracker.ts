@@ -74,7 +74,9 @@ export interface NewTrackerOptions extends TrackerHooks {
   readonly seed?: number
 }
 
-/** A step this much later than the tracker asked to wake (or half a heartbeat, if less) means its thread was stalled. */
+/**
+ * A step this much later than the tracker asked to wake (or half a heartbeat, if less) means its thread was stalled.
+ */
 const STALL_MS = 1_000
 
 /** Store writes are retried this many times before the instance fails with "storage failure" (R-RETRY-4). */
@@ -217,7 +219,8 @@ const runTracker = (
             Effect.forEach(
               sends,
               ({ workerId, batch }) =>
-                // The send's answer is the worker's receipt (R-DISP-10); a failure of any kind is counted by the machine.
+                // The send's answer is the worker's receipt (R-DISP-10); a failure of any kind is counted by the
+                // machine.
                 Effect.suspend(() => transport.send(workerId, batch)).pipe(
                   Effect.catchDefect((defect) =>
                     Effect.fail(new TransportError({ reason: "unreachable", message: toTaskError(defect).message }))

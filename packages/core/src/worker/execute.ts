@@ -102,7 +102,8 @@ const reducerOf = (job: Job): Reducer =>
 export const settleValue = (value: unknown, maxResultBytes: number | undefined): Settled => {
   let text: string
   try {
-    // No value is the one shared "null" (JSON.stringify makes a new string each time, and the store keeps every result).
+    // No value is the one shared "null" (JSON.stringify makes a new string each time, and the store keeps every
+    // result).
     text = value === null || value === undefined ? "null" : (JSON.stringify(value) ?? "null")
   } catch (error) {
     return {

@@ -366,7 +366,8 @@ export const startWorker = (options: WorkerOptions): Effect.Effect<WorkerHandle,
     const sleep = (ms: number): Promise<unknown> => runPromiseExit(Effect.sleep(ms))
     // The start time first (the worker's own clock): a tracker tells a late message of an earlier run of this
     // worker from a new run, even one it never saw (R-WORK-2).
-    const incarnation = `${(yield* Clock.currentTimeMillis).toString(36).padStart(9, "0")}-${globalThis.crypto.randomUUID()}`
+    const startedAt = (yield* Clock.currentTimeMillis).toString(36).padStart(9, "0")
+    const incarnation = `${startedAt}-${globalThis.crypto.randomUUID()}`
     const instances = new Map<string, InstanceOnWorker>()
     const queue = new Fifo<WorkerTask>()
     /** Running tasks by slot (no Set: entries that come and go all the time make a Set's tables outlive them). */
@@ -582,7 +583,10 @@ export const startWorker = (options: WorkerOptions): Effect.Effect<WorkerHandle,
       }
     }
 
-    /** Processors start on a later turn of the event loop, never inside deliver: taking a batch is its receipt (R-DISP-10). */
+    /**
+     * Processors start on a later turn of the event loop, never inside deliver: taking a batch is its receipt
+     * (R-DISP-10).
+     */
     let pumpScheduled = false
     const schedulePump = (): void => {
       if (pumpScheduled || closed) return
