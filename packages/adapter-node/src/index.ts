@@ -3,7 +3,6 @@ export { openSqliteOutcomeLog, openSqliteStore, SqliteStoreLayer, type SqliteSto
 export { listen, ListenError, type Listening } from "./http.ts"
 export { isJob, JobLoadError, loadJobs, type JobTable } from "./jobs.ts"
 export { LOCAL_WORKER_ID, makeTrackerServer, type TrackerServer, type TrackerServerOptions } from "./server/host.ts"
-export { sqliteOutcomeLog } from "./server/outcomes.ts"
 export { serveTracker, type RunningTracker, type ServeTrackerOptions } from "./server/serve.ts"
 export {
   defaultWorkerId,

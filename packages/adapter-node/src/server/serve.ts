@@ -3,9 +3,8 @@ import { makeMemoryOutcomeLog, makeMemoryStore, type TaskStoreShape } from "@tas
 import { DEFAULT_MAX_BODY_BYTES, makeTrackerApp } from "@taskfold/core/wire"
 import { Effect, type Scope } from "effect"
 import { listen, type ListenError } from "../http.ts"
-import { openSqliteStore } from "../sqlite/store.ts"
+import { openSqliteOutcomeLog, openSqliteStore } from "../sqlite/store.ts"
 import { makeTrackerServer, type TrackerServer, type TrackerServerOptions } from "./host.ts"
-import { sqliteOutcomeLog } from "./outcomes.ts"
 
 export interface ServeTrackerOptions extends Omit<TrackerServerOptions, "store" | "outcomes"> {
   /** 0 picks a free port. */
@@ -37,7 +36,7 @@ export const serveTracker = (
       db === undefined
         ? makeMemoryOutcomeLog()
         : yield* Effect.acquireRelease(
-            Effect.try({ try: () => sqliteOutcomeLog(db), catch: (error) => storeError(db, error) }),
+            Effect.try({ try: () => openSqliteOutcomeLog(db), catch: (error) => storeError(db, error) }),
             (log) => Effect.sync(() => log.close())
           )
     const server = yield* makeTrackerServer({ ...options, store, outcomes })
