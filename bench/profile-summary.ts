@@ -80,7 +80,8 @@ console.log(`${"self ms".padStart(9)} ${"self %".padStart(7)}  function  (file:l
 for (const row of rows) {
   const pct = total === 0 ? 0 : (100 * row.micros) / total
   console.log(
-    `${(row.micros / 1000).toFixed(1).padStart(9)} ${pct.toFixed(1).padStart(6)}%  ${row.name}${row.where === "" ? "" : `  (${row.where})`}`
+    `${(row.micros / 1000).toFixed(1).padStart(9)} ${pct.toFixed(1).padStart(6)}%  ${row.name}` +
+      (row.where === "" ? "" : `  (${row.where})`)
   )
 }
 

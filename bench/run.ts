@@ -181,7 +181,8 @@ const repeatOnce = async (label: string, i: number, make: () => Promise<ChildRes
   const result = await make()
   const rate = result.perSecond > 0 ? `, ${count(result.perSecond)}/s` : ""
   log(
-    `  ${label} ${i + 1}/${runs}: ${result.seconds.toFixed(3)} s${rate}, peak RSS ${(result.peakRss / MiB).toFixed(0)} MiB`
+    `  ${label} ${i + 1}/${runs}: ${result.seconds.toFixed(3)} s${rate}, ` +
+      `peak RSS ${(result.peakRss / MiB).toFixed(0)} MiB`
   )
   return [result]
 }
@@ -239,7 +240,8 @@ const inProcessRow = (n: number): Row => {
 
 const inProcessScenario = async (): Promise<void> => {
   log(
-    `\nin-process: runJob, memory store, 4 workers × 16 slots, N = ${sizes.inprocess.map(count).join(" and ")} (median of ${runs})`
+    "\nin-process: runJob, memory store, 4 workers × 16 slots, " +
+      `N = ${sizes.inprocess.map(count).join(" and ")} (median of ${runs})`
   )
   try {
     await runInProcess(sizes.inprocess)
@@ -259,7 +261,8 @@ const waitingScenario = async (n: number): Promise<void> => {
     for (let i = 0; i < runs; i++) {
       const result = await runScenario("waiting", ["--n", String(n)])
       log(
-        `  waiting ${i + 1}/${runs}: ${count(result["bytesPerWaitingTask"] as number)} B per waiting task, peak RSS ${(result.peakRss / MiB).toFixed(0)} MiB`
+        `  waiting ${i + 1}/${runs}: ${count(result["bytesPerWaitingTask"] as number)} B per waiting task, ` +
+          `peak RSS ${(result.peakRss / MiB).toFixed(0)} MiB`
       )
       results.push(result)
     }
@@ -340,7 +343,8 @@ const sqliteScenario = async (): Promise<void> => {
 const sqliteLargeScenario = async (n: number): Promise<void> => {
   const title = `sqlite store, ${count(n)} sub-tasks, 4 workers`
   log(
-    `\n${title}: the root maps in calls of ${count(SQLITE_LARGE_CHUNK)} items; one run, given up after ${SQLITE_LARGE_DEADLINE} s`
+    `\n${title}: the root maps in calls of ${count(SQLITE_LARGE_CHUNK)} items; ` +
+      `one run, given up after ${SQLITE_LARGE_DEADLINE} s`
   )
   try {
     const args = ["--n", String(n), "--chunk", String(SQLITE_LARGE_CHUNK), "--deadline", String(SQLITE_LARGE_DEADLINE)]
@@ -348,8 +352,9 @@ const sqliteLargeScenario = async (n: number): Promise<void> => {
     const completed = result["completed"] === true
     const done = result["done"] as number
     log(
-      `  sqlite ${count(n)}: ${completed ? "done" : `gave up with ${count(done)} done`} in ${result.seconds.toFixed(1)} s, ` +
-        `${count(result.perSecond)}/s, peak RSS ${(result.peakRss / MiB).toFixed(0)} MiB`
+      `  sqlite ${count(n)}: ${completed ? "done" : `gave up with ${count(done)} done`} ` +
+        `in ${result.seconds.toFixed(1)} s, ${count(result.perSecond)}/s, ` +
+        `peak RSS ${(result.peakRss / MiB).toFixed(0)} MiB`
     )
     const figures = completed
       ? [
@@ -565,7 +570,8 @@ const environment = {
 }
 log(
   `taskfold bench (${environment.mode}: median of ${runs} runs, each in a fresh process) — Node ${process.version}, ` +
-    `${environment.cpus} × ${environment.cpuModel}, load average ${environment.loadAverageAtStart.map((l) => l.toFixed(2)).join(" ")}`
+    `${environment.cpus} × ${environment.cpuModel}, ` +
+    `load average ${environment.loadAverageAtStart.map((l) => l.toFixed(2)).join(" ")}`
 )
 const started = performance.now()
 if (only.has("machine")) await machineScenario()
@@ -578,7 +584,8 @@ const seconds = (performance.now() - started) / 1000
 printTable()
 const loadAverageAtEnd = loadavg()
 console.log(
-  `\n${environment.mode} bench took ${seconds.toFixed(0)} s; load average at the end ${loadAverageAtEnd.map((l) => l.toFixed(2)).join(" ")}. ` +
+  `\n${environment.mode} bench took ${seconds.toFixed(0)} s; ` +
+    `load average at the end ${loadAverageAtEnd.map((l) => l.toFixed(2)).join(" ")}. ` +
     "Targets are shown, not asserted."
 )
 const file = fileURLToPath(new URL("./results.json", import.meta.url))

@@ -18,7 +18,8 @@ const show = (progress: Progress) => {
     const width = 24
     const filled = p.total === 0 ? 0 : Math.round((done / p.total) * width)
     rows.push(
-      `${name.padEnd(6)} [${"#".repeat(filled).padEnd(width, ".")}] ${String(done).padStart(6)} / ${String(p.total).padEnd(6)} ${Math.round(rate).toString().padStart(8)} tasks/s`
+      `${name.padEnd(6)} [${"#".repeat(filled).padEnd(width, ".")}] ` +
+        `${String(done).padStart(6)} / ${String(p.total).padEnd(6)} ${Math.round(rate).toString().padStart(8)} tasks/s`
     )
     previous.done[name] = done
   }

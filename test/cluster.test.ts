@@ -114,7 +114,8 @@ describe("a tracker server and worker processes on 127.0.0.1", () => {
     const status = await statusOf(tracker.url, "sum-100k")
     for (const id of ["w1", "w2", "w3"]) expect(status?.progress.byWorker[id]?.succeeded ?? 0).toBeGreaterThan(0)
     console.log(
-      `100,000 sub-tasks over HTTP, tracker + 3 worker processes, SQLite store: ${seconds.toFixed(1)} s, ${Math.round(n / seconds)} sub-tasks/s (submit to outcome)`
+      `100,000 sub-tasks over HTTP, tracker + 3 worker processes, SQLite store: ${seconds.toFixed(1)} s, ` +
+        `${Math.round(n / seconds)} sub-tasks/s (submit to outcome)`
     )
   }, 240_000)
 
@@ -135,7 +136,8 @@ describe("a tracker server and worker processes on 127.0.0.1", () => {
     const after = await until(tracker.url, "kill-worker", finished, 120_000)
     expect(after.outcome?.ok).toBe(true)
     expect(JSON.parse(after.outcome?.result ?? "null")).toEqual(expectedSum(n))
-    // The killed worker's unfinished tasks ran again elsewhere (delivery is at-least-once), yet reduce counted each once.
+    // The killed worker's unfinished tasks ran again elsewhere (delivery is at-least-once),
+    // yet reduce counted each once.
     const runs = new Map<string, number>()
     for (const run of executions(dir)) runs.set(run.id, (runs.get(run.id) ?? 0) + 1)
     expect(runs.size).toBe(n)

@@ -1,7 +1,7 @@
 import { defineJob, type Job } from "@taskfold/core"
 import type { StopMessage, TaskBatch, WorkerHandle } from "@taskfold/core/adapter"
 import { makeTrackerApp, makeWorkerApp } from "@taskfold/core/wire"
-import { makeTrackerServer, openSqliteStore, sqliteOutcomeLog, type TrackerServer } from "@taskfold/node"
+import { makeTrackerServer, openSqliteStore, openSqliteOutcomeLog, type TrackerServer } from "@taskfold/node"
 import { Effect, Exit, Scope } from "effect"
 import fc from "fast-check"
 import type { Hono } from "hono"
@@ -15,7 +15,10 @@ const token = randomBytes(12).toString("hex")
 const auth = { authorization: `Bearer ${token}`, "content-type": "application/json" }
 const MAX_BODY = 64 * 1024
 
-/** Opened by a test when the held instance may go on: until then its root waits and nothing can move but what a request does. */
+/**
+ * Opened by a test when the held instance may go on:
+ * until then its root waits and nothing can move but what a request does.
+ */
 let openGate = () => {}
 let gate: Promise<void> = Promise.resolve()
 
@@ -68,14 +71,17 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
 })
 
-/** The tracker server's host on a SQLite store, behind makeTrackerApp, with the instance "held" live and its root waiting. */
+/**
+ * The tracker server's host on a SQLite store, behind makeTrackerApp,
+ * with the instance "held" live and its root waiting.
+ */
 const setup = async (): Promise<Setup> => {
   gate = new Promise((resolve) => (openGate = resolve))
   const dir = tempDir("trust")
   cleanups.push(() => removeDir(dir))
   const db = join(dir, "tasks.db")
   const store = openSqliteStore(db)
-  const outcomes = sqliteOutcomeLog(db)
+  const outcomes = openSqliteOutcomeLog(db)
   cleanups.push(() => {
     store.close()
     outcomes.close()

@@ -39,7 +39,8 @@ export const runScenario = (name: string, args: ReadonlyArray<string>, timeoutMs
       if (code !== 0 || line === undefined) {
         return reject(
           new Error(
-            `${name} ${args.join(" ")} exited with ${signal ?? code} and no result${line === undefined ? "" : " (a result was printed)"}`
+            `${name} ${args.join(" ")} exited with ${signal ?? code} and no result` +
+              (line === undefined ? "" : " (a result was printed)")
           )
         )
       }

@@ -43,7 +43,9 @@ export const ensureRedis = (
   const install = spawnSync("apt-get", ["install", "-y", "--no-install-recommends", BINARY], { encoding: "utf8", env })
   if (install.error !== undefined || install.status !== 0) {
     return {
-      missing: `it is not installed and apt-get install -y redis-server failed (${install.error?.message ?? tail(install.stderr)})`
+      missing:
+        "it is not installed and apt-get install -y redis-server failed " +
+        `(${install.error?.message ?? tail(install.stderr)})`
     }
   }
   const installed = version()

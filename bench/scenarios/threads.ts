@@ -35,9 +35,10 @@ const timed = async (threads: number): Promise<number> => {
 }
 
 console.log(
-  `primes below ${params.upTo.toLocaleString("en-US")} in ${params.ranges * params.blocksPerRange} blocks, ${rounds} round(s); load ${loadavg()
-    .map((l) => l.toFixed(2))
-    .join(" ")}`
+  `primes below ${params.upTo.toLocaleString("en-US")} in ${params.ranges * params.blocksPerRange} blocks, ` +
+    `${rounds} round(s); load ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(" ")}`
 )
 const one: number[] = []
 const two: number[] = []
@@ -47,8 +48,9 @@ for (let round = 0; round < rounds; round++) {
 }
 const ratio = median(one) / median(two)
 console.log(
-  `1 thread ${median(one).toFixed(2)} s, 2 threads ${median(two).toFixed(2)} s: 2 threads are ${ratio.toFixed(2)}× as fast; load ${loadavg()
-    .map((l) => l.toFixed(2))
-    .join(" ")}`
+  `1 thread ${median(one).toFixed(2)} s, 2 threads ${median(two).toFixed(2)} s: ` +
+    `2 threads are ${ratio.toFixed(2)}× as fast; load ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(" ")}`
 )
 emit({ params, oneThread: one, twoThreads: two, ratio })

@@ -62,7 +62,8 @@ export const processes = () => {
             finish()
             fail(
               new Error(
-                `${name} exited (${exitCode}) before printing ${pattern}\n--- stderr\n${err.slice(-3000)}\n--- stdout\n${out.slice(-1000)}`
+                `${name} exited (${exitCode}) before printing ${pattern}\n` +
+                  `--- stderr\n${err.slice(-3000)}\n--- stdout\n${out.slice(-1000)}`
               )
             )
           }

@@ -1,7 +1,10 @@
 import type { Outcome, Progress } from "@taskfold/core"
 import type { WordCountParams } from "./wordcount.ts"
 
-/** A finished run, as the page keeps it in localStorage (IndexedDB lets go of an instance once its outcome is taken). */
+/**
+ * A finished run, as the page keeps it in localStorage
+ * (IndexedDB lets go of an instance once its outcome is taken).
+ */
 export interface FinishedRun {
   readonly instanceId: string
   readonly params: WordCountParams | null

@@ -148,7 +148,9 @@ const renderInstance = (instanceId: string) => {
   if (info) {
     const p = document.createElement("p")
     p.className = "muted"
-    p.textContent = `${info.params.lines.toLocaleString()} lines, ${info.params.linesPerChunk} per chunk, ${info.params.delayMs ?? 0} ms per chunk; page loads so far: ${info.sessions}`
+    p.textContent =
+      `${info.params.lines.toLocaleString()} lines, ${info.params.linesPerChunk} per chunk, ` +
+      `${info.params.delayMs ?? 0} ms per chunk; page loads so far: ${info.sessions}`
     children.push(p)
   }
   if (progress) {
@@ -219,13 +221,16 @@ const renderFinished = () => {
       const when = document.createElement("span")
       when.className = "muted"
       const seconds = run.startedAt === null ? null : (run.outcome.finishedAt - run.startedAt) / 1000
-      when.textContent = `${seconds === null ? "" : `${seconds.toFixed(1)} s`}${run.sessions > 1 ? `, across ${run.sessions} page loads` : ""}`
+      when.textContent =
+        (seconds === null ? "" : `${seconds.toFixed(1)} s`) +
+        (run.sessions > 1 ? `, across ${run.sessions} page loads` : "")
       header.append(title, when)
       const body = document.createElement("p")
       if (run.outcome.ok) {
         const value = JSON.parse(run.outcome.result) as WordCountResult
         body.textContent =
-          `${value.words.toLocaleString()} words (${value.distinct} distinct) in ${value.chunks.toLocaleString()} chunks. ` +
+          `${value.words.toLocaleString()} words (${value.distinct} distinct) ` +
+          `in ${value.chunks.toLocaleString()} chunks. ` +
           `Most frequent: ${value.top.map(([word, count]) => `${word} ${count.toLocaleString()}`).join(", ")}`
       } else body.textContent = run.outcome.result
       card.append(header, body)
@@ -340,8 +345,8 @@ const main = async () => {
   }
   form.querySelector("button[type=submit]")?.removeAttribute("disabled")
   setStatus(
-    `${cluster.workers.length} Web Workers (navigator.hardwareConcurrency = ${navigator.hardwareConcurrency}), 4 slots each; ` +
-      `tasks stored in IndexedDB "${DATABASE}".` +
+    `${cluster.workers.length} Web Workers (navigator.hardwareConcurrency = ${navigator.hardwareConcurrency}), ` +
+      `4 slots each; tasks stored in IndexedDB "${DATABASE}".` +
       (resumed.length > 0 ? ` Resumed ${resumed.length} run${resumed.length > 1 ? "s" : ""} from IndexedDB.` : "")
   )
   api.ready = true

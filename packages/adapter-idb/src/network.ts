@@ -112,7 +112,10 @@ export const makeWebWorkerNetwork = (): WebWorkerNetwork => {
       return found === undefined ? Effect.fail(unreachable(`worker ${workerId}`)) : Effect.succeed(found)
     })
 
-  /** postMessage throws on a value it cannot clone or a worker that is gone: a failed send, never a crash of the tracker. */
+  /**
+   * postMessage throws on a value it cannot clone or a worker that is gone:
+   * a failed send, never a crash of the tracker.
+   */
   const deliverTo = (workerId: string, what: string, act: (found: Endpoint) => RejectedError | undefined) =>
     Effect.flatMap(endpoint(workerId), (found) =>
       Effect.try({
@@ -150,7 +153,10 @@ export const makeWebWorkerNetwork = (): WebWorkerNetwork => {
       })
   }
 
-  /** A worker's call to the tracker: checked with the core's schema, answered with the result encoded by its own schema. */
+  /**
+   * A worker's call to the tracker: checked with the core's schema,
+   * answered with the result encoded by its own schema.
+   */
   const answerCall = (
     workerId: string,
     name: CallName,
@@ -284,7 +290,8 @@ export const makeWebWorkerNetwork = (): WebWorkerNetwork => {
       port.addEventListener("messageerror", () =>
         console.warn(`taskfold: a message from worker ${options.id} could not be read`)
       )
-      // A script that fails to load or throws outside any task: the worker is gone for the tracker (R-DISP-7, R-WORK-1).
+      // A script that fails to load or throws outside any task: the worker is gone for the tracker
+      // (R-DISP-7, R-WORK-1).
       worker.addEventListener("error", (event: ErrorEvent) => {
         event.preventDefault()
         close(event.message || "failed")

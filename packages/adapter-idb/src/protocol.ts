@@ -30,7 +30,10 @@ export const ReadResultsRequest = Schema.Struct({
   limit: Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 100_000 }))
 })
 
-/** The calls a worker makes to the tracker: the request schema (checked by the page) and the answer's (checked by the worker). */
+/**
+ * The calls a worker makes to the tracker: the request schema (checked by the page)
+ * and the answer's (checked by the worker).
+ */
 export const calls = {
   report: { request: ReportBatch, answer: ReportsReply },
   map: { request: MapRequest, answer: Count },

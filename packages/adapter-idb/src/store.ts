@@ -164,7 +164,8 @@ export const openIdbStore = async (options: IdbStoreOptions = {}): Promise<IdbSt
         return
       }
       settle(instances.put(batch.instance), fail)
-      // `add` refuses an existing [instance, seq] key and the unique [instance, id] index: a duplicate aborts the batch.
+      // `add` refuses an existing [instance, seq] key and the unique [instance, id] index:
+      // a duplicate aborts the batch.
       for (const row of batch.inserts) {
         settle(tasks.add(storedTask(instanceId, row)), fail)
         settle(bodies.add(storedBody(row.body), [instanceId, row.seq]), fail)

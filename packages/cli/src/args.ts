@@ -44,7 +44,10 @@ export const integer = (value: string | undefined, flag: string, fallback: numbe
   return number
 }
 
-/** --threads: worker threads the processors run on (R-DISP-10); 0 runs them in the worker's own thread. Default: the cores. */
+/**
+ * --threads: worker threads the processors run on (R-DISP-10); 0 runs them in the worker's own thread.
+ * Default: the cores.
+ */
 export const threads = (value: string | undefined): number => {
   const number = integer(value, "--threads", availableParallelism(), 0)
   if (number > MAX_THREADS)

@@ -61,7 +61,8 @@ export const progressView = (
       const filled = counts.total === 0 ? 0 : Math.round((done / counts.total) * BAR)
       const failed = counts.failed > 0 ? ` ${counts.failed} failed` : ""
       rows.push(
-        `${name.slice(0, 12).padEnd(12)} [${"#".repeat(filled).padEnd(BAR, ".")}] ${String(done).padStart(8)} / ${String(counts.total).padEnd(8)}${failed}`
+        `${name.slice(0, 12).padEnd(12)} [${"#".repeat(filled).padEnd(BAR, ".")}] ` +
+          `${String(done).padStart(8)} / ${String(counts.total).padEnd(8)}${failed}`
       )
     }
     const workers = Object.keys(progress.byWorker).length
@@ -122,7 +123,9 @@ export const describeStatus = (status: {
     lines.push("  tasks          total  waiting  dispatched  running  succeeded  failed")
     for (const [name, c] of names) {
       lines.push(
-        `  ${name.slice(0, 12).padEnd(12)} ${String(c.total).padStart(7)} ${String(c.waiting).padStart(8)} ${String(c.dispatched).padStart(11)} ${String(c.running).padStart(8)} ${String(c.succeeded).padStart(10)} ${String(c.failed).padStart(7)}`
+        `  ${name.slice(0, 12).padEnd(12)} ${String(c.total).padStart(7)} ${String(c.waiting).padStart(8)} ` +
+          `${String(c.dispatched).padStart(11)} ${String(c.running).padStart(8)} ` +
+          `${String(c.succeeded).padStart(10)} ${String(c.failed).padStart(7)}`
       )
     }
   }
@@ -131,7 +134,8 @@ export const describeStatus = (status: {
     lines.push("  workers                          assigned  running  succeeded  failed")
     for (const [id, w] of workers) {
       lines.push(
-        `  ${id.slice(0, 32).padEnd(32)} ${String(w.assigned).padStart(8)} ${String(w.running).padStart(8)} ${String(w.succeeded).padStart(10)} ${String(w.failed).padStart(7)}`
+        `  ${id.slice(0, 32).padEnd(32)} ${String(w.assigned).padStart(8)} ${String(w.running).padStart(8)} ` +
+          `${String(w.succeeded).padStart(10)} ${String(w.failed).padStart(7)}`
       )
     }
   }

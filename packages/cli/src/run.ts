@@ -92,7 +92,8 @@ export const run = async (args: ReadonlyArray<string>): Promise<number> => {
     const results = await runEffect(
       Effect.scoped(
         Effect.gen(function* () {
-          // The in-process tracker keeps the bodies it sends, so the threads get copies; stdout is for the outcome alone.
+          // The in-process tracker keeps the bodies it sends, so the threads get copies;
+          // stdout is for the outcome alone.
           const executor = yield* scopedThreadPool(threadCount, { modules: [modulePath], stdoutToStderr: true })
           const withExecutor = executor === undefined ? {} : { executor }
           if (store !== undefined) {
@@ -131,7 +132,8 @@ export const run = async (args: ReadonlyArray<string>): Promise<number> => {
             ...(store === undefined ? {} : { store })
           })
           process.stderr.write(
-            `instance ${handle.instanceId} of job ${job.name} on ${workers} in-process worker${workers === 1 ? "" : "s"}\n`
+            `instance ${handle.instanceId} of job ${job.name} on ${workers} ` +
+              `in-process worker${workers === 1 ? "" : "s"}\n`
           )
           yield* watch(handle.progress)
           const result = yield* handle.result

@@ -98,7 +98,10 @@ describe("broadcast end to end", () => {
           expect(posted).toBe(0)
           expect(outcome.ok).toBe(false)
           expect(outcome.result).toMatch(
-            /^total: 4, succeeded: 3, failed: 1; 1 of 4 tasks failed, postProcess skipped; first errors: 0\.\d \(BROADCAST, attempt 0\): Error: disk full on worker-2$/
+            new RegExp(
+              /^total: 4, succeeded: 3, failed: 1; 1 of 4 tasks failed, postProcess skipped; /.source +
+                /first errors: 0\.\d \(BROADCAST, attempt 0\): Error: disk full on worker-2$/.source
+            )
           )
           expect(outcome.counts).toEqual({ created: 4, succeeded: 3, failed: 1 })
           expect(outcome.errors).toEqual([
@@ -178,7 +181,8 @@ describe("broadcast end to end", () => {
           expect(processed).toBe(0)
           expect(outcome.ok).toBe(false)
           expect(outcome.result).toBe(
-            "total: 1, succeeded: 0, failed: 1; 1 of 1 tasks failed, postProcess skipped; first errors: 0 (ROOT, attempt 0): Error: no input"
+            "total: 1, succeeded: 0, failed: 1; 1 of 1 tasks failed, postProcess skipped; " +
+              "first errors: 0 (ROOT, attempt 0): Error: no input"
           )
           expect(outcome.counts).toEqual({ created: 1, succeeded: 0, failed: 1 })
           const progress = yield* cluster.tracker.progress

@@ -18,13 +18,19 @@ export interface ThreadPoolOptions {
    * own, and a moved buffer is empty where it was. Default false.
    */
   readonly transferBodies?: boolean
-  /** Send what the threads print on stdout to this process's stderr (when stdout carries results, as in `taskfold run`). */
+  /**
+   * Send what the threads print on stdout to this process's stderr
+   * (when stdout carries results, as in `taskfold run`).
+   */
   readonly stdoutToStderr?: boolean
 }
 
 export interface ThreadPool extends Executor {
   readonly close: () => Promise<void>
-  /** Resolves once every thread has loaded the modules (or failed to): a worker that registers after it gets going at once. */
+  /**
+   * Resolves once every thread has loaded the modules (or failed to):
+   * a worker that registers after it gets going at once.
+   */
   readonly ready: () => Promise<void>
   /** Threads alive now and tasks running on them. */
   readonly stats: () => { readonly threads: number; readonly running: number }

@@ -53,7 +53,8 @@ describe("broadcast", () => {
     expect(d.last.outcome).toEqual({
       ok: false,
       result:
-        "total: 1, succeeded: 0, failed: 1; 1 of 1 tasks failed, postProcess skipped; first errors: 0 (ROOT, attempt 0): Error: preProcess threw",
+        "total: 1, succeeded: 0, failed: 1; 1 of 1 tasks failed, postProcess skipped; " +
+        "first errors: 0 (ROOT, attempt 0): Error: preProcess threw",
       finishedAt: 15_002,
       counts: { created: 1, succeeded: 0, failed: 1 },
       errors: [{ taskId: "0", name: "ROOT", attempt: 0, error: { tag: "Error", message: "preProcess threw" } }]
@@ -128,7 +129,8 @@ describe("broadcast", () => {
     expect(d.last.outcome).toEqual({
       ok: false,
       result:
-        "total: 4, succeeded: 3, failed: 1; 1 of 4 tasks failed, postProcess skipped; first errors: 0.3 (BROADCAST, attempt 0): Error: x",
+        "total: 4, succeeded: 3, failed: 1; 1 of 4 tasks failed, postProcess skipped; " +
+        "first errors: 0.3 (BROADCAST, attempt 0): Error: x",
       finishedAt: 16_000,
       counts: { created: 4, succeeded: 3, failed: 1 },
       errors: [{ taskId: "0.3", name: "BROADCAST", attempt: 0, error: { tag: "Error", message: "x" } }]

@@ -21,7 +21,10 @@ const kill = (d: Driver, taskId: string | null, reason: string): MachineEvent & 
   reply: d.replyId()
 })
 
-/** An instance restored from a store holding only the given run counters, the given terminal counts and no live task. */
+/**
+ * An instance restored from a store holding only the given run counters, the given terminal counts
+ * and no live task.
+ */
 const restoredWith = (
   kind: JobKind,
   counters: Omit<RunCounters, "run" | "startedAt">,
@@ -137,7 +140,8 @@ describe("finalize", () => {
     expect(d.last.outcome).toEqual({
       ok: false,
       result:
-        "total: 4, succeeded: 3, failed: 1; 1 of 4 tasks failed, so the map failed; first errors: 0.2 (child, attempt 0): Error: bad",
+        "total: 4, succeeded: 3, failed: 1; 1 of 4 tasks failed, so the map failed; " +
+        "first errors: 0.2 (child, attempt 0): Error: bad",
       finishedAt: 700,
       counts: { created: 4, succeeded: 3, failed: 1 },
       errors: [{ taskId: "0.2", name: "child", attempt: 0, error: { tag: "Error", message: "bad" } }]
@@ -212,7 +216,8 @@ describe("finalize", () => {
     expect(d.last.outcome).toEqual({
       ok: false,
       result:
-        "total: 3, succeeded: 2, failed: 1; 1 of 3 tasks failed, reduce skipped; first errors: 0.1 (child, attempt 0): Error: boom",
+        "total: 3, succeeded: 2, failed: 1; 1 of 3 tasks failed, reduce skipped; " +
+        "first errors: 0.1 (child, attempt 0): Error: boom",
       finishedAt: 600,
       counts: { created: 3, succeeded: 2, failed: 1 },
       errors: [{ taskId: "0.1", name: "child", attempt: 0, error: { tag: "Error", message: "boom" } }]
@@ -249,7 +254,8 @@ describe("finalize", () => {
     expect(d.last.outcome).toEqual({
       ok: false,
       result:
-        "total: 3, succeeded: 2, failed: 1; 1 of 3 tasks failed, the root task failed; first errors: 0 (ROOT, attempt 0): Error: root threw mid-mapping",
+        "total: 3, succeeded: 2, failed: 1; 1 of 3 tasks failed, the root task failed; " +
+        "first errors: 0 (ROOT, attempt 0): Error: root threw mid-mapping",
       finishedAt: 800,
       counts: { created: 3, succeeded: 2, failed: 1 },
       errors: [{ taskId: "0", name: "ROOT", attempt: 0, error: { tag: "Error", message: "root threw mid-mapping" } }]
@@ -311,7 +317,8 @@ describe("finalize", () => {
       { taskId: "0.1", name: "child", attempt: 0, error: { tag: "Error", message: "first" } }
     ])
     expect(outcome.result).toBe(
-      "total: 5, succeeded: 2, failed: 3; 3 of 5 tasks failed, so the map failed; first errors: 0.3 (child, attempt 0): Error: third; 0.1 (child, attempt 0): Error: first"
+      "total: 5, succeeded: 2, failed: 3; 3 of 5 tasks failed, so the map failed; " +
+        "first errors: 0.3 (child, attempt 0): Error: third; 0.1 (child, attempt 0): Error: first"
     )
     // the first errors are stored with the counters, so a resumed tracker names the same ones
     expect(d.last.write!.instance.runs[0]!.errors).toEqual(outcome.errors)
@@ -335,7 +342,8 @@ describe("finalize", () => {
     const out = d.step([], 100)
     expect(out.outcome).toMatchObject({ ok: false, finishedAt: 100, counts: { created: 3, succeeded: 1, failed: 0 } })
     expect(out.outcome!.result).toBe(
-      "the store does not hold what the counters say: counted created 3, succeeded 1, failed 0; stored 0 rows (0 live, 0 succeeded, 0 failed)"
+      "the store does not hold what the counters say: counted created 3, succeeded 1, failed 0; " +
+        "stored 0 rows (0 live, 0 succeeded, 0 failed)"
     )
     expect(out.write!.instance.outcome).toEqual(out.outcome)
     expect(out.sends).toEqual([])
@@ -381,7 +389,8 @@ describe("finalize", () => {
     expect(d.step([], 100).outcome).toEqual({
       ok: false,
       result:
-        "total: 3, succeeded: 2, failed: 1; 1 of 3 tasks failed, so the map failed; first errors: 0.2 (child, attempt 0): Error: bad",
+        "total: 3, succeeded: 2, failed: 1; 1 of 3 tasks failed, so the map failed; " +
+        "first errors: 0.2 (child, attempt 0): Error: bad",
       finishedAt: 100,
       counts: { created: 3, succeeded: 2, failed: 1 },
       errors: [{ taskId: "0.2", name: "child", attempt: 0, error: { tag: "Error", message: "bad" } }]

@@ -8,12 +8,12 @@
  *
  * Commands: worker joins (a worker that crashed comes back as a new incarnation), heartbeats (busy and idle,
  * carrying incarnation, the lowest and highest batch seq taken and a message number), crashes, time advancing (ack
- * timeouts, retry backoff, worker loss), stalls of the tracker's own thread, status reports (in order, skipping, reordered in one batch, replayed
- * duplicates, stale or future attempts, from the wrong worker, for unknown tasks, results over maxResultBytes),
- * map calls (valid, with their position, sent twice as after a lost answer, retried mappers re-mapping, reserved
- * names, over-size bodies, empty lists, stale attempts, a position past the children), the transport's answer
- * to a send (Delivered), failed sends (refused or too large), kills (task and instance), a store write that
- * fails (its write is dropped, then `StoreFailed`), tracker restarts and the owner's ack.
+ * timeouts, retry backoff, worker loss), stalls of the tracker's own thread, status reports (in order, skipping,
+ * reordered in one batch, replayed duplicates, stale or future attempts, from the wrong worker, for unknown tasks,
+ * results over maxResultBytes), map calls (valid, with their position, sent twice as after a lost answer, retried
+ * mappers re-mapping, reserved names, over-size bodies, empty lists, stale attempts, a position past the children), the
+ * transport's answer to a send (Delivered), failed sends (refused or too large), kills (task and instance), a store
+ * write that fails (its write is dropped, then `StoreFailed`), tracker restarts and the owner's ack.
  *
  * Checked after every command (1, 6 and the progress checks are skipped once a write was lost):
  *  1. progress per task name (and per worker) equals the rows of the store model (R-PROG-1);
@@ -192,7 +192,8 @@ const applyWrite = (m: Model, write: WriteBatch): void => {
     ) {
       fail(
         m,
-        `task ${prev.id} moved back ${prev.status} -> ${next.status} with attempt ${prev.attempt} -> ${next.attempt} (R-STATE)`
+        `task ${prev.id} moved back ${prev.status} -> ${next.status} ` +
+          `with attempt ${prev.attempt} -> ${next.attempt} (R-STATE)`
       )
     }
     // R-RETRY-3: no result is cut; one over maxResultBytes fails its task, never retried; a map job keeps none
@@ -441,7 +442,8 @@ const observe = (m: Model, out: StepOutput, delivered: boolean): void => {
         if (!m.rows.has(id))
           fail(
             m,
-            `map call of ${call.taskId} answered ${JSON.stringify(mapped)} but child ${id} is not stored (R-MAP-1, R-MAP-2)`
+            `map call of ${call.taskId} answered ${JSON.stringify(mapped)} ` +
+              `but child ${id} is not stored (R-MAP-1, R-MAP-2)`
           )
       }
       const inserted = (out.write?.inserts ?? []).filter((row) => ids.has(row.id)).length
@@ -501,7 +503,8 @@ const checkInvariants = (m: Model, r: Real): void => {
   if (JSON.stringify(r.state.outcome) !== JSON.stringify(m.outcome)) {
     fail(
       m,
-      `the machine's outcome ${JSON.stringify(r.state.outcome)} differs from the one decided ${JSON.stringify(m.outcome)}`
+      `the machine's outcome ${JSON.stringify(r.state.outcome)} ` +
+        `differs from the one decided ${JSON.stringify(m.outcome)}`
     )
   }
   const outcome = m.outcome
@@ -541,7 +544,8 @@ const checkInvariants = (m: Model, r: Real): void => {
     if (run.created !== rows.length || run.succeeded !== succeeded || run.failed !== failed) {
       fail(
         m,
-        `run counters ${JSON.stringify(run)} vs stored rows: ${rows.length} created, ${succeeded} succeeded, ${failed} failed`
+        `run counters ${JSON.stringify(run)} vs stored rows: ` +
+          `${rows.length} created, ${succeeded} succeeded, ${failed} failed`
       )
     }
   }
@@ -617,7 +621,8 @@ const settle = (m: Model, r: Real): void => {
     if (busy && (wake === null || wake > m.now)) {
       fail(
         m,
-        `a Tick at the same time still had work (write ${out.write !== null}, ${out.sends.length} sends) although wakeAt was ${wake}`
+        `a Tick at the same time still had work (write ${out.write !== null}, ${out.sends.length} sends) ` +
+          `although wakeAt was ${wake}`
       )
     }
   }
@@ -933,7 +938,9 @@ class MapCmd implements Cmd {
     settle(m, r)
   }
   toString = () =>
-    `map(${this.pick},${this.variant}x${this.n}${this.skew === 0 ? "" : `,attempt${this.skew > 0 ? "+" : ""}${this.skew}`})`
+    `map(${this.pick},${this.variant}x${this.n}` +
+    (this.skew === 0 ? "" : `,attempt${this.skew > 0 ? "+" : ""}${this.skew}`) +
+    ")"
 }
 
 class PullCmd implements Cmd {
@@ -1065,7 +1072,8 @@ class RestartCmd implements Cmd {
     if (remote.length > 0) hit("restart with remote tasks in flight")
     if (remote.some((row) => row.childCount > 0))
       hit(
-        `restart with a remote mapper in flight, attempt ${remote.some((row) => row.childCount > 0 && row.attempt > 0) ? "> 0" : "0"}`
+        "restart with a remote mapper in flight, attempt " +
+          (remote.some((row) => row.childCount > 0 && row.attempt > 0) ? "> 0" : "0")
       )
     // the old process died with its local worker and with every map call waiting for an answer
     const lastIncarnation = m.workers.get(m.localId)?.incarnation ?? 0

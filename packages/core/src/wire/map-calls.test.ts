@@ -26,7 +26,10 @@ const hostOf = (tracker: Tracker): TrackerApi => ({
   registerWorker: () => Effect.succeed({ instances: [tracker.instanceId] })
 })
 
-/** A tracker and two workers over the HTTP protocol (hono's in-memory requests); `wrap` may spoil the workers' links. */
+/**
+ * A tracker and two workers over the HTTP protocol (hono's in-memory requests);
+ * `wrap` may spoil the workers' links.
+ */
 const runOverHttp = (
   job: Job,
   options: {
@@ -108,7 +111,8 @@ describe("map calls over an unreliable link", () => {
   it("R-MAP-6 R-MAP-4 a map call suspended by back-pressure longer than the client's timeout is renewed, never times out, and creates its children once", () =>
     Effect.runPromise(
       Effect.gen(function* () {
-        // 10 calls of 40 items against a bound of 20 waiting tasks: most calls wait far longer than the client's 150 ms.
+        // 10 calls of 40 items against a bound of 20 waiting tasks:
+        // most calls wait far longer than the client's 150 ms.
         const outcome = yield* runOverHttp(mapper({ maxWaitingTasks: 20 }, 10, 40), {
           mapWaitMs: 40,
           clientTimeoutMs: 150

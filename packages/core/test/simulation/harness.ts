@@ -123,7 +123,9 @@ const settle = Effect.promise(
 const tracedTracker = (tracker: Tracker, debug: (line: string) => void): Tracker => ({
   ...tracker,
   map: (request) => {
-    const what = `map ${request.taskId}@${request.attempt} from ${request.from} ${JSON.stringify(request.bodies)} by ${request.workerId}`
+    const what =
+      `map ${request.taskId}@${request.attempt} from ${request.from} ` +
+      `${JSON.stringify(request.bodies)} by ${request.workerId}`
     debug(what)
     return tracker.map(request).pipe(
       Effect.tap((created) => Effect.sync(() => debug(`${what} -> created ${created}`))),
@@ -131,7 +133,9 @@ const tracedTracker = (tracker: Tracker, debug: (line: string) => void): Tracker
     )
   },
   report: (batch) => {
-    const what = `report ${batch.workerId}#${batch.n}: ${batch.reports.map((r) => `${r.taskId}@${r.attempt}=${r.status}`).join(" ")}`
+    const what =
+      `report ${batch.workerId}#${batch.n}: ` +
+      batch.reports.map((r) => `${r.taskId}@${r.attempt}=${r.status}`).join(" ")
     debug(what)
     return tracker.report(batch).pipe(
       Effect.tap((reply) =>
@@ -149,14 +153,16 @@ const tracedTracker = (tracker: Tracker, debug: (line: string) => void): Tracker
         Effect.tap((batch) =>
           Effect.sync(() =>
             debug(
-              `pull ${request.workerId} ${request.pageSize} -> ${batch === null ? "none" : `#${batch.seq} ${batch.tasks.map((t) => `${t.id}@${t.attempt}`).join(" ")}`}`
+              `pull ${request.workerId} ${request.pageSize} -> ` +
+                (batch === null ? "none" : `#${batch.seq} ${batch.tasks.map((t) => `${t.id}@${t.attempt}`).join(" ")}`)
             )
           )
         )
       ),
   heartbeat: (heartbeat) => {
     debug(
-      `heartbeat ${heartbeat.workerId}#${heartbeat.n} free ${heartbeat.freeSlots}/${heartbeat.slots} queue ${heartbeat.queueLength} idle ${heartbeat.idle} seen ${heartbeat.seen}`
+      `heartbeat ${heartbeat.workerId}#${heartbeat.n} free ${heartbeat.freeSlots}/${heartbeat.slots} ` +
+        `queue ${heartbeat.queueLength} idle ${heartbeat.idle} seen ${heartbeat.seen}`
     )
     return tracker.heartbeat(heartbeat)
   }
@@ -425,7 +431,8 @@ const scenarioRun = (s: Scenario, debug?: (line: string) => void): Effect.Effect
     let calmAt = s.faultMs
     let calm = false
     let doneAt: number | undefined
-    // Long enough for a delayed copy of the outcome to arrive (a copy leaves up to maxDelayMs after a delayed original).
+    // Long enough for a delayed copy of the outcome to arrive
+    // (a copy leaves up to maxDelayMs after a delayed original).
     const linger = 2 * s.policy.maxDelayMs + 1_000
     const finished = () =>
       deliveries.length > 0 && (current === undefined ? !base.instances.has(INSTANCE) : current.released)

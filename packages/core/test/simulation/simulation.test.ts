@@ -30,8 +30,8 @@
  *
  * SIM_RUNS=n sets the number of runs; a failure prints its seed and path, and SIM_SEED=s SIM_PATH=p replay
  * it; SIM_PRINT=1 prints each run's plan and events, SIM_DEBUG=1 every map call, report, pull and heartbeat at the
- * tracker (use it with a replay). SIM_TASKS and SIM_DEPTH draw bigger trees. SIM_STATS=1 prints what the runs reached; SIM_FIND=text
- * fails the first run that reaches something whose name holds the text (to look at one).
+ * tracker (use it with a replay). SIM_TASKS and SIM_DEPTH draw bigger trees. SIM_STATS=1 prints what the runs
+ * reached; SIM_FIND=text fails the first run that reaches something whose name holds the text (to look at one).
  */
 import fc from "fast-check"
 import { describe, expect, it } from "vitest"
@@ -84,7 +84,11 @@ const describePlan = (plan: JobPlan): string => {
     return parts.join(",")
   }
   const lines = [...placeTree(plan.root).values()].map((placed) => `${placed.id}:${placed.name}[${flags(placed.node)}]`)
-  return `${plan.kind} ${lines.join(" ")} final[${plan.final.failFirst > 0 ? `f${plan.final.failFirst}` : ""}${plan.final.alwaysFail ? "ALWAYS" : ""}${plan.final.busyMs > 0 ? `busy${plan.final.busyMs}` : ""}]`
+  const final =
+    (plan.final.failFirst > 0 ? `f${plan.final.failFirst}` : "") +
+    (plan.final.alwaysFail ? "ALWAYS" : "") +
+    (plan.final.busyMs > 0 ? `busy${plan.final.busyMs}` : "")
+  return `${plan.kind} ${lines.join(" ")} final[${final}]`
 }
 
 const explain = (s: Scenario, report: RunReport, problem: string): string =>
@@ -92,17 +96,24 @@ const explain = (s: Scenario, report: RunReport, problem: string): string =>
     problem,
     `plan: ${describePlan(s.job)}`,
     `config: ${JSON.stringify(s.config)}`,
-    `workers: ${JSON.stringify(s.remotes)} local ${s.localSlots} standing ${JSON.stringify(s.standing ?? [])}; faultMs ${s.faultMs}; store failures ${report.storeFailures} (rate ${s.storeFailRate.toFixed(3)})`,
+    `workers: ${JSON.stringify(s.remotes)} local ${s.localSlots} standing ${JSON.stringify(s.standing ?? [])}; ` +
+      `faultMs ${s.faultMs}; store failures ${report.storeFailures} (rate ${s.storeFailRate.toFixed(3)})`,
     `policy: ${JSON.stringify(s.policy)}`,
     `events: ${JSON.stringify(s.events)}`,
     `network: ${JSON.stringify([...report.networkStats])}`,
     `trace: ${report.trace.join("; ")}`,
     `deliveries (${report.deliveries.length}): ${report.deliveries.map((o) => JSON.stringify(o)).join("\n   ")}`,
     `starts: ${report.log.starts.join(" ")}`,
-    `reduces: ${report.log.reduces.map((r) => `attempt ${r.attempt}${r.failed ? " (failed)" : ""}: ${r.lines.length} lines`).join("; ")}`,
+    "reduces: " +
+      report.log.reduces
+        .map((r) => `attempt ${r.attempt}${r.failed ? " (failed)" : ""}: ${r.lines.length} lines`)
+        .join("; "),
     `anomalies: ${report.log.anomalies.join("; ")}`,
     `live rows at the end: ${report.liveRows.join(" ")}`,
-    `progress at the end: ${report.progress === undefined ? "no tracker" : JSON.stringify({ byName: report.progress.byName, byWorker: report.progress.byWorker })}`
+    "progress at the end: " +
+      (report.progress === undefined
+        ? "no tracker"
+        : JSON.stringify({ byName: report.progress.byName, byWorker: report.progress.byWorker }))
   ].join("\n  ")
 
 const sameOutcome = (a: Outcome, b: Outcome) => JSON.stringify(a) === JSON.stringify(b)
@@ -147,7 +158,8 @@ const check = (s: Scenario, report: RunReport): void => {
   const answerBound = 2 * s.stepMs + 100
   if (report.longestHeartbeatWait > answerBound) {
     fail(
-      `a heartbeat that reached the tracker at ${report.longestHeartbeatWaitAt} waited ${report.longestHeartbeatWait} ms for its answer (bound ${answerBound}) (R-DISP-10)`
+      `a heartbeat that reached the tracker at ${report.longestHeartbeatWaitAt} ` +
+        `waited ${report.longestHeartbeatWait} ms for its answer (bound ${answerBound}) (R-DISP-10)`
     )
   }
 
@@ -156,7 +168,8 @@ const check = (s: Scenario, report: RunReport): void => {
     fail("the counts do not add up (R-FIN-4, R-FIN-8)")
   if (failed > 0 && (outcome.errors.length === 0 || outcome.errors.length > config.maxReportedErrors)) {
     fail(
-      `${failed} tasks failed but the outcome names ${outcome.errors.length} errors (maxReportedErrors ${config.maxReportedErrors}) (R-FIN-8)`
+      `${failed} tasks failed but the outcome names ${outcome.errors.length} errors ` +
+        `(maxReportedErrors ${config.maxReportedErrors}) (R-FIN-8)`
     )
   }
   for (const error of outcome.errors) {
@@ -179,7 +192,8 @@ const check = (s: Scenario, report: RunReport): void => {
     const expectedCreated = placed.size + (s.job.kind === "mapReduce" ? 1 : 0)
     if (created !== expectedCreated || succeeded !== created || failed !== 0 || outcome.errors.length !== 0) {
       fail(
-        `ok outcome with counts ${JSON.stringify(outcome.counts)}, ${outcome.errors.length} errors; the tree has ${expectedCreated} tasks (R-FIN-4, R-REC-2)`
+        `ok outcome with counts ${JSON.stringify(outcome.counts)}, ${outcome.errors.length} errors; ` +
+          `the tree has ${expectedCreated} tasks (R-FIN-4, R-REC-2)`
       )
     }
     if (s.job.kind === "mapReduce") {
@@ -189,10 +203,14 @@ const check = (s: Scenario, report: RunReport): void => {
         const want = new Set(expectedLines(s.job, config.maxResultBytes))
         const diff = seen.map((lines) => {
           const got = new Set(lines)
-          return `missing ${[...want].filter((l) => !got.has(l)).join(",")} extra ${[...got].filter((l) => !want.has(l)).join(",")} (${lines.length} lines)`
+          return (
+            `missing ${[...want].filter((l) => !got.has(l)).join(",")} ` +
+            `extra ${[...got].filter((l) => !want.has(l)).join(",")} (${lines.length} lines)`
+          )
         })
         fail(
-          `reduce did not see the tree: result ${outcome.result}, expected ${expected}; ${diff.join(" | ")} (R-FIN-3, R-REC-2, R-MAP-6)`
+          `reduce did not see the tree: result ${outcome.result}, expected ${expected}; ` +
+            `${diff.join(" | ")} (R-FIN-3, R-REC-2, R-MAP-6)`
         )
       }
     } else if (outcome.result !== `total: ${placed.size}, succeeded: ${placed.size}, failed: 0`) {
@@ -232,7 +250,8 @@ const check = (s: Scenario, report: RunReport): void => {
           : node.behaviour.failFirst + 1
       if (list.length > max)
         fail(
-          `without faults, task ${id} started ${list.length} times (${list.join(" ")}); at most ${max} (R-RETRY-1, R-RETRY-3)`
+          `without faults, task ${id} started ${list.length} times (${list.join(" ")}); ` +
+            `at most ${max} (R-RETRY-1, R-RETRY-3)`
         )
     }
   }
