@@ -7,7 +7,7 @@ import { ChildBlock, hasChild, takeChild } from "./blocks.ts"
 import { Batch, Dispatched, Send } from "./output.ts"
 import type { LiveTask, MachineState, SentBatch, WorkerState } from "./state.ts"
 import { acknowledge, assign, finish, requeue, setStatus } from "./tasks.ts"
-import { fromRetiredRun, touchWorker } from "./workers.ts"
+import { fromRetiredRun, touchWorker } from "./contact.ts"
 
 type Plan = Map<WorkerState, LiveTask[]>
 

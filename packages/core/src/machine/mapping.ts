@@ -7,7 +7,7 @@ import { runningTask } from "./retry.ts"
 import type { MachineState, ReplyValue } from "./state.ts"
 import { createBlock } from "./blocks.ts"
 import { markDirty } from "./tasks.ts"
-import { touchWorker } from "./workers.ts"
+import { touchWorker } from "./contact.ts"
 
 /** Encoded size of a body; short strings skip the exact count, they cannot pass the limit. */
 const bodyBytes = (body: string | Uint8Array, limit: number): number =>

@@ -4,7 +4,7 @@ import type { Progress, WorkerProgress } from "../model/instance.ts"
 import { utf8Length } from "./collections.ts"
 import { runningTask } from "./retry.ts"
 import type { MachineState } from "./state.ts"
-import { touchWorker } from "./workers.ts"
+import { touchWorker } from "./contact.ts"
 
 /** Progress per task name and per worker, from the counters kept with every change (R-PROG-1). */
 export const progressSnapshot = (state: MachineState, now: number): Progress => {

@@ -9,7 +9,7 @@ import type { LiveTask, MachineState } from "./state.ts"
 import type { ReportsReply } from "../model/messages.ts"
 import { findTask } from "./blocks.ts"
 import { acknowledge, finish, setStatus } from "./tasks.ts"
-import { fromRetiredRun, noteMessage, touchWorker } from "./workers.ts"
+import { fromRetiredRun, noteMessage, touchWorker } from "./contact.ts"
 
 /** A failure as reported: a TaskError, or plain text from an older or hand-written worker. */
 const reportedError = (report: StatusReport): TaskError =>
