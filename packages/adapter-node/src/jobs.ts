@@ -1,10 +1,8 @@
 import type { Job, JobKind } from "@taskfold/core"
+import type { JobTable } from "@taskfold/core/wire"
 import { readdirSync, statSync } from "node:fs"
 import { extname, join, resolve } from "node:path"
 import { pathToFileURL } from "node:url"
-
-/** Job definitions by name, as a server, a worker process or `taskfold run` knows them. */
-export type JobTable = ReadonlyMap<string, Job>
 
 /** Why a module or folder gave no usable jobs: a message for one line of output, no stack. */
 export class JobLoadError extends Error {

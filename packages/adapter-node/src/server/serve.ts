@@ -4,7 +4,7 @@ import { DEFAULT_MAX_BODY_BYTES, makeTrackerApp } from "@taskfold/core/wire"
 import { Effect, type Scope } from "effect"
 import { listen, type ListenError } from "../http.ts"
 import { openSqliteOutcomeLog, openSqliteStore } from "../sqlite/store.ts"
-import { makeTrackerServer, type TrackerServer, type TrackerServerOptions } from "./host.ts"
+import { makeTrackerServer, type TrackerServer, type TrackerServerOptions } from "@taskfold/core/wire"
 
 export interface ServeTrackerOptions extends Omit<TrackerServerOptions, "store" | "outcomes"> {
   /** 0 picks a free port. */

@@ -1,164 +1,29 @@
-import { defaultConfig, RejectedError } from "@taskfold/core"
-import { startWorker, type Executor, type TrackerLink, type WorkerHandle } from "@taskfold/core/adapter"
 import {
-  httpTrackerClient,
-  httpTrackerLink,
-  makeWorkerApp,
   type ClientError,
-  type HttpClientOptions
+  type RunningWorker,
+  startWorkerProcess as startHttpWorker,
+  type WorkerProcessOptions as HttpWorkerOptions
 } from "@taskfold/core/wire"
-import { Effect, Schedule, type Scope } from "effect"
+import type { Effect, Scope } from "effect"
 import { randomBytes } from "node:crypto"
 import { hostname } from "node:os"
 import { listen, type ListenError } from "../http.ts"
-import type { JobTable } from "../jobs.ts"
 
-export interface WorkerProcessOptions {
-  /** The tracker server's base URL, e.g. http://127.0.0.1:7070 */
-  readonly tracker: string
-  readonly token: string
-  readonly jobs: JobTable
-  /** Tasks run at once. Default 16. */
-  readonly slots?: number
-  /** Runs the processors elsewhere, e.g. on a thread pool (threadPool); by default in this thread. */
-  readonly executor?: Executor
+export interface WorkerProcessOptions extends Omit<HttpWorkerOptions<ListenError>, "id" | "listen"> {
   /** Default: host name, process id and a random suffix. */
   readonly id?: string
-  /** Where this worker listens for task batches; 0 (default) picks a free port. */
+  /** Where this worker listens for task batches on 127.0.0.1; 0 (default) picks a free port. */
   readonly port?: number
-  /** How often the registration is renewed, in ms; default the heartbeat interval. */
-  readonly registerInterval?: number
-  readonly fetch?: HttpClientOptions["fetch"]
-  readonly log?: (line: string) => void
-}
-
-export interface RunningWorker {
-  readonly id: string
-  /** Where the tracker sends batches. */
-  readonly url: string
-  readonly worker: WorkerHandle
-  /** Instances this process serves now. */
-  readonly instances: () => ReadonlyArray<string>
 }
 
 export const defaultWorkerId = (): string => `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`
 
-/**
- * A worker process: serves the worker side of the protocol on 127.0.0.1, registers with the tracker
- * server and renews that registration (so a restarted server learns it again), joins the instances the
- * answers name and those whose batches arrive, and runs their tasks on core's worker runtime.
- * Fails if the first registration does not get through.
- */
+/** Core's HTTP worker process, listening on 127.0.0.1 with Node's HTTP server. */
 export const startWorkerProcess = (
   options: WorkerProcessOptions
 ): Effect.Effect<RunningWorker, ListenError | ClientError, Scope.Scope> =>
-  Effect.gen(function* () {
-    const log = options.log ?? (() => {})
-    const id = options.id ?? defaultWorkerId()
-    const slots = options.slots ?? 16
-    const heartbeatInterval = Math.min(
-      defaultConfig.heartbeatInterval,
-      ...[...options.jobs.values()].map((job) => job.config?.heartbeatInterval ?? Infinity)
-    )
-    const client: HttpClientOptions = {
-      baseUrl: options.tracker.replace(/\/+$/, ""),
-      token: options.token,
-      fetch: options.fetch ?? globalThis.fetch
-    }
-    const linkTo = httpTrackerLink(client)
-    /** Instances served here: joined from a registration answer or a batch; left on stop. */
-    const joined = new Set<string>()
-    let worker: WorkerHandle | undefined
-
-    /** A tracker that no longer knows an instance (finished, or lost with a memory store): stop serving it. */
-    const forget = (instanceId: string, why: string) => {
-      if (!joined.delete(instanceId)) return
-      worker?.stop({ instanceId, taskIds: null, reason: why })
-      log(`left instance ${instanceId}: ${why}`)
-    }
-
-    const connect = (instanceId: string): TrackerLink => {
-      const link = linkTo(instanceId)
-      return {
-        ...link,
-        heartbeat: (heartbeat) =>
-          link.heartbeat(heartbeat).pipe(
-            Effect.tapError((error) =>
-              Effect.sync(() => {
-                if (error instanceof RejectedError && error.reason === "unknown-instance")
-                  forget(instanceId, error.message)
-              })
-            )
-          )
-      }
-    }
-
-    const handle = yield* startWorker({
-      id,
-      slots,
-      jobs: (name) => options.jobs.get(name),
-      connect,
-      heartbeatInterval,
-      ...(options.executor === undefined ? {} : { executor: options.executor })
-    })
-    worker = handle
-
-    const app = makeWorkerApp(
-      {
-        ...handle,
-        deliver: (batch) => {
-          joined.add(batch.instanceId)
-          handle.deliver(batch)
-        },
-        stop: (message) => {
-          if (message.taskIds === null) joined.delete(message.instanceId)
-          handle.stop(message)
-        }
-      },
-      { token: options.token }
-    )
-    const listening = yield* listen(app.fetch, options.port ?? 0)
-
-    const trackerClient = httpTrackerClient(client)
-    const registration = { workerId: id, url: listening.url, slots, jobs: [...options.jobs.keys()] }
-    const register = trackerClient.registerWorker(registration).pipe(
-      Effect.tap((instances) =>
-        Effect.sync(() => {
-          for (const instanceId of instances) {
-            if (joined.has(instanceId)) continue
-            joined.add(instanceId)
-            Effect.runFork(
-              handle.join(instanceId).pipe(
-                Effect.tapError(() => Effect.sync(() => joined.delete(instanceId))),
-                Effect.ignore
-              )
-            )
-          }
-        })
-      )
-    )
-
-    yield* register
-    log(
-      `worker ${id} listening on ${listening.url}, registered with ${client.baseUrl} (${slots} slots; jobs ${registration.jobs.join(", ")})`
-    )
-
-    let reachable = true
-    const renew = register.pipe(
-      Effect.tap(() =>
-        Effect.sync(() => {
-          if (!reachable) log(`registered again with ${client.baseUrl}`)
-          reachable = true
-        })
-      ),
-      Effect.catch((error: ClientError) =>
-        Effect.sync(() => {
-          if (reachable) log(`cannot reach the tracker (${error.message}); retrying`)
-          reachable = false
-        })
-      )
-    )
-    yield* Effect.forkScoped(Effect.repeat(renew, Schedule.spaced(options.registerInterval ?? heartbeatInterval)))
-
-    return { id, url: listening.url, worker: handle, instances: () => [...joined] }
+  startHttpWorker({
+    ...options,
+    id: options.id ?? defaultWorkerId(),
+    listen: (fetch) => listen(fetch, options.port ?? 0)
   })

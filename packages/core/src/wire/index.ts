@@ -29,3 +29,11 @@ export {
   type HttpClientOptions,
   type InstanceStatus
 } from "./client.ts"
+export {
+  LOCAL_WORKER_ID,
+  makeTrackerServer,
+  type JobTable,
+  type TrackerServer,
+  type TrackerServerOptions
+} from "./tracker-server.ts"
+export { startWorkerProcess, type RunningWorker, type WorkerProcessOptions } from "./worker-process.ts"

@@ -1,16 +1,18 @@
-import { RejectedError, type StoreError } from "@taskfold/core"
-import {
-  makeTrackerHost,
-  type Executor,
-  type OutcomeLogShape,
-  type TaskStoreShape,
-  type Tracker,
-  type TrackerHost,
-  type WorkerHandle
-} from "@taskfold/core/adapter"
-import { httpWorkerTransport, type TrackerApi, type WorkerRegistration } from "@taskfold/core/wire"
 import { Effect, type Scope } from "effect"
-import type { JobTable } from "../jobs.ts"
+import { makeTrackerHost, type TrackerHost } from "../host/host.ts"
+import { RejectedError, type StoreError } from "../model/errors.ts"
+import type { Job } from "../model/job.ts"
+import type { OutcomeLogShape } from "../ports/outcome-log.ts"
+import type { TaskStoreShape } from "../ports/task-store.ts"
+import type { Tracker } from "../tracker/tracker.ts"
+import type { Executor } from "../worker/execute.ts"
+import type { WorkerHandle } from "../worker/runtime.ts"
+import { httpWorkerTransport } from "./client.ts"
+import type { WorkerRegistration } from "./protocol.ts"
+import type { TrackerApi } from "./tracker-app.ts"
+
+/** Job definitions by name, as a server, a worker process or `taskfold run` knows them. */
+export type JobTable = ReadonlyMap<string, Job>
 
 /** The id of the worker inside the tracker server, which runs every instance's root and final task. */
 export const LOCAL_WORKER_ID = "local"
@@ -70,9 +72,9 @@ const httpUrl = (text: string): boolean => {
 const badInput = (message: string) => new RejectedError({ reason: "bad-input", message })
 
 /**
- * Core's TrackerHost in a server process, with worker processes that register where they listen: each
- * new instance invites the registered workers that know its job, and they join it with their own
- * heartbeats (R-WORK-5). Closing the scope closes every tracker; the store keeps their state.
+ * A tracker server on any runtime that serves HTTP: core's TrackerHost, with worker processes that register
+ * where they listen: each new instance invites the registered workers that know its job, and they join it
+ * with their own heartbeats (R-WORK-5). Closing the scope closes every tracker; the store keeps their state.
  */
 export const makeTrackerServer = (
   options: TrackerServerOptions
