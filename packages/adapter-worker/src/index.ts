@@ -1,12 +1,9 @@
 export { LOCAL_WORKER, taskfold, type TaskfoldOptions } from "./taskfold.ts"
 export {
-  busyWorkers,
   durableObjectDriver,
   makeDurableObjectStore,
-  makeOutcomeTable,
   MAX_BOUND_PARAMETERS,
   readInstanceRow,
-  type OutcomeRecord,
   type SqlStorageLike
 } from "./sql-driver.ts"
 export {
@@ -16,6 +13,7 @@ export {
   LaneItem,
   LanePoll,
   LanePollReply,
+  laneResponse,
   LaneStart,
   makeLaneSet,
   runLane,

@@ -1,19 +1,18 @@
 /**
  * Lanes: how a Durable Object tracker gets sub-tasks run in Worker invocations.
  *
- * A lane is one worker id (`lane-0`, `lane-1`, …) with a fixed number of slots, and at most one Worker
- * invocation at a time. The first batch sent to an idle lane starts an invocation (a fetch through a
- * service binding); later batches and stops for it wait in the lane's mailbox in the object, which the
- * invocation long-polls. When the invocation holds nothing and its mailbox is empty it asks to leave, and
- * the object, single-threaded, lets it go only if nothing arrived meanwhile. So a lane's heartbeats are
- * always true: while no invocation runs, the object heartbeats the lane as idle (any slot is free, a send
- * starts a fresh invocation); while one runs, the invocation's worker runtime heartbeats for itself.
- * An invocation that dies (its response stream ends without its closing line, or it goes silent) makes the
- * lane idle again, and the idle heartbeat hands its acknowledged tasks back to the tracker (R-WORK-3).
+ * A lane is one standing worker (`lane-0`, `lane-1`, …, R-WORK-6) with a fixed number of slots, and at most
+ * one Worker invocation at a time. The first batch sent to an idle lane starts an invocation (a fetch through
+ * a service binding); later batches and stops for it wait in the lane's mailbox in the object, which the
+ * invocation long-polls. When the invocation holds nothing and its mailbox is empty it asks to leave, and the
+ * object, single-threaded, lets it go only if nothing arrived meanwhile. While it runs, the invocation's
+ * worker runtime heartbeats for itself. An invocation whose answer stream ends without its closing line is
+ * gone (R-WORK-7); everything else about a lane's liveness is the tracker's to judge.
  */
 import { RejectedError, TransportError, type Job, type StoreError } from "@taskfold/core"
-import { Heartbeat, startWorker, StopMessage, TaskBatch, type Tracker, type TrackerLink } from "@taskfold/core/adapter"
-import { Deferred, Effect, Exit, Schema, Scope } from "effect"
+import { Heartbeat, makeOnDemandWorker, StopMessage, TaskBatch, type Tracker } from "@taskfold/core/adapter"
+import type { TrackerLink } from "@taskfold/core/adapter"
+import { Deferred, Effect, Exit, Schema } from "effect"
 
 // ---------------------------------------------------------------------------------------------------------
 // Messages between the object and a lane's invocation, JSON through core's codec (bytes bodies as base64).
@@ -40,11 +39,12 @@ export const LaneStart = Schema.Struct({
 })
 export type LaneStart = typeof LaneStart.Type
 
-/** Invocation → object: what I have taken, and whether I hold nothing. */
+/** Invocation → object: what I have taken, the batches my worker refused among them, and whether I hold nothing. */
 export const LanePoll = Schema.Struct({
   generation: Id,
   ack: Schema.Int.check(Schema.isGreaterThanOrEqualTo(-1)),
-  idle: Schema.Boolean
+  idle: Schema.Boolean,
+  refused: Schema.optionalKey(Schema.Array(Schema.Struct({ seq: Count, message: Schema.String })))
 })
 export type LanePoll = typeof LanePoll.Type
 
@@ -60,17 +60,20 @@ export const LANE_RUN_PATH = "/v1/lanes/run"
 export const lanePath = (instanceId: string, lane: string, call: "poll" | "heartbeat") =>
   `/v1/instances/${encodeURIComponent(instanceId)}/lanes/${encodeURIComponent(lane)}/${call}`
 
+/** The last line of a lane invocation's answer when it ended on its own; an answer that ends without it is a crash. */
+export const LANE_DONE = "done"
+
 // ---------------------------------------------------------------------------------------------------------
 // The object's side.
 
-type LaneState = "unknown" | "idle" | "running"
-
 interface Lane {
   readonly id: string
-  /** unknown: after a restart, until its invocation shows up or the grace period ends. */
-  state: LaneState
+  /** The running invocation (null: none). */
   generation: string | null
-  lastContact: number
+  /** Whether that invocation took a batch: only then can its end lose tasks. */
+  took: boolean
+  /** When the invocation last polled (or was started or adopted): a live one is never long without a poll. */
+  polledAt: number
   /** Items not yet acknowledged by the running invocation. */
   mailbox: LaneItem[]
   nextSeq: number
@@ -84,56 +87,30 @@ export interface LaneSetOptions {
   readonly count: number
   readonly slots: number
   readonly heartbeatInterval: number
-  /** A running invocation silent this long is taken for dead. */
-  readonly contactTimeout: number
   /** How long a poll waits for an item before it answers empty. */
   readonly pollWaitMs: number
-  /** After a restart: how long invocations started by the previous incarnation get to show up. */
-  readonly graceMs: number
+  /** The instance's live tracker, if any. */
   readonly tracker: () => Tracker | undefined
-  /** Starts an invocation; resolves once it accepted (2xx) with its response, whose stream ends when it does. */
+  /** Starts an invocation; resolves with its response, whose stream ends when the invocation does. */
   readonly start: (start: LaneStart) => Promise<Response>
 }
 
 export const laneId = (n: number) => `lane-${n}`
 
-export interface LaneSet {
-  readonly has: (workerId: string) => boolean
-  readonly send: (workerId: string, batch: TaskBatch) => Effect.Effect<void, TransportError>
-  readonly stop: (workerId: string, message: StopMessage) => Effect.Effect<void, TransportError>
-  readonly poll: (workerId: string, poll: LanePoll) => Promise<LanePollReply>
-  /** A heartbeat of a lane's invocation, forwarded only if that invocation is the lane's current one. */
-  readonly heartbeat: (
-    workerId: string,
-    generation: string,
-    heartbeat: Heartbeat
-  ) => Effect.Effect<void, RejectedError | StoreError>
-  /** Heartbeats idle lanes and gives up on silent invocations (on every alarm). */
-  readonly refresh: Effect.Effect<void>
-  /** `refresh`, if the last one is a heartbeatInterval old (on every request the object serves). */
-  readonly refreshIfStale: Effect.Effect<void>
-  /** Wakes every waiting poll (the instance is over). */
-  readonly close: () => void
-}
+const failure = (reason: TransportError["reason"], message: string) => new TransportError({ reason, message })
 
-/** The last line of a lane invocation's answer when it ended on its own; an answer that ends without it is a crash. */
-export const LANE_DONE = "done"
-
-/**
- * `unconfirmed`: after a restart, the lanes the store shows holding live tasks. Their invocations may have
- * outlived the old incarnation: they get `graceMs` to show up before the lane is taken for idle (which
- * hands their acknowledged tasks back). Other lanes are idle at once.
- */
-export const makeLaneSet = (options: LaneSetOptions, unconfirmed: ReadonlySet<string> = new Set()): LaneSet => {
-  const startedAt = Date.now()
+export const makeLaneSet = (options: LaneSetOptions) => {
+  // A live invocation polls again as soon as a poll answers, and a poll answers within pollWaitMs: one silent
+  // for longer than this (with no poll waiting) died without a stream to say so (it outlived a restart).
+  const silentMs = 2 * options.pollWaitMs + 5_000
   const lanes = new Map<string, Lane>()
   for (let n = 0; n < options.count; n++) {
     const id = laneId(n)
     lanes.set(id, {
       id,
-      state: unconfirmed.has(id) ? "unknown" : "idle",
       generation: null,
-      lastContact: startedAt,
+      took: false,
+      polledAt: 0,
       mailbox: [],
       nextSeq: 0,
       waiters: new Set(),
@@ -141,7 +118,8 @@ export const makeLaneSet = (options: LaneSetOptions, unconfirmed: ReadonlySet<st
     })
   }
   let closed = false
-  let lastRefresh = Number.NEGATIVE_INFINITY
+  /** Invocations this object saw end: a late poll of one is not adopted. */
+  const gone = new Set<string>()
   /** The instance's params, from the first batch that carried them: every new invocation needs them. */
   let params: string | undefined
 
@@ -150,65 +128,54 @@ export const makeLaneSet = (options: LaneSetOptions, unconfirmed: ReadonlySet<st
     lane.waiters.clear()
   }
 
-  const idleHeartbeat = (lane: Lane): Heartbeat => ({
-    instanceId: options.instanceId,
-    workerId: lane.id,
-    slots: options.slots,
-    freeSlots: options.slots,
-    queueLength: 0,
-    idle: true
-  })
+  const settle = (lane: Lane, seq: number, error?: TransportError) => {
+    const receipt = lane.receipts.get(seq)
+    if (receipt === undefined) return
+    lane.receipts.delete(seq)
+    Deferred.doneUnsafe(receipt, error === undefined ? Effect.void : Effect.fail(error))
+  }
 
-  /** A batch the invocation took (its poll acknowledged it): its send succeeds. */
-  const taken = (lane: Lane, ack: number) => {
-    for (const [seq, receipt] of lane.receipts) {
-      if (seq > ack) continue
-      lane.receipts.delete(seq)
-      Deferred.doneUnsafe(receipt, Effect.void)
+  /** What the invocation took up to `ack`: refused batches fail their send, the rest succeed. */
+  const taken = (lane: Lane, poll: LanePoll) => {
+    for (const { seq, message } of poll.refused ?? []) settle(lane, seq, failure("rejected", `${lane.id}: ${message}`))
+    for (const seq of [...lane.receipts.keys()]) {
+      if (seq > poll.ack) continue
+      lane.took = true
+      settle(lane, seq)
     }
   }
 
   /** Batches the invocation never took: their sends fail, which counts toward maxRedeliveries (R-DISP-10). */
   const untaken = (lane: Lane, why: string) => {
-    for (const receipt of lane.receipts.values()) {
-      Deferred.doneUnsafe(
-        receipt,
-        Effect.fail(
-          new TransportError({ reason: "unreachable", message: `${lane.id}: ${why} before it took the batch` })
-        )
-      )
-    }
-    lane.receipts.clear()
+    for (const seq of [...lane.receipts.keys()])
+      settle(lane, seq, failure("unreachable", `${lane.id}: ${why} before it took the batch`))
   }
 
   /** The lane's invocation is gone: its undelivered items are dropped and their sends fail. */
   const ended = (lane: Lane) => {
-    lane.state = "idle"
+    if (lane.generation !== null) gone.add(lane.generation)
     lane.generation = null
+    lane.took = false
     lane.mailbox = []
     untaken(lane, "the invocation ended")
     wake(lane)
   }
 
-  /** A batch item for the lane whose send completes once the invocation takes it. */
   const receiptOf = (lane: Lane, seq: number): Effect.Effect<void, TransportError> => {
     const receipt = Deferred.makeUnsafe<void, TransportError>()
     lane.receipts.set(seq, receipt)
     return Deferred.await(receipt)
   }
 
-  /** Reads an invocation's response to its end; an end without the closing line is a crash. */
+  /** Reads an invocation's response to its end: one that took work and ended without its closing line is gone. */
   const watch = (lane: Lane, generation: string, response: Response) => {
     const read = async () => {
       let text = ""
       if (response.body !== null) {
         const decoder = new TextDecoder()
         const reader = response.body.getReader()
-        for (;;) {
-          const chunk = await reader.read()
-          if (chunk.done) break
+        for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read())
           text = (text + decoder.decode(chunk.value, { stream: true })).slice(-64)
-        }
       }
       return text.trim().endsWith(LANE_DONE)
     }
@@ -216,8 +183,11 @@ export const makeLaneSet = (options: LaneSetOptions, unconfirmed: ReadonlySet<st
       .catch(() => false)
       .then((clean) => {
         if (lane.generation !== generation) return
+        const held = lane.took
         ended(lane)
-        if (!clean) void Effect.runPromise(refreshLane(lane))
+        const tracker = options.tracker()
+        if (!clean && held && tracker !== undefined)
+          void Effect.runPromise(tracker.workerGone(lane.id, "its invocation ended without its closing line"))
       })
   }
 
@@ -225,13 +195,12 @@ export const makeLaneSet = (options: LaneSetOptions, unconfirmed: ReadonlySet<st
     Effect.tryPromise({
       try: async () => {
         const generation = crypto.randomUUID()
-        lane.state = "running"
         lane.generation = generation
-        lane.lastContact = Date.now()
+        lane.took = false
+        lane.polledAt = Date.now()
         lane.mailbox = []
-        let response: Response
-        try {
-          response = await options.start({
+        const response = await options
+          .start({
             instanceId: options.instanceId,
             lane: lane.id,
             generation,
@@ -239,22 +208,23 @@ export const makeLaneSet = (options: LaneSetOptions, unconfirmed: ReadonlySet<st
             heartbeatInterval: options.heartbeatInterval,
             items: [item]
           })
-        } catch (cause) {
-          if (lane.generation === generation) ended(lane)
-          throw cause
-        }
-        if (!response.ok) {
-          if (lane.generation === generation) ended(lane)
-          await response.body?.cancel()
-          throw new Error(`the lane's Worker answered ${response.status}`)
-        }
-        watch(lane, generation, response)
+          .catch((cause: unknown) => {
+            if (lane.generation === generation) ended(lane)
+            throw cause
+          })
+        if (response.ok) return watch(lane, generation, response)
+        if (lane.generation === generation) ended(lane)
+        await response.body?.cancel()
+        // A first batch over the Worker's body limit is split by the tracker (R-DISP-10).
+        throw failure(
+          response.status === 413 ? "too-large" : "unreachable",
+          `the lane's Worker answered ${response.status}`
+        )
       },
       catch: (cause) =>
-        new TransportError({
-          reason: "unreachable",
-          message: `${lane.id}: ${cause instanceof Error ? cause.message : String(cause)}`
-        })
+        cause instanceof TransportError
+          ? failure(cause.reason, `${lane.id}: ${cause.message}`)
+          : failure("unreachable", `${lane.id}: ${cause instanceof Error ? cause.message : String(cause)}`)
     })
 
   const enqueue = (lane: Lane, item: Omit<LaneItem, "seq">): number => {
@@ -264,68 +234,41 @@ export const makeLaneSet = (options: LaneSetOptions, unconfirmed: ReadonlySet<st
     return seq
   }
 
-  const trackerHeartbeat = (heartbeat: Heartbeat) =>
-    Effect.suspend(() => {
-      const tracker = options.tracker()
-      return tracker === undefined ? Effect.void : Effect.ignore(tracker.heartbeat(heartbeat))
-    })
-
-  const refreshLane = (lane: Lane): Effect.Effect<void> =>
-    Effect.suspend(() => {
-      const now = Date.now()
-      if (lane.state === "running" && now - lane.lastContact > options.contactTimeout) ended(lane)
-      if (lane.state === "unknown" && now - startedAt >= options.graceMs) lane.state = "idle"
-      return lane.state === "idle" ? trackerHeartbeat(idleHeartbeat(lane)) : Effect.void
-    })
-
-  const refreshAll = Effect.suspend(() => {
-    lastRefresh = Date.now()
-    return Effect.forEach([...lanes.values()], refreshLane, { discard: true })
-  })
-
   /** Adopts an invocation the object did not start (it outlived a restart) if the lane has no other. */
   const current = (lane: Lane, generation: string): boolean => {
     if (lane.generation === generation) return true
-    if (lane.state === "running") return false
-    lane.state = "running"
+    if (lane.generation !== null || gone.has(generation)) return false
     lane.generation = generation
+    lane.took = true
     lane.mailbox = []
-    untaken(lane, "another invocation took the lane over")
     return true
   }
 
   return {
-    has: (workerId) => lanes.has(workerId),
-    send: (workerId, batch) =>
+    instanceId: options.instanceId,
+    send: (workerId: string, batch: TaskBatch): Effect.Effect<void, TransportError> =>
       Effect.suspend(() => {
         if (batch.params !== undefined) params = batch.params
         const lane = lanes.get(workerId)
-        if (lane === undefined || closed)
-          return Effect.fail(new TransportError({ reason: "unreachable", message: `no lane ${workerId}` }))
-        if (lane.state === "running") return receiptOf(lane, enqueue(lane, { batch }))
-        if (lane.state === "unknown") {
-          return Effect.fail(
-            new TransportError({ reason: "unreachable", message: `${workerId} is not confirmed since the restart` })
-          )
-        }
+        if (lane === undefined || closed) return Effect.fail(failure("unreachable", `no lane ${workerId}`))
+        if (lane.generation !== null && lane.waiters.size === 0 && Date.now() - lane.polledAt > silentMs) ended(lane)
+        if (lane.generation !== null) return receiptOf(lane, enqueue(lane, { batch }))
         const seq = lane.nextSeq++
         const receipt = receiptOf(lane, seq)
         // A fresh invocation has no params yet: its first batch brings them even if the tracker left them out.
-        return start(lane, {
-          seq,
-          batch: batch.params === undefined && params !== undefined ? { ...batch, params } : batch
-        }).pipe(Effect.andThen(receipt))
+        const first = batch.params === undefined && params !== undefined ? { ...batch, params } : batch
+        return start(lane, { seq, batch: first }).pipe(Effect.andThen(receipt))
       }),
-    stop: (workerId, message) =>
+    stop: (workerId: string, message: StopMessage) =>
       Effect.sync(() => {
         const lane = lanes.get(workerId)
-        if (lane !== undefined && lane.state === "running") enqueue(lane, { stop: message })
+        if (lane !== undefined && lane.generation !== null) enqueue(lane, { stop: message })
       }),
-    poll: async (workerId, poll) => {
+    poll: async (workerId: string, poll: LanePoll): Promise<LanePollReply> => {
       const lane = lanes.get(workerId)
       if (lane === undefined || closed || !current(lane, poll.generation)) return { exit: true, items: [] }
-      lane.lastContact = Date.now()
-      taken(lane, poll.ack)
+      lane.polledAt = Date.now()
+      taken(lane, poll)
       const pending = () => lane.mailbox.filter((item) => item.seq > poll.ack)
       lane.mailbox = pending()
       if (lane.mailbox.length > 0) return { exit: false, items: lane.mailbox }
@@ -335,39 +278,33 @@ export const makeLaneSet = (options: LaneSetOptions, unconfirmed: ReadonlySet<st
         return { exit: true, items: [] }
       }
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(() => {
-          lane.waiters.delete(done)
-          resolve()
-        }, options.pollWaitMs)
         const done = () => {
           clearTimeout(timer)
+          lane.waiters.delete(done)
           resolve()
         }
+        const timer = setTimeout(done, options.pollWaitMs)
         lane.waiters.add(done)
       })
       if (closed || lane.generation !== poll.generation) return { exit: true, items: [] }
-      lane.lastContact = Date.now()
+      lane.polledAt = Date.now()
       return { exit: false, items: pending() }
     },
-    heartbeat: (workerId, generation, heartbeat) =>
-      Effect.suspend(() => {
+    /** A heartbeat of a lane's invocation, forwarded only if that invocation is the lane's current one. */
+    heartbeat: (workerId: string, generation: string, heartbeat: Heartbeat) =>
+      Effect.suspend((): Effect.Effect<void, RejectedError | StoreError> => {
         const lane = lanes.get(workerId)
-        if (lane === undefined || heartbeat.workerId !== workerId) {
+        if (lane === undefined || heartbeat.workerId !== workerId)
           return Effect.fail(new RejectedError({ reason: "unknown-worker", message: `no lane ${workerId}` }))
-        }
         if (!current(lane, generation)) return Effect.void
-        lane.lastContact = Date.now()
         const tracker = options.tracker()
         return tracker === undefined
           ? Effect.fail(
               new RejectedError({ reason: "unknown-instance", message: `no live instance ${options.instanceId}` })
             )
-          : tracker.heartbeat(heartbeat)
+          : Effect.asVoid(tracker.heartbeat(heartbeat))
       }),
-    refresh: refreshAll,
-    refreshIfStale: Effect.suspend(() =>
-      Date.now() - lastRefresh >= options.heartbeatInterval ? refreshAll : Effect.void
-    ),
+    /** Wakes every waiting poll (the instance is over). */
     close: () => {
       closed = true
       for (const lane of lanes.values()) wake(lane)
@@ -398,19 +335,8 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
  */
 export const runLane = async (options: LaneRunOptions): Promise<void> => {
   const { start } = options
-  const scope = Effect.runSync(Scope.make())
-  const held = new Set<string>()
-  const key = (taskId: string, attempt: number) => `${taskId}#${attempt}`
   const link: TrackerLink = {
     ...options.link,
-    report: (batch) =>
-      options.link.report(batch).pipe(
-        Effect.tap(() =>
-          Effect.sync(() => {
-            for (const report of batch.reports) if (report.status >= 5) held.delete(key(report.taskId, report.attempt))
-          })
-        )
-      ),
     heartbeat: (heartbeat) =>
       options
         .heartbeat(start.generation, heartbeat)
@@ -422,39 +348,35 @@ export const runLane = async (options: LaneRunOptions): Promise<void> => {
           )
         )
   }
+  // Core's on-demand worker knows when it holds nothing: then the invocation asks to leave.
+  const worker = makeOnDemandWorker({
+    id: start.lane,
+    slots: start.slots,
+    jobs: options.jobs,
+    connect: () => link,
+    heartbeatInterval: start.heartbeatInterval
+  })
+  /** Refusals not yet told to the object: they go with every poll until one is answered. */
+  let refused: Array<{ readonly seq: number; readonly message: string }> = []
+  let ack = -1
+  const apply = (item: LaneItem) => {
+    ack = Math.max(ack, item.seq)
+    const refusal = item.batch === undefined ? undefined : worker.deliver(item.batch)
+    if (refusal !== undefined) refused.push({ seq: item.seq, message: refusal.message })
+    if (item.stop !== undefined) worker.stop(item.stop)
+  }
   try {
-    const worker = await Effect.runPromise(
-      startWorker({
-        id: start.lane,
-        slots: start.slots,
-        jobs: options.jobs,
-        connect: () => link,
-        heartbeatInterval: start.heartbeatInterval
-      }).pipe(Scope.provide(scope))
-    )
-    const apply = (item: LaneItem) => {
-      if (item.batch !== undefined) {
-        for (const task of item.batch.tasks) held.add(key(task.id, task.attempt))
-        worker.deliver(item.batch)
-      }
-      if (item.stop !== undefined) {
-        worker.stop(item.stop)
-        if (item.stop.taskIds === null) held.clear()
-        else {
-          const stopped = new Set(item.stop.taskIds)
-          for (const entry of [...held]) if (stopped.has(entry.slice(0, entry.lastIndexOf("#")))) held.delete(entry)
-        }
-      }
-    }
-    let ack = -1
-    for (const item of start.items) {
-      apply(item)
-      ack = Math.max(ack, item.seq)
-    }
+    for (const item of start.items) apply(item)
     let failingSince: number | undefined
     for (;;) {
+      const told = refused
       const exit = await Effect.runPromiseExit(
-        options.poll({ generation: start.generation, ack, idle: held.size === 0 })
+        options.poll({
+          generation: start.generation,
+          ack,
+          idle: !worker.running(),
+          ...(told.length > 0 ? { refused: told } : {})
+        })
       )
       if (Exit.isFailure(exit)) {
         failingSince ??= Date.now()
@@ -463,14 +385,31 @@ export const runLane = async (options: LaneRunOptions): Promise<void> => {
         continue
       }
       failingSince = undefined
+      refused = refused.filter((entry) => !told.includes(entry))
       if (exit.value.exit) return
-      for (const item of exit.value.items) {
-        if (item.seq <= ack) continue
-        apply(item)
-        ack = item.seq
-      }
+      for (const item of exit.value.items) if (item.seq > ack) apply(item)
     }
   } finally {
-    await Effect.runPromise(Scope.close(scope, Exit.void))
+    worker.close()
   }
 }
+
+/** A lane invocation's answer: a stream open while `work` runs, ending with LANE_DONE if the lane ended on its own. */
+export const laneResponse = (work: Promise<void>, ctx: Pick<ExecutionContext, "waitUntil">): Response => {
+  const encoder = new TextEncoder()
+  const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>()
+  const writer = writable.getWriter()
+  const line = (text: string) => writer.write(encoder.encode(`${text}\n`))
+  ctx.waitUntil(
+    work
+      .then(
+        () => line(LANE_DONE),
+        (error: unknown) => line(`failed: ${String(error)}`)
+      )
+      .finally(() => writer.close())
+      .catch(() => undefined)
+  )
+  return new Response(readable, { status: 202, headers: { "content-type": "text/plain; charset=utf-8" } })
+}
+
+export type LaneSet = ReturnType<typeof makeLaneSet>

@@ -1,19 +1,11 @@
 import {
   checkChanges,
-  makeSqlOutcomeLog,
   makeSqlStore,
-  readSqlBusyWorkers,
   readSqlInstanceRow,
   sqliteStoreError,
-  type InstanceRow,
-  type OutcomeRecord as LoggedOutcome,
-  type SqlDriver,
-  type SqlRow,
-  type SqlStatement,
-  type SqlValue,
-  type TaskStoreShape
+  type InstanceRow
 } from "@taskfold/core/adapter"
-import type { Progress } from "@taskfold/core"
+import type { SqlDriver, SqlRow, SqlStatement, SqlValue, TaskStoreShape } from "@taskfold/core/adapter"
 import { Effect } from "effect"
 
 /** What the driver needs of a Durable Object's storage: its SQL database and synchronous transactions. */
@@ -68,21 +60,3 @@ const onSql = (sql: SqlStorage) => durableObjectDriver({ sql, transactionSync: (
 /** The stored row of an instance without its tasks: what a restarted object needs to know before it resumes. */
 export const readInstanceRow = (sql: SqlStorage, instanceId: string): InstanceRow | undefined =>
   now(readSqlInstanceRow(onSql(sql), instanceId))
-
-/** Workers holding live tasks (Dispatched, Received or Running) of an instance. */
-export const busyWorkers = (sql: SqlStorage, instanceId: string): Set<string> =>
-  now(readSqlBusyWorkers(onSql(sql), instanceId))
-
-/** An outcome as the object keeps it; `progress` is null when no tracker was left to ask. */
-export interface OutcomeRecord extends Omit<LoggedOutcome, "progress"> {
-  readonly progress: Progress | null
-}
-
-/** Outcomes outlive their instance's tasks (R-FIN-6): core's SQL outcome log, read and written at once. */
-export const makeOutcomeTable = (sql: SqlStorage) => {
-  const log = now(makeSqlOutcomeLog(onSql(sql)))
-  return {
-    write: (record: OutcomeRecord): void => now(log.put(record as LoggedOutcome)),
-    read: (instanceId: string): OutcomeRecord | undefined => now(log.get(instanceId))
-  }
-}

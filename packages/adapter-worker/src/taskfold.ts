@@ -1,63 +1,20 @@
 /**
- * taskfold on Cloudflare: one Durable Object per instance is its tracker (its SQLite is the store, its one
- * alarm the tracker's timer), and sub-tasks run in lanes: Worker invocations reached through a service
- * binding (see lanes.ts). `taskfold(options)` gives the Durable Object class to export and the Worker's
- * fetch handler.
+ * taskfold on Cloudflare: one Durable Object per instance is its tracker, on core's TrackerHost (its SQLite
+ * is the store and the outcome log, its one alarm the tracker's timer), and sub-tasks run in lanes: Worker
+ * invocations reached through a service binding (see lanes.ts). `taskfold(options)` gives the Durable
+ * Object class to export and the Worker's fetch handler.
  */
-import {
-  RejectedError,
-  resolveConfig,
-  StoreError,
-  TransportError,
-  type ConfigError,
-  type Job,
-  type JobConfig,
-  type JobConfigOverrides,
-  type Outcome
-} from "@taskfold/core"
-import {
-  finishedTracker,
-  resumeTracker,
-  startTracker,
-  TaskStore,
-  Transport,
-  type NewTrackerOptions,
-  type TaskStoreShape,
-  type Tracker,
-  type TransportShape
-} from "@taskfold/core/adapter"
-import {
-  answer,
-  decodeMessage,
-  encodeJson,
-  guardedApp,
-  httpTrackerLink,
-  makeTrackerApp,
-  paths,
-  readMessage,
-  request,
-  SubmitRequest,
-  wireError,
-  type HttpClientOptions,
-  type TrackerApi
-} from "@taskfold/core/wire"
+import { defaultConfig, RejectedError, type Job, type JobConfigOverrides, type Outcome } from "@taskfold/core"
+import { makeSqlOutcomeLog, makeTrackerHost, type HostedInstance, type TaskStoreShape } from "@taskfold/core/adapter"
+import type { TrackerHost } from "@taskfold/core/adapter"
+import { answer, decodeMessage, encodeJson, guardedApp, httpTrackerLink, makeTrackerApp } from "@taskfold/core/wire"
+import { paths, readMessage, request, SubmitRequest, wireError, type TrackerApi } from "@taskfold/core/wire"
 import { DurableObject } from "cloudflare:workers"
-import { Effect, Exit, Scope } from "effect"
+import { Effect, Scope } from "effect"
 import type { Context, Hono } from "hono"
-import {
-  LANE_DONE,
-  LANE_RUN_PATH,
-  LaneHeartbeat,
-  lanePath,
-  LanePoll,
-  LanePollReply,
-  LaneStart,
-  makeLaneSet,
-  runLane,
-  type LaneSet
-} from "./lanes.ts"
-import { makeLocalWorker, type LocalWorker } from "./local.ts"
-import { busyWorkers, makeOutcomeTable, makeDurableObjectStore as makeSqlStore, readInstanceRow } from "./sql-driver.ts"
+import { LANE_RUN_PATH, LaneHeartbeat, laneId, lanePath, LanePoll, LanePollReply, LaneStart } from "./lanes.ts"
+import { laneResponse, makeLaneSet, runLane, type LaneSet } from "./lanes.ts"
+import { durableObjectDriver, makeDurableObjectStore, readInstanceRow } from "./sql-driver.ts"
 
 export interface TaskfoldOptions {
   /** The jobs this deployment runs; instances name one of them. */
@@ -86,7 +43,7 @@ export interface TaskfoldOptions {
     /** The shared secret every call must carry as `Authorization: Bearer …`. Default "TASKFOLD_SECRET". */
     readonly secret?: string
   }
-  /** Called in the object once an instance's outcome is stored; a throw makes the tracker deliver it again (R-FIN-6). */
+  /** Called in the object once an instance's outcome is stored; a throw makes the tracker deliver it again (R-FIN-6) */
   readonly onOutcome?: (instanceId: string, outcome: Outcome) => void | Promise<void>
 }
 
@@ -95,22 +52,7 @@ export const LOCAL_WORKER = "local"
 
 type Env = Record<string, unknown>
 
-/** Everything that lives in the object while it runs an instance. */
-interface Host {
-  readonly instanceId: string
-  readonly job: string
-  readonly scope: Scope.Closeable
-  tracker: Tracker | undefined
-  local: LocalWorker | undefined
-  lanes: LaneSet
-  /** The time the object's alarm is set for (null: none set by this incarnation). */
-  armedAt: number | null
-  /** Resolved after the tracker's next step. */
-  stepWaiters: Array<() => void>
-  closed: boolean
-}
-
-/** Resolves with `promise` or after `ms`, leaving no timer behind (a pending timer keeps an object from being evicted). */
+/** Resolves with `promise` or after `ms`, leaving no timer behind (a pending timer keeps the object from eviction). */
 const atMost = (promise: Promise<void>, ms: number): Promise<void> => {
   let timer: ReturnType<typeof setTimeout> | undefined
   return Promise.race([promise, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]).finally(() => {
@@ -118,8 +60,7 @@ const atMost = (promise: Promise<void>, ms: number): Promise<void> => {
   })
 }
 
-const unknownInstance = (instanceId: string) =>
-  new RejectedError({ reason: "unknown-instance", message: `no live instance ${instanceId} here` })
+const badInput = (message: string) => new RejectedError({ reason: "bad-input", message })
 
 /** A deployment without its secret refuses every call (R-WIRE-2). */
 const noSecret = (name: string) =>
@@ -140,7 +81,7 @@ export const taskfold = (options: TaskfoldOptions) => {
   const names = { tracker: "TRACKER", workers: "WORKERS", secret: "TASKFOLD_SECRET", ...options.bindings }
   const jobs = new Map(options.jobs.map((job) => [job.name, job]))
   const jobOf = (name: string) => jobs.get(name)
-  const unknownJob = (name: string) => `no job ${JSON.stringify(name)} is deployed here`
+  const standing = Array.from({ length: settings.lanes }, (_, n) => ({ id: laneId(n), slots: settings.laneSlots }))
   const secretOf = (env: Env) => {
     const secret = env[names.secret]
     return typeof secret === "string" && secret !== "" ? secret : undefined
@@ -150,35 +91,33 @@ export const taskfold = (options: TaskfoldOptions) => {
     if (namespace === undefined) throw new Error(`no Durable Object binding ${names.tracker} in env`)
     return namespace.get(namespace.idFromName(instanceId))
   }
-  /** An instance's object, as core's HTTP client reaches it. */
-  const objectClient = (env: Env, instanceId: string, secret: string): HttpClientOptions => {
-    const stub = stubOf(env, instanceId)
-    return { baseUrl: "https://tracker", token: secret, fetch: (url, init) => stub.fetch(url, init) }
-  }
 
   /** The tracker of one instance. Export it under the class name your wrangler config binds. */
   class TaskfoldTracker extends DurableObject<Env> {
-    readonly #store: TaskStoreShape
-    readonly #outcomes: ReturnType<typeof makeOutcomeTable>
     readonly #app: Hono | undefined
-    #host: Host | undefined
+    readonly #store: TaskStoreShape
+    #host!: TrackerHost
+    #lanes: LaneSet | undefined
     /** The instance a submit is starting. */
     #starting: string | undefined
+    /** The time the object's alarm is set for (null: none set by this incarnation). */
+    #armedAt: number | null = null
+    /** Resolved after the tracker's next step. */
+    #stepWaiters: Array<() => void> = []
 
     constructor(ctx: DurableObjectState, env: Env) {
       super(ctx, env)
-      this.#store = makeSqlStore(ctx.storage)
-      this.#outcomes = makeOutcomeTable(ctx.storage.sql)
+      this.#store = makeDurableObjectStore(ctx.storage)
       const secret = secretOf(env)
       this.#app = secret === undefined ? undefined : this.#routes(secret)
-      // After an eviction or a restart, the instance resumes from SQLite before any request or alarm is let in (R-REC-1).
-      void ctx.blockConcurrencyWhile(() => this.#resume())
+      // After an eviction or a restart, the host resumes the instance before any request or alarm is let in (R-REC-1).
+      // A host that cannot start (its store failing) throws here, which resets the object.
+      void ctx.blockConcurrencyWhile(async () => {
+        this.#host = await Effect.runPromise(this.#makeHost().pipe(Scope.provide(Effect.runSync(Scope.make()))))
+      })
     }
 
     override fetch(request: Request): Response | Promise<Response> {
-      // Idle lanes heartbeat through the object while it is awake; between requests the alarm does it.
-      const host = this.#host
-      if (host !== undefined && !host.closed) void Effect.runPromise(host.lanes.refreshIfStale)
       return this.#app === undefined ? noSecret(names.secret) : this.#app.fetch(request)
     }
 
@@ -187,262 +126,126 @@ export const taskfold = (options: TaskfoldOptions) => {
      * the alarm came early or twice), and the step's next wake-up time arms the alarm again.
      */
     override async alarm(): Promise<void> {
-      const host = this.#host
-      if (host === undefined || host.closed || host.tracker === undefined) return
-      host.armedAt = null
-      await Effect.runPromise(host.lanes.refresh)
-      const stepped = new Promise<void>((resolve) => host.stepWaiters.push(resolve))
-      await Effect.runPromise(host.tracker.tick)
+      const live = this.instance
+      if (live === undefined) return
+      this.#armedAt = null
+      const stepped = new Promise<void>((resolve) => this.#stepWaiters.push(resolve))
+      await Effect.runPromise(live.tracker.tick)
       await atMost(stepped, 10_000)
     }
 
     /** The instance this object runs (for tests and tools). */
-    get instance(): { readonly instanceId: string; readonly tracker: Tracker | undefined } | undefined {
-      return this.#host === undefined ? undefined : { instanceId: this.#host.instanceId, tracker: this.#host.tracker }
+    get instance(): HostedInstance | undefined {
+      return this.#host.instances()[0]
     }
 
-    #live(instanceId: string): Host | undefined {
-      const host = this.#host
-      return host !== undefined && !host.closed && host.instanceId === instanceId ? host : undefined
+    #makeHost() {
+      const storage = this.ctx.storage
+      return Effect.flatMap(makeSqlOutcomeLog(durableObjectDriver(storage)), (outcomes) =>
+        makeTrackerHost({
+          jobs: options.jobs,
+          store: this.#store,
+          outcomes,
+          local: { id: LOCAL_WORKER, slots: settings.localSlots, mode: "on-demand" },
+          remote: {
+            send: (workerId, batch) => this.#lanesOf(batch.instanceId).send(workerId, batch),
+            stop: (workerId, message) => this.#lanesOf(message.instanceId).stop(workerId, message)
+          },
+          config: { localWorker: "exclude", ...options.config },
+          standing: () => standing,
+          hooks: () => ({ onWake: (at) => this.#wake(at) }),
+          onStarted: ({ instanceId, tracker }) =>
+            Effect.asVoid(
+              Effect.forkDetach(tracker.released.pipe(Effect.andThen(Effect.sync(() => this.#released(instanceId)))))
+            ),
+          ...(options.onOutcome === undefined ? {} : { onOutcome: options.onOutcome }),
+          log: (line) => console.log(`taskfold: ${line}`)
+        })
+      )
     }
 
-    async #resume(): Promise<void> {
-      const instanceId = this.#storedInstance()
-      if (instanceId === undefined) return
-      const row = readInstanceRow(this.ctx.storage.sql, instanceId)
-      if (row === undefined) return
-      if (row.outcome !== null) this.#recordOutcome(instanceId, row.job, row.outcome, undefined)
-      try {
-        this.#host = await this.#startHost(instanceId, row.job, row.config, true, (hooks) =>
-          resumeTracker(instanceId, LOCAL_WORKER, hooks)
-        )
-      } catch (error) {
-        console.error(`taskfold: could not resume ${instanceId}:`, error)
-      }
-    }
-
-    #storedInstance(): string | undefined {
-      return Effect.runSync(Effect.orElseSucceed(this.#store.listInstances(), () => [] as ReadonlyArray<string>))[0]
-    }
-
-    #recordOutcome(instanceId: string, job: string, outcome: Outcome, host: Host | undefined): void {
-      const tracker = host?.tracker
-      const progress = tracker === undefined ? null : Effect.runSync(tracker.progress)
-      this.#outcomes.write({ instanceId, job, outcome, progress })
+    /** The instance's lanes, made on first use: one instance per object. */
+    #lanesOf(instanceId: string): LaneSet {
+      if (this.#lanes?.instanceId === instanceId) return this.#lanes
+      const config = this.#host.live(instanceId)?.config ?? readInstanceRow(this.ctx.storage.sql, instanceId)?.config
+      const env = this.env
+      this.#lanes = makeLaneSet({
+        instanceId,
+        count: settings.lanes,
+        slots: settings.laneSlots,
+        heartbeatInterval: config?.heartbeatInterval ?? defaultConfig.heartbeatInterval,
+        pollWaitMs: settings.pollWaitMs,
+        tracker: () => this.#host.live(instanceId)?.tracker,
+        start: (start) => {
+          const binding = env[names.workers] as Fetcher | undefined
+          if (binding === undefined) throw new Error(`no service binding ${names.workers} in env`)
+          return binding.fetch(`https://taskfold${LANE_RUN_PATH}`, {
+            method: "POST",
+            headers: { authorization: `Bearer ${secretOf(env) ?? ""}`, "content-type": "application/json" },
+            body: encodeJson(start)
+          })
+        }
+      })
+      return this.#lanes
     }
 
     /** A new alarm time from the tracker; only a change touches storage. */
-    #wake(host: Host, at: number | null): void {
-      for (const resolve of host.stepWaiters.splice(0)) resolve()
-      if (host.closed || at === host.armedAt) return
-      host.armedAt = at
+    #wake(at: number | null): void {
+      for (const resolve of this.#stepWaiters.splice(0)) resolve()
+      if (at === this.#armedAt) return
+      this.#armedAt = at
       const done = at === null ? this.ctx.storage.deleteAlarm() : this.ctx.storage.setAlarm(at)
       done.catch((error: unknown) => console.error("taskfold: could not set the alarm:", error))
     }
 
-    #close(host: Host): void {
-      if (host.closed) return
-      host.closed = true
-      host.lanes.close()
-      host.local?.close()
-      if (this.#host === host) this.#host = undefined
+    #released(instanceId: string): void {
+      if (this.#lanes?.instanceId === instanceId) this.#lanes.close()
+      for (const resolve of this.#stepWaiters.splice(0)) resolve()
+      this.#armedAt = null
       this.ctx.storage.deleteAlarm().catch(() => undefined)
-      void Effect.runPromise(Scope.close(host.scope, Exit.void))
     }
 
-    async #startHost(
-      instanceId: string,
-      job: string,
-      config: JobConfig,
-      resumed: boolean,
-      make: (
-        hooks: Pick<NewTrackerOptions, "onWake">
-      ) => Effect.Effect<Tracker, RejectedError | StoreError, TaskStore | Transport | Scope.Scope>
-    ): Promise<Host> {
-      const env = this.env
-      const scope = Effect.runSync(Scope.make())
-      const graceMs = 2 * settings.pollWaitMs + 1_000
-      const workers = () => {
-        const binding = env[names.workers] as Fetcher | undefined
-        if (binding === undefined) throw new Error(`no service binding ${names.workers} in env`)
-        return binding
-      }
-      const host: Host = {
-        instanceId,
-        job,
-        scope,
-        tracker: undefined,
-        local: undefined,
-        lanes: undefined as unknown as LaneSet,
-        armedAt: null,
-        stepWaiters: [],
-        closed: false
-      }
-      host.lanes = makeLaneSet(
-        {
-          instanceId,
-          count: settings.lanes,
-          slots: settings.laneSlots,
-          heartbeatInterval: config.heartbeatInterval,
-          contactTimeout: config.workerTimeout,
-          pollWaitMs: settings.pollWaitMs,
-          graceMs,
-          tracker: () => (host.closed ? undefined : host.tracker),
-          start: (start) =>
-            workers().fetch(
-              new Request(`https://taskfold${LANE_RUN_PATH}`, {
-                method: "POST",
-                headers: { authorization: `Bearer ${secretOf(env) ?? ""}`, "content-type": "application/json" },
-                body: encodeJson(start)
-              })
-            )
-        },
-        resumed ? busyWorkers(this.ctx.storage.sql, instanceId) : new Set()
-      )
-      const unreachable = (message: string) => Effect.fail(new TransportError({ reason: "unreachable", message }))
-      const transport: TransportShape = {
-        send: (workerId, batch) =>
-          workerId === LOCAL_WORKER
-            ? host.local === undefined
-              ? unreachable("the local worker is not started yet")
-              : Effect.suspend(() => {
-                  const refused = host.local!.deliver(batch)
-                  return refused === undefined ? Effect.void : unreachable(refused.message)
-                })
-            : host.lanes.send(workerId, batch),
-        stop: (workerId, message) =>
-          workerId === LOCAL_WORKER ? Effect.sync(() => host.local?.stop(message)) : host.lanes.stop(workerId, message),
-        deliverOutcome: (id, outcome) =>
-          Effect.tryPromise({
-            try: async () => {
-              this.#recordOutcome(id, job, outcome, host)
-              await options.onOutcome?.(id, outcome)
-            },
-            catch: (cause) =>
-              new TransportError({ reason: "unreachable", message: `outcome not delivered: ${String(cause)}` })
-          })
-      }
-      try {
-        const tracker = await Effect.runPromise(
-          make({ onWake: (at) => this.#wake(host, at) }).pipe(
-            Effect.provideService(TaskStore, this.#store),
-            Effect.provideService(Transport, transport),
-            Scope.provide(scope)
-          )
-        )
-        host.tracker = tracker
-        host.local = makeLocalWorker({
-          id: LOCAL_WORKER,
-          slots: settings.localSlots,
-          tracker,
-          jobs: jobOf,
-          heartbeatInterval: config.heartbeatInterval
-        })
-        // No timer of the object's own: the local worker registers once, idle lanes heartbeat on requests and
-        // alarms, and the release is awaited, not polled.
-        void Effect.runPromise(host.local.join.pipe(Effect.andThen(host.lanes.refresh)))
-        Effect.runSync(
-          Effect.forkIn(
-            tracker.released.pipe(Effect.andThen(Effect.sync(() => queueMicrotask(() => this.#close(host))))),
-            scope
-          )
-        )
-        return host
-      } catch (error) {
-        host.closed = true
-        await Effect.runPromise(Scope.close(scope, Exit.void))
-        throw error
-      }
-    }
-
-    /**
-     * Starts the instance the submit names (the Worker has named it: one object per instance). A repeated
-     * submit starts nothing and is answered with the same id, running or finished.
-     */
-    #submit(
-      request: SubmitRequest
-    ): Effect.Effect<{ readonly instanceId: string }, RejectedError | ConfigError | StoreError> {
-      return Effect.suspend(
-        (): Effect.Effect<{ readonly instanceId: string }, RejectedError | ConfigError | StoreError> => {
-          const instanceId = request.instanceId
-          if (instanceId === undefined)
-            return Effect.fail(
-              new RejectedError({ reason: "bad-input", message: "a submit to an instance's object names the instance" })
-            )
-          const job = jobOf(request.job)
-          if (job === undefined)
-            return Effect.fail(new RejectedError({ reason: "bad-input", message: unknownJob(request.job) }))
-          const held = this.#host?.instanceId ?? this.#starting ?? this.#storedInstance()
-          if (held !== undefined || this.#outcomes.read(instanceId) !== undefined) {
-            return held === undefined || held === instanceId
-              ? Effect.succeed({ instanceId })
-              : Effect.fail(
-                  new RejectedError({ reason: "bad-input", message: `this object runs ${held}, not ${instanceId}` })
-                )
-          }
-          return resolveConfig({ localWorker: "exclude", ...options.config, ...job.config, ...request.config }).pipe(
-            Effect.flatMap((config) =>
-              Effect.tryPromise({
-                try: async () => {
-                  this.#starting = instanceId
-                  try {
-                    this.#host = await this.#startHost(instanceId, job.name, config, false, (hooks) =>
-                      startTracker({
-                        instanceId,
-                        job: job.name,
-                        kind: job.kind,
-                        config,
-                        params: JSON.stringify(request.params ?? null),
-                        localWorkerId: LOCAL_WORKER,
-                        ...hooks
-                      })
-                    )
-                  } finally {
-                    this.#starting = undefined
-                  }
-                  return { instanceId }
-                },
-                catch: (cause) =>
-                  new StoreError({
-                    reason: "unavailable",
-                    message: `instance ${instanceId} did not start: ${String(cause)}`
-                  })
-              })
-            )
-          )
-        }
-      )
+    /** The instance this object holds: live, starting, stored or logged (one per object). */
+    #held() {
+      return Effect.gen({ self: this }, function* () {
+        if (this.#starting !== undefined) return this.#starting
+        const known = (yield* this.#host.list(1))[0]?.instanceId
+        return known ?? ((yield* this.#store.listInstances())[0] as string | undefined)
+      })
     }
 
     /** Core's tracker routes for this object's one instance, and the lanes' own two. */
     #routes(secret: string): Hono {
-      const host: TrackerApi = {
-        tracker: (instanceId) =>
-          Effect.suspend(() => {
-            const live = this.#live(instanceId)?.tracker
-            if (live !== undefined) return Effect.succeed(live)
-            const record = this.#outcomes.read(instanceId)
-            return record === undefined
-              ? Effect.fail(unknownInstance(instanceId))
-              : Effect.succeed(finishedTracker(record.instanceId, record.outcome, record.progress))
+      const api: TrackerApi = {
+        tracker: (instanceId) => Effect.suspend(() => this.#host.tracker(instanceId)),
+        // The Worker has named the instance: a submit naming another than the one held here is refused.
+        submit: (submit) =>
+          Effect.gen({ self: this }, function* () {
+            const instanceId = submit.instanceId
+            if (instanceId === undefined) return yield* badInput("a submit to an instance's object names the instance")
+            const held = yield* this.#held()
+            if (held !== undefined && held !== instanceId)
+              return yield* badInput(`this object runs ${held}, not ${instanceId}`)
+            if (held !== undefined) return yield* this.#host.submit(submit)
+            this.#starting = instanceId
+            const started = this.#host.submit(submit)
+            return yield* started.pipe(Effect.ensuring(Effect.sync(() => (this.#starting = undefined))))
           }),
-        submit: (request) => this.#submit(request),
-        registerWorker: () =>
-          Effect.fail(
-            new RejectedError({ reason: "bad-input", message: "workers do not register here: sub-tasks run in lanes" })
-          )
+        registerWorker: () => Effect.fail(badInput("workers do not register here: sub-tasks run in lanes"))
       }
-      const app = makeTrackerApp(host, { token: secret, maxBodyBytes: settings.maxBodyBytes })
+      const app = makeTrackerApp(api, { token: secret, maxBodyBytes: settings.maxBodyBytes })
+      const lanesOf = (instanceId: string) =>
+        this.#host.live(instanceId) === undefined ? undefined : this.#lanesOf(instanceId)
 
       app.post("/v1/instances/:id/lanes/:lane/poll", async (c) => {
         const poll = await readMessage(c, LanePoll)
         if (!poll.ok) return poll.response
-        const live = this.#live(c.req.param("id"))
+        const lanes = lanesOf(c.req.param("id"))
         // No instance here (any more): the invocation may go.
-        if (live === undefined) return answer(c, Effect.succeed({ exit: true, items: [] }))
+        const reply = lanes?.poll(c.req.param("lane"), poll.value) ?? { exit: true, items: [] }
         return answer(
           c,
-          Effect.promise(() => live.lanes.poll(c.req.param("lane"), poll.value))
+          Effect.promise(async () => reply)
         )
       })
 
@@ -450,14 +253,12 @@ export const taskfold = (options: TaskfoldOptions) => {
         const message = await readMessage(c, LaneHeartbeat)
         if (!message.ok) return message.response
         const instanceId = c.req.param("id")
-        const live = this.#live(instanceId)
-        if (live === undefined) return answer(c, Effect.fail(unknownInstance(instanceId)))
-        return answer(
-          c,
-          live.lanes
-            .heartbeat(c.req.param("lane"), message.value.generation, message.value.heartbeat)
-            .pipe(Effect.as({}))
-        )
+        const { generation, heartbeat } = message.value
+        const lanes = lanesOf(instanceId)
+        const forwarded =
+          lanes?.heartbeat(c.req.param("lane"), generation, heartbeat) ??
+          Effect.fail(new RejectedError({ reason: "unknown-instance", message: `no live instance ${instanceId} here` }))
+        return answer(c, Effect.as(forwarded, {}))
       })
       return app
     }
@@ -474,7 +275,8 @@ export const taskfold = (options: TaskfoldOptions) => {
       try {
         return await stubOf(c.env as Env, instanceId).fetch(request)
       } catch (error) {
-        const message = `the object of ${instanceId} did not answer: ${error instanceof Error ? error.message : String(error)}`
+        const why = error instanceof Error ? error.message : String(error)
+        const message = `the object of ${instanceId} did not answer: ${why}`
         return c.json(wireError("TransportError", "unreachable", message), 503)
       }
     }
@@ -484,7 +286,10 @@ export const taskfold = (options: TaskfoldOptions) => {
       if (!submit.ok) return submit.response
       const { job } = submit.value
       if (jobOf(job) === undefined)
-        return c.json(wireError("DecodeError", "bad-field", unknownJob(job), '["job"]'), 400)
+        return c.json(
+          wireError("DecodeError", "bad-field", `no job ${JSON.stringify(job)} is deployed here`, '["job"]'),
+          400
+        )
       const instanceId = submit.value.instanceId ?? `${job}-${crypto.randomUUID()}`
       return toObject(
         c,
@@ -514,14 +319,17 @@ export const taskfold = (options: TaskfoldOptions) => {
     app.get("/v1/instances/:id", forward)
     app.all("/v1/instances/:id/*", forward)
 
+    // The stream stays open while the lane runs: the object reads it to learn when the invocation ends.
     app.post(LANE_RUN_PATH, async (c) => {
       const start = await readMessage(c, LaneStart)
       if (!start.ok) return start.response
       const { instanceId, lane } = start.value
-      const client = objectClient(c.env as Env, instanceId, secret)
-      const encoder = new TextEncoder()
-      const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>()
-      const writer = writable.getWriter()
+      const stub = stubOf(c.env as Env, instanceId)
+      const client = {
+        baseUrl: "https://tracker",
+        token: secret,
+        fetch: (url: string, init: RequestInit) => stub.fetch(url, init)
+      }
       const work = runLane({
         start: start.value,
         jobs: jobOf,
@@ -533,15 +341,7 @@ export const taskfold = (options: TaskfoldOptions) => {
         heartbeat: (generation, heartbeat) =>
           request(client, "POST", lanePath(instanceId, lane, "heartbeat"), { generation, heartbeat })
       })
-        .then(
-          () => writer.write(encoder.encode(`${LANE_DONE}\n`)),
-          (error: unknown) => writer.write(encoder.encode(`failed: ${String(error)}\n`))
-        )
-        .finally(() => writer.close())
-        .catch(() => undefined)
-      c.executionCtx.waitUntil(work)
-      // The stream stays open while the lane runs: the object reads it to learn when the invocation ends.
-      return new Response(readable, { status: 202, headers: { "content-type": "text/plain; charset=utf-8" } })
+      return laneResponse(work, c.executionCtx)
     })
     return app
   }

@@ -34,6 +34,7 @@ const objectOf = (instanceId: string) => runInDurableObject(trackerOf(instanceId
 
 afterEach(() => {
   watch.swallowLaneStarts = 0
+  watch.cutLaneStarts = []
 })
 
 describe("the alarm is the tracker's timer", () => {
@@ -114,5 +115,21 @@ describe("the alarm is the tracker's timer", () => {
     expect(outcome.finishedAt).toBeGreaterThanOrEqual(timeoutAt)
     await within(stopped, 5_000, "the stuck task stopped")
     expect((await finished(instanceId)).outcome?.ok).toBe(false)
+  })
+})
+
+describe("lanes are standing workers", () => {
+  it("R-WORK-7 a lane whose answer ends without its closing line is gone at once, not after workerTimeout", async () => {
+    const instanceId = freshId("counted")
+    const first = nextStart(instanceId, "0.1")
+    // The root's sub-task starts the first lane invocation; its answer is cut once it has taken the batch.
+    watch.cutLaneStarts = [800]
+    await submit("counted", { n: 1, ms: 3_000 }, quiet, instanceId)
+    await within(first, 5_000, "the first attempt running")
+    const again = await within(nextStart(instanceId, "0.1"), 5_000, "the task sent again")
+    expect(watch.runs.get(`${instanceId} 0.1`)).toEqual([0, 1])
+    expect(again - (watch.startedAt.get(`${instanceId} 0.1`)?.[0] ?? 0)).toBeLessThan(quiet.workerTimeout)
+    const outcome = await within(outcomeOf(instanceId), 10_000, "the outcome")
+    expect(outcome.ok).toBe(true)
   })
 })

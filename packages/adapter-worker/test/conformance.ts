@@ -20,11 +20,11 @@ import { DurableObject, env } from "cloudflare:workers"
 import { Effect, Exit, Schema } from "effect"
 import type { Hono } from "hono"
 import {
-  LANE_DONE,
   LaneHeartbeat,
   type LaneItem,
   LanePoll,
   LanePollReply,
+  laneResponse,
   LaneStart,
   makeLaneSet,
   runLane
@@ -164,9 +164,7 @@ export class LaneProbe extends DurableObject<Record<string, unknown>> {
     count: LANE_COUNT,
     slots: 4,
     heartbeatInterval: 60_000,
-    contactTimeout: 60_000,
     pollWaitMs: 200,
-    graceMs: 0,
     tracker: () => quietTracker(this.ctx.id.name ?? "lanes"),
     start: (start) =>
       (this.env["WORKERS"] as Fetcher).fetch(
@@ -233,9 +231,6 @@ laneApp.post("/run", async (c) => {
       const response = await probe.fetch(`https://probe/${path}/${lane}`, { method: "POST", body: encodeJson(body) })
       return parseJson(await response.text())
     })
-  const encoder = new TextEncoder()
-  const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>()
-  const writer = writable.getWriter()
   const work = runLane({
     start: start.value,
     jobs: (name) => (name === CONFORMANCE_JOB ? held : undefined),
@@ -255,14 +250,7 @@ laneApp.post("/run", async (c) => {
       ),
     heartbeat: (generation, heartbeat) => call("heartbeat", { generation, heartbeat })
   })
-    .then(
-      () => writer.write(encoder.encode(`${LANE_DONE}\n`)),
-      (error: unknown) => writer.write(encoder.encode(`failed: ${String(error)}\n`))
-    )
-    .finally(() => writer.close())
-    .catch(() => undefined)
-  c.executionCtx.waitUntil(work)
-  return new Response(readable, { status: 202, headers: { "content-type": "text/plain; charset=utf-8" } })
+  return laneResponse(work, c.executionCtx)
 })
 
 export const laneProbeOf = (home: string) =>

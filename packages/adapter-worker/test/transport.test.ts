@@ -126,12 +126,6 @@ transportConformance(
     skip: {
       outcome: "outcomes do not travel through lanes: the tracker object keeps them itself (taskfold.ts)",
       "outcome-refused": "outcomes do not travel through lanes: the tracker object keeps them itself (taskfold.ts)"
-    },
-    knownGaps: {
-      refusal:
-        "runLane hands a batch to the worker runtime and drops its refusal: the poll acknowledges it all the same",
-      "too-large":
-        "a first batch over the lane Worker's body limit is answered 413, which LaneSet.start turns into unreachable"
     }
   }
 )

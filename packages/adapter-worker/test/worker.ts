@@ -18,7 +18,9 @@ export const watch = {
   outcomes: new Map<string, Outcome>(),
   /** Lane starts to accept and then drop, as an invocation that dies at once would. */
   swallowLaneStarts: 0,
-  swallowed: 0
+  swallowed: 0,
+  /** Lane starts whose answer is cut this long after the start, as if the invocation had crashed then. */
+  cutLaneStarts: [] as number[]
 }
 
 const ran = (instanceId: string, taskId: string, attempt: number) => {
@@ -163,6 +165,18 @@ export default {
       watch.swallowed++
       return new Response(null, { status: 202 })
     }
-    return deployment.fetch(request, env, ctx)
+    const cut = new URL(request.url).pathname === LANE_RUN_PATH ? watch.cutLaneStarts.shift() : undefined
+    return cut === undefined ? deployment.fetch(request, env, ctx) : cutAfter(deployment.fetch(request, env, ctx), cut)
   }
+}
+
+/** The answer of a lane start, ended after `ms` without its closing line; the invocation itself runs on. */
+const cutAfter = async (answer: Response | Promise<Response>, ms: number): Promise<Response> => {
+  const response = await answer
+  const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>()
+  setTimeout(() => {
+    void writable.close()
+    void response.body?.cancel()
+  }, ms)
+  return new Response(readable, { status: response.status, headers: response.headers })
 }
