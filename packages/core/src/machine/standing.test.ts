@@ -65,6 +65,31 @@ describe("standing workers", () => {
     expect(d.live("0.1")).toMatchObject({ attempt: 1, status: TaskStatus.Received })
   })
 
+  it("R-WORK-6 a runtime lost only because its heartbeats came late is taken back by the next one: no endless resend", () => {
+    const d = Driver.create({
+      config: { localWorker: "exclude", progressInterval: 1_000_000_000, ackTimeout: 100_000_000 },
+      standing: [{ id: "lane-0", slots: 1 }]
+    })
+    d.startRoot()
+    d.map(LOCAL, "0", "child", Driver.items(1), 0)
+    const [[lane, seq]] = sentBatches(d.last) as [[string, number, string[]]]
+    d.delivered(lane, seq, 0)
+    const run = { slots: 1, freeSlots: 0, incarnation: "00000000a-run", firstSeen: seq }
+    d.heartbeat(lane, { ...run, seen: seq, n: 1 }, 100)
+    // Its heartbeats are held up past workerTimeout: lost, readmitted, and the task goes out again (attempt 1)
+    const timeout = d.state.config.workerTimeout
+    const resent = d.step([], 100 + timeout + 1)
+    const [[, again]] = sentBatches(resent) as [[string, number, string[]]]
+    d.delivered(lane, again, 100 + timeout + 1)
+    // ... to the same runtime, which was never down: its heartbeats count again and keep the new attempt
+    for (let i = 1; i <= 5; i++) d.heartbeat(lane, { ...run, seen: again, n: 1 + i }, 100 + timeout + i * 500)
+    d.step([], 100 + timeout + 3_000)
+    expect(d.worker(lane)).toMatchObject({ lost: false, incarnation: "00000000a-run" })
+    expect(d.live("0.1")).toMatchObject({ attempt: 1, status: TaskStatus.Received })
+    d.succeed(lane, "0.1", '"ok"', 100 + timeout + 3_100)
+    expect(d.row("0.1").status).toBe(TaskStatus.Succeeded)
+  })
+
   it("R-WORK-6 a standing worker whose start failed is tried again a heartbeat interval later; the failures count toward maxRedeliveries", () => {
     const d = started({ queueAllowance: 0, maxRedeliveries: 1 })
     d.map(LOCAL, "0", "child", Driver.items(4))

@@ -157,16 +157,12 @@ export const loseWorker = (state: MachineState, worker: WorkerState, now: number
 }
 
 /**
- * A lost standing worker is capacity again: the next send starts a fresh one, and the old one's late messages change
- * nothing.
+ * A lost standing worker is capacity again at once (R-WORK-6). Whether the next send reaches the runtime that
+ * went silent (only late, say) or starts a fresh one is the host's business: the run it names stays current
+ * until a newer one heartbeats, so a runtime that was only late is taken back, and what any run says it holds
+ * is judged by the batches it had seen (R-WORK-3).
  */
 const readmit = (worker: WorkerState, now: number): void => {
-  if (worker.incarnation !== undefined) {
-    worker.retired.push(worker.incarnation)
-    if (worker.retired.length > RETIRED_KEPT) worker.retired.shift()
-  }
-  worker.incarnation = undefined
-  worker.lastMessage = -1
   worker.unseen = []
   worker.lost = false
   worker.available = true
