@@ -1,4 +1,4 @@
-import { serveWebWorker } from "../src/web-worker.ts"
+import { serveWebWorker } from "@taskfold/core/wire"
 import { wordCount } from "./wordcount.ts"
 
 serveWebWorker({ jobs: [wordCount] })

@@ -21,8 +21,13 @@ import {
   type TrackerHost,
   type WorkerHandle
 } from "@taskfold/core/adapter"
-import { makeWebWorkerNetwork, type OutcomeOwner, type RemoteWorker, type WebWorkerNetwork } from "./network.ts"
-import type { WorkerLike } from "./protocol.ts"
+import {
+  makeWebWorkerNetwork,
+  type OutcomeOwner,
+  type RemoteWorker,
+  type WebWorkerNetwork,
+  type WorkerLike
+} from "@taskfold/core/wire"
 
 /** One Web Worker per logical core the browser reports, at least 2 and at most 16. */
 export const defaultPoolSize = (): number => {

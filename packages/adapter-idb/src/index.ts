@@ -1,11 +1,15 @@
 export { deleteIdbStore, IdbStoreLayer, openIdbStore, type IdbStore, type IdbStoreOptions } from "./store.ts"
+// The postMessage transport is core's (it runs wherever MessagePorts do); named here for the page's users.
 export {
   makeWebWorkerNetwork,
   type OutcomeOwner,
   type RemoteWorker,
+  serveWebWorker,
+  type ServeOptions,
   type SpawnOptions,
-  type WebWorkerNetwork
-} from "./network.ts"
+  type WebWorkerNetwork,
+  type WorkerLike
+} from "@taskfold/core/wire"
 export {
   defaultPoolSize,
   startBrowserCluster,
@@ -13,4 +17,3 @@ export {
   type BrowserClusterOptions,
   type StartOptions
 } from "./cluster.ts"
-export { serveWebWorker, type ServeOptions } from "./web-worker.ts"

@@ -1,6 +1,6 @@
 import type { Job } from "@taskfold/core"
-import type { Port, WorkerLike } from "../../src/protocol.ts"
-import { serveWebWorker } from "../../src/web-worker.ts"
+import type { Port, WorkerLike } from "@taskfold/core/wire"
+import { serveWebWorker } from "@taskfold/core/wire"
 
 /**
  * A stand-in for a Web Worker in Node: the same worker-side code (serveWebWorker) on one end of a

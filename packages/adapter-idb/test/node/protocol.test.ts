@@ -3,8 +3,8 @@ import { describe, expect, it, vi } from "vitest"
 import { resolveConfig } from "@taskfold/core"
 import { makeMemoryStore, startTracker, TaskStore, Transport, type TaskBatch } from "@taskfold/core/adapter"
 import { makeWebWorkerNetwork } from "../../src/index.ts"
-import { transferable, type Port, type WorkerLike } from "../../src/protocol.ts"
-import { serveWebWorker } from "../../src/web-worker.ts"
+import { transferable, type Port, type WorkerLike } from "@taskfold/core/wire"
+import { serveWebWorker } from "@taskfold/core/wire"
 
 /** A worker end the test speaks for itself: it answers init, records what it gets, and can send anything. */
 const scriptedWorker = () => {

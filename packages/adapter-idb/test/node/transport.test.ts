@@ -19,8 +19,9 @@ import { messageChannelWorker } from "./message-channel-worker.ts"
 const farEnds = vi.hoisted(
   () => new Map<string, { readonly handle: ConformanceWorker; readonly connect: (instanceId: string) => TrackerLink }>()
 )
-vi.mock("@taskfold/core/adapter", async (importOriginal) => {
-  const actual = await importOriginal<typeof import("@taskfold/core/adapter")>()
+// serveWebWorker (core wire) starts its runtime with core's startWorker, taken from this module.
+vi.mock("../../../core/src/worker/runtime.ts", async (importOriginal) => {
+  const actual = await importOriginal<typeof import("../../../core/src/worker/runtime.ts")>()
   const { conformanceWorker } = await import("@taskfold/core/testing")
   return {
     ...actual,

@@ -8,7 +8,7 @@ import type { JobConfigOverrides, Outcome, Progress } from "@taskfold/core"
 import type { Tracker } from "@taskfold/core/adapter"
 import { expectedWordCount, wordCount, type WordCountParams, type WordCountResult } from "../../demo/wordcount.ts"
 import { openIdbStore, startBrowserCluster, type BrowserCluster, type IdbStore } from "../../src/index.ts"
-import type { WorkerLike } from "../../src/protocol.ts"
+import type { WorkerLike } from "@taskfold/core/wire"
 import { byteSums, expectedByteSums } from "./jobs.ts"
 
 export interface ScenarioOptions {

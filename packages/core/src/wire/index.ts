@@ -37,3 +37,12 @@ export {
   type TrackerServerOptions
 } from "./tracker-server.ts"
 export { startWorkerProcess, type RunningWorker, type WorkerProcessOptions } from "./worker-process.ts"
+export {
+  makeWebWorkerNetwork,
+  type OutcomeOwner,
+  type RemoteWorker,
+  type SpawnOptions,
+  type WebWorkerNetwork
+} from "./port-network.ts"
+export { transferable, type Port, type WorkerLike } from "./port-protocol.ts"
+export { serveWebWorker, type ServeOptions } from "./port-worker.ts"

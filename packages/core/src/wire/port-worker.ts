@@ -3,13 +3,14 @@
  * reaches the page's tracker over postMessage. A worker script is two lines:
  *
  * ```ts
- * import { serveWebWorker } from "@taskfold/idb/web-worker"
+ * import { serveWebWorker } from "@taskfold/idb"
  * serveWebWorker({ jobs: [wordCount] })
  * ```
  */
 import { Effect, Exit, Fiber } from "effect"
-import { TransportError, type Job } from "@taskfold/core"
-import { startWorker, type TrackerLink, type WorkerHandle } from "@taskfold/core/adapter"
+import { TransportError } from "../model/errors.ts"
+import type { Job } from "../model/job.ts"
+import { startWorker, type TrackerLink, type WorkerHandle } from "../worker/runtime.ts"
 import {
   calls,
   decoder,
@@ -19,7 +20,7 @@ import {
   type CallName,
   type LinkError,
   type Port
-} from "./protocol.ts"
+} from "./port-protocol.ts"
 
 export interface ServeOptions {
   /** The jobs this worker can run, or a lookup by name. */

@@ -4,17 +4,18 @@
  * are encoded by their schema first, so tagged errors keep their class and reason on the other side.
  */
 import { Schema } from "effect"
-import { RejectedError, StoreError, TransportError, type TaskBody } from "@taskfold/core"
+import { RejectedError, StoreError, TransportError } from "../model/errors.ts"
 import {
   ContextAppend,
   Heartbeat,
   MapRequest,
   ReportBatch,
   ReportsReply,
-  ResultsPage,
   StopMessage,
   TaskBatch
-} from "@taskfold/core/adapter"
+} from "../model/messages.ts"
+import { ResultsPage } from "../model/store.ts"
+import type { TaskBody } from "../model/task.ts"
 
 const Count = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
 const Id = Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(256))

@@ -4,16 +4,13 @@
  * tracker. Workers in the page itself (the tracker's local worker) are called directly.
  */
 import { Deferred, Effect, Exit, Schema, Scope } from "effect"
-import { RejectedError, TransportError, type Outcome } from "@taskfold/core"
-import {
-  directLink,
-  type StopMessage,
-  type TaskBatch,
-  type Tracker,
-  type TrackerLink,
-  type TransportShape,
-  type WorkerHandle
-} from "@taskfold/core/adapter"
+import { directLink } from "../memory/transport.ts"
+import { RejectedError, TransportError } from "../model/errors.ts"
+import type { Outcome } from "../model/instance.ts"
+import type { StopMessage, TaskBatch } from "../model/messages.ts"
+import type { TransportShape } from "../ports/transport.ts"
+import type { Tracker } from "../tracker/tracker.ts"
+import type { TrackerLink, WorkerHandle } from "../worker/runtime.ts"
 import {
   calls,
   decoder,
@@ -25,7 +22,7 @@ import {
   type LinkError,
   type PageMessage,
   type WorkerLike
-} from "./protocol.ts"
+} from "./port-protocol.ts"
 
 const unreachable = (what: string) => new TransportError({ reason: "unreachable", message: `${what} is not reachable` })
 
