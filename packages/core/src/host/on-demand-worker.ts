@@ -38,6 +38,11 @@ export const makeOnDemandWorker = (options: {
   const key = (instanceId: string, taskId: string, attempt: number) => `${instanceId}\n${taskId}\n${attempt}`
   let current: { readonly scope: Scope.Closeable; readonly handle: WorkerHandle } | undefined
   let closed = false
+  /**
+   * Each instance's params, from the first batch that carried them: the tracker sends them once per worker, and
+   * a fresh runtime (the last one stopped when it held nothing) needs them again.
+   */
+  const params = new Map<string, string>()
 
   const release = () => {
     const up = current
@@ -85,8 +90,11 @@ export const makeOnDemandWorker = (options: {
 
   return {
     id: options.id,
-    deliver: (batch) => {
+    deliver: (given) => {
       if (closed) return new RejectedError({ reason: "unknown-worker", message: `worker ${options.id} is closed` })
+      if (given.params !== undefined) params.set(given.instanceId, given.params)
+      const known = params.get(given.instanceId)
+      const batch = given.params === undefined && known !== undefined ? { ...given, params: known } : given
       const refused = ensure().deliver(batch)
       if (refused !== undefined) {
         releaseSoon()
@@ -96,6 +104,8 @@ export const makeOnDemandWorker = (options: {
       return undefined
     },
     stop: (message) => {
+      // Every task of the instance stopped: it is over here.
+      if (message.taskIds === null) params.delete(message.instanceId)
       if (current === undefined) return
       current.handle.stop(message)
       const stopped = message.taskIds === null ? undefined : new Set(message.taskIds)
@@ -109,6 +119,7 @@ export const makeOnDemandWorker = (options: {
     close: () => {
       closed = true
       held.clear()
+      params.clear()
       release()
     }
   }
