@@ -18,4 +18,4 @@ export {
   makeLaneSet,
   runLane,
   type LaneSet
-} from "./lanes.ts"
+} from "@taskfold/core/wire"

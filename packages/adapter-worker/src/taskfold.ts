@@ -12,8 +12,8 @@ import { paths, readMessage, request, SubmitRequest, wireError, type TrackerApi 
 import { DurableObject } from "cloudflare:workers"
 import { Effect, Scope } from "effect"
 import type { Context, Hono } from "hono"
-import { LANE_RUN_PATH, LaneHeartbeat, laneId, lanePath, LanePoll, LanePollReply, LaneStart } from "./lanes.ts"
-import { laneResponse, makeLaneSet, runLane, type LaneSet } from "./lanes.ts"
+import { LANE_RUN_PATH, LaneHeartbeat, laneId, lanePath, LanePoll, LanePollReply, LaneStart } from "@taskfold/core/wire"
+import { laneResponse, makeLaneSet, runLane, type LaneSet } from "@taskfold/core/wire"
 import { durableObjectDriver, makeDurableObjectStore, readInstanceRow } from "./sql-driver.ts"
 
 export interface TaskfoldOptions {

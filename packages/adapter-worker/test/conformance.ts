@@ -28,7 +28,7 @@ import {
   LaneStart,
   makeLaneSet,
   runLane
-} from "../src/lanes.ts"
+} from "@taskfold/core/wire"
 
 export const CONFORMANCE_PATH = "/conformance"
 export const CONFORMANCE_TOKEN = "conformance-secret"
@@ -103,7 +103,7 @@ export const serveConformance = (
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Lanes: the adapter's own transport to sub-task workers (lanes.ts), in a Durable Object as the tracker
+// Lanes: the adapter's own transport to sub-task workers (core wire/lanes.ts), in a Durable Object as the tracker
 // object holds it, with its invocations started through the service binding as taskfold.ts starts them.
 
 /** Items each lane invocation got, `${home} ${lane}` → batches and stops in arrival order. */

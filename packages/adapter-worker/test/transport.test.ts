@@ -81,7 +81,7 @@ transportConformance("HTTP over a Workers service binding (workerd)", serviceBin
 })
 
 /**
- * Lanes (lanes.ts), the adapter's transport to the Worker invocations that run sub-tasks: a lane set in a
+ * Lanes (core wire/lanes.ts), the adapter's transport to the Worker invocations that run sub-tasks: a lane set in a
  * Durable Object, as the tracker object holds it, starting invocations through the service binding; each
  * invocation runs core's worker runtime on what it polls from the object. The suite drives the object by RPC.
  */

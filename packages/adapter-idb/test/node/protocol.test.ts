@@ -178,7 +178,7 @@ describe("page ↔ Web Worker messages", () => {
           | undefined
         expect([...(delivered!.batch.tasks[0]!.body as Uint8Array)]).toEqual([1, 2, 3, 4])
         expect(body.byteLength).toBe(4)
-        const transfer: Transferable[] = []
+        const transfer: ArrayBuffer[] = []
         const copy = transferable(body, transfer)
         expect(copy).not.toBe(body)
         expect(transfer).toEqual([(copy as Uint8Array).buffer])

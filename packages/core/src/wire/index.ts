@@ -46,3 +46,20 @@ export {
 } from "./port-network.ts"
 export { transferable, type Port, type WorkerLike } from "./port-protocol.ts"
 export { serveWebWorker, type ServeOptions } from "./port-worker.ts"
+export {
+  LANE_DONE,
+  LANE_RUN_PATH,
+  LaneHeartbeat,
+  laneId,
+  LaneItem,
+  lanePath,
+  LanePoll,
+  LanePollReply,
+  laneResponse,
+  LaneStart,
+  makeLaneSet,
+  runLane,
+  type LaneRunOptions,
+  type LaneSet,
+  type LaneSetOptions
+} from "./lanes.ts"

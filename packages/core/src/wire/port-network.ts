@@ -222,7 +222,7 @@ export const makeWebWorkerNetwork = (): WebWorkerNetwork => {
       let nextJoin = 0
       let closed = false
 
-      const post = (message: PageMessage, transfer: Transferable[] = []) => {
+      const post = (message: PageMessage, transfer: ArrayBuffer[] = []) => {
         if (closed) throw unreachable(`worker ${options.id}`)
         port.postMessage(message, { transfer })
       }
@@ -296,7 +296,7 @@ export const makeWebWorkerNetwork = (): WebWorkerNetwork => {
 
       const handleEndpoint: Endpoint = {
         deliver: (batch) => {
-          const transfer: Transferable[] = []
+          const transfer: ArrayBuffer[] = []
           const tasks = batch.tasks.map((task) =>
             typeof task.body === "string" ? task : { ...task, body: transferable(task.body, transfer) }
           )

@@ -95,7 +95,7 @@ export const encodeLinkError = Schema.encodeSync(LinkError)
  * the same task again, a processor may still read what it mapped): each crossing body is one fresh
  * copy whose buffer is handed over, which costs one copy where structured cloning costs two.
  */
-export const transferable = (body: TaskBody, transfer: Transferable[]): TaskBody => {
+export const transferable = (body: TaskBody, transfer: ArrayBuffer[]): TaskBody => {
   if (typeof body === "string") return body
   const copy = body.slice()
   transfer.push(copy.buffer)

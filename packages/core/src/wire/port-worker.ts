@@ -63,7 +63,7 @@ export const serveWebWorker = (
   const call = <N extends CallName>(
     name: N,
     payload: unknown,
-    transfer: Transferable[] = []
+    transfer: ArrayBuffer[] = []
   ): Effect.Effect<Answer<N>, LinkError> =>
     Effect.callback<Answer<N>, LinkError>((resume) => {
       const id = nextCall++
@@ -77,7 +77,7 @@ export const serveWebWorker = (
     // Fresh copies at every run of the effect: a transferred buffer is gone from this side.
     map: (request) =>
       Effect.suspend(() => {
-        const transfer: Transferable[] = []
+        const transfer: ArrayBuffer[] = []
         const bodies = request.bodies.map((body) => transferable(body, transfer))
         return call("map", { ...request, bodies }, transfer)
       }),

@@ -1,18 +1,22 @@
 /**
- * Lanes: how a Durable Object tracker gets sub-tasks run in Worker invocations.
+ * Lanes: how a tracker gets sub-tasks run by workers it starts with a request and cannot reach afterwards (a
+ * Durable Object's Worker invocations; any runtime whose workers can call out but not be called).
  *
- * A lane is one standing worker (`lane-0`, `lane-1`, …, R-WORK-6) with a fixed number of slots, and at most
- * one Worker invocation at a time. The first batch sent to an idle lane starts an invocation (a fetch through
- * a service binding); later batches and stops for it wait in the lane's mailbox in the object, which the
- * invocation long-polls. When the invocation holds nothing and its mailbox is empty it asks to leave, and the
- * object, single-threaded, lets it go only if nothing arrived meanwhile. While it runs, the invocation's
- * worker runtime heartbeats for itself. An invocation whose answer stream ends without its closing line is
- * gone (R-WORK-7); everything else about a lane's liveness is the tracker's to judge.
+ * A lane is one standing worker (`lane-0`, `lane-1`, …, R-WORK-6) with a fixed number of slots, and at most one
+ * invocation at a time. The first batch sent to an idle lane starts an invocation (a request, for a Durable Object
+ * a fetch through a service binding); later batches and stops for it wait in the lane's mailbox in the object,
+ * which the invocation long-polls. When the invocation holds nothing and its mailbox is empty it asks to leave, and
+ * the object, single-threaded, lets it go only if nothing arrived meanwhile. While it runs, the invocation's worker
+ * runtime heartbeats for itself. An invocation whose answer stream ends without its closing line is gone
+ * (R-WORK-7); everything else about a lane's liveness is the tracker's to judge.
  */
-import { RejectedError, TransportError, type Job, type StoreError } from "@taskfold/core"
-import { Heartbeat, makeOnDemandWorker, StopMessage, TaskBatch, type Tracker } from "@taskfold/core/adapter"
-import type { TrackerLink } from "@taskfold/core/adapter"
 import { Deferred, Effect, Exit, Schema } from "effect"
+import { makeOnDemandWorker } from "../host/on-demand-worker.ts"
+import { RejectedError, type StoreError, TransportError } from "../model/errors.ts"
+import type { Job } from "../model/job.ts"
+import { Heartbeat, StopMessage, TaskBatch } from "../model/messages.ts"
+import type { Tracker } from "../tracker/tracker.ts"
+import type { TrackerLink } from "../worker/runtime.ts"
 
 // ---------------------------------------------------------------------------------------------------------
 // Messages between the object and a lane's invocation, JSON through core's codec (bytes bodies as base64).
@@ -395,7 +399,10 @@ export const runLane = async (options: LaneRunOptions): Promise<void> => {
 }
 
 /** A lane invocation's answer: a stream open while `work` runs, ending with LANE_DONE if the lane ended on its own. */
-export const laneResponse = (work: Promise<void>, ctx: Pick<ExecutionContext, "waitUntil">): Response => {
+export const laneResponse = (
+  work: Promise<void>,
+  ctx: { readonly waitUntil: (promise: Promise<unknown>) => void }
+): Response => {
   const encoder = new TextEncoder()
   const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>()
   const writer = writable.getWriter()
