@@ -5,7 +5,7 @@ import { makeTrackerServer, openSqliteStore, openSqliteOutcomeLog, type TrackerS
 import { Effect, Exit, Scope } from "effect"
 import fc from "fast-check"
 import type { Hono } from "hono"
-import { randomBytes } from "node:crypto"
+import { createHmac, randomBytes } from "node:crypto"
 import { join } from "node:path"
 import { DatabaseSync } from "node:sqlite"
 import { afterEach, describe, expect, it } from "vitest"
@@ -14,6 +14,8 @@ import { jobsDir, processes, removeDir, tempDir } from "./support/cluster.ts"
 const token = randomBytes(12).toString("hex")
 const auth = { authorization: `Bearer ${token}`, "content-type": "application/json" }
 const MAX_BODY = 64 * 1024
+/** The key a registering worker gives the tracker to call it with. */
+const KEY = "k".repeat(32)
 
 /**
  * Opened by a test when the held instance may go on:
@@ -63,6 +65,8 @@ interface Setup {
   /** Batches the tracker sent to the registered fake worker. */
   readonly batches: TaskBatch[]
   readonly stops: StopMessage[]
+  /** The Authorization header of every call the tracker made to a worker. */
+  readonly sentAuth: string[]
 }
 
 const cleanups: Array<() => Promise<void> | void> = []
@@ -95,7 +99,9 @@ const setup = async (): Promise<Setup> => {
     stop: (message) => void stops.push(message),
     stats: () => ({ running: 0, queued: 0, completed: 0 })
   }
-  const workerApp = makeWorkerApp(fakeWorker, { token })
+  // The tracker calls the worker with the key the worker registered, never with its secret (R-WIRE-4).
+  const workerApp = makeWorkerApp(fakeWorker, { token: KEY })
+  const sentAuth: string[] = []
   const scope = Effect.runSync(Scope.make())
   cleanups.push(() => Effect.runPromise(Scope.close(scope, Exit.void)))
   const server = await Effect.runPromise(
@@ -104,7 +110,10 @@ const setup = async (): Promise<Setup> => {
       jobs: new Map([[held.name, held]]),
       store,
       outcomes,
-      fetch: (url, init) => Promise.resolve(workerApp.request(url, init))
+      fetch: (url, init) => {
+        sentAuth.push(new Headers(init.headers).get("authorization") ?? "")
+        return Promise.resolve(workerApp.request(url, init))
+      }
     }).pipe(Scope.provide(scope))
   )
   const app = makeTrackerApp(server.host, { token, maxBodyBytes: MAX_BODY })
@@ -117,10 +126,33 @@ const setup = async (): Promise<Setup> => {
     if ((progress?.byName["ROOT"]?.running ?? 0) > 0) break
     await new Promise((resolve) => setTimeout(resolve, 5))
   }
-  return { app, server, db, batches, stops }
+  return { app, server, db, batches, stops, sentAuth }
 }
 
-const request = (app: Hono, method: string, path: string, body?: string, headers: Record<string, string> = auth) =>
+/** A worker's credential (R-WIRE-4), made with node:crypto as the format says: tfw1.<id>.<HMAC-SHA256>. */
+const credentialOf = (workerId: string): string =>
+  `tfw1.${Buffer.from(workerId).toString("base64url")}.${createHmac("sha256", token)
+    .update(`worker:${workerId}`)
+    .digest("base64url")}`
+
+/** A message naming a worker goes with that worker's credential, as its process sends it; the rest as the operator. */
+const headersOf = (body: string | undefined): Record<string, string> => {
+  let workerId: unknown
+  try {
+    workerId = body === undefined ? undefined : (JSON.parse(body) as { workerId?: unknown }).workerId
+  } catch {}
+  return typeof workerId === "string" && workerId.length > 0
+    ? { ...auth, authorization: `Bearer ${credentialOf(workerId)}` }
+    : auth
+}
+
+const request = (
+  app: Hono,
+  method: string,
+  path: string,
+  body?: string,
+  headers: Record<string, string> = headersOf(body)
+) =>
   Promise.resolve(
     app.request(`http://tracker${path}`, body === undefined ? { method, headers } : { method, headers, body })
   )
@@ -155,7 +187,7 @@ const endpoints: ReadonlyArray<{ method: "GET" | "POST"; path: string; body?: un
   {
     method: "POST",
     path: "/v1/workers",
-    body: { workerId: "w9", url: "http://127.0.0.1:9", slots: 4, jobs: ["trust-hold"] }
+    body: { workerId: "w9", url: "http://127.0.0.1:9", key: KEY, slots: 4, jobs: ["trust-hold"] }
   }
 ]
 
@@ -213,7 +245,14 @@ describe("trust: what reaches the tracker from outside", () => {
   it("R-WIRE-1 malformed messages answer 400 naming the bad field, and nothing stored changes", async () => {
     const { app, db, server } = await setup()
     const before = dump(db)
-    const cases: Array<{ path: string; body: string; method?: string; field?: string; reason?: string }> = [
+    const cases: Array<{
+      path: string
+      body: string
+      method?: string
+      field?: string
+      reason?: string
+      status?: number
+    }> = [
       { path: "/v1/instances", body: "{not json", reason: "bad-json" },
       { path: "/v1/instances", body: JSON.stringify({ job: 5 }), field: '["job"]' },
       {
@@ -277,17 +316,19 @@ describe("trust: what reaches the tracker from outside", () => {
       { path: "/v1/instances/held/kill", body: JSON.stringify({ taskId: null }), field: '["reason"]' },
       {
         path: "/v1/workers",
-        body: JSON.stringify({ workerId: "w9", url: "ftp://127.0.0.1:9", slots: 4, jobs: [] }),
+        body: JSON.stringify({ workerId: "w9", url: "ftp://127.0.0.1:9", key: KEY, slots: 4, jobs: [] }),
         reason: "bad-input"
       },
       {
         path: "/v1/workers",
-        body: JSON.stringify({ workerId: "local", url: "http://127.0.0.1:9", slots: 4, jobs: [] }),
-        reason: "bad-input"
+        body: JSON.stringify({ workerId: "local", url: "http://127.0.0.1:9", key: KEY, slots: 4, jobs: [] }),
+        // No credential acts as the tracker's own worker (R-WIRE-4).
+        status: 403,
+        reason: "forbidden"
       },
       {
         path: "/v1/workers",
-        body: JSON.stringify({ workerId: "w9", url: "http://127.0.0.1:9", slots: 0, jobs: [] }),
+        body: JSON.stringify({ workerId: "w9", url: "http://127.0.0.1:9", key: KEY, slots: 0, jobs: [] }),
         field: '["slots"]'
       },
       { method: "GET", path: "/v1/instances/held/results?run=0&afterSeq=-1&limit=0", body: "", field: '["limit"]' },
@@ -295,7 +336,7 @@ describe("trust: what reaches the tracker from outside", () => {
     ]
     for (const c of cases) {
       const response = await request(app, c.method ?? "POST", c.path, c.method === "GET" ? undefined : c.body)
-      expect(response.status, `${c.path} ${c.body}`).toBe(400)
+      expect(response.status, `${c.path} ${c.body}`).toBe(c.status ?? 400)
       const error = (await bodyOf(response)).error
       if (c.field !== undefined) expect(error?.path, c.body).toBe(c.field)
       if (c.reason !== undefined) expect(error?.reason, c.body).toBe(c.reason)
@@ -309,6 +350,7 @@ describe("trust: what reaches the tracker from outside", () => {
     const registration = JSON.stringify({
       workerId: "fake",
       url: "http://fake.worker:1",
+      key: KEY,
       slots: 8,
       jobs: ["trust-hold"]
     })
@@ -429,6 +471,9 @@ describe("trust: what reaches the tracker from outside", () => {
     const printable = fc.string().filter((s) => /^[\x20-\x7e]*$/.test(s))
     const headers = fc.oneof(
       fc.constant(auth),
+      // As a worker (its credential), and as the tracker calling a worker (the key that worker registered).
+      fc.constant(headersOf(JSON.stringify({ workerId: "w9" }))),
+      fc.constant({ ...auth, authorization: `Bearer ${KEY}` }),
       fc.constant({ "content-type": "application/json" }),
       fc.record({ authorization: printable })
     )
@@ -465,6 +510,164 @@ describe("trust: what reaches the tracker from outside", () => {
     const tracker = server.tracker("held")
     expect(tracker).toBeDefined()
     expect(await Effect.runPromise(tracker!.outcome)).toMatchObject({ ok: true, result: "15" })
+  })
+})
+
+describe("trust: roles (R-WIRE-4)", () => {
+  const post = (app: Hono, path: string, body: unknown, as: string | undefined) =>
+    request(
+      app,
+      "POST",
+      path,
+      JSON.stringify(body),
+      as === undefined ? auth : { ...auth, authorization: `Bearer ${as}` }
+    )
+  const registration = (workerId: string, url = "http://fake.worker:1") => ({
+    workerId,
+    url,
+    key: KEY,
+    slots: 8,
+    jobs: ["trust-hold"]
+  })
+  const joined = async (app: Hono, workerId: string) => {
+    expect((await post(app, "/v1/workers", registration(workerId), credentialOf(workerId))).status).toBe(200)
+    const join = { ...heartbeat, workerId, slots: 8, freeSlots: 8 }
+    expect((await post(app, "/v1/instances/held/heartbeat", join, credentialOf(workerId))).status).toBe(200)
+  }
+
+  it("R-WIRE-4 a worker credential acts as its own worker only: not as another, not as the tracker's own, not as the operator; nothing changes", async () => {
+    const { app, db, server } = await setup()
+    await joined(app, "fake")
+    const before = dump(db)
+    const mallory = credentialOf("mallory")
+    const refusals: Array<[string, unknown]> = [
+      // taking over another worker's id, at an address of its own
+      ["/v1/workers", registration("fake", "http://evil.example:1")],
+      // speaking as another worker
+      ["/v1/instances/held/heartbeat", { ...heartbeat, workerId: "fake" }],
+      ["/v1/instances/held/reports", { instanceId: "held", workerId: "fake", reports: [] }],
+      ["/v1/instances/held/pull", { instanceId: "held", workerId: "fake", pageSize: 4 }],
+      // the tracker's own worker: one forged idle heartbeat used to fail the instance
+      ["/v1/instances/held/heartbeat", { ...heartbeat, workerId: "local", idle: true }],
+      ["/v1/instances/held/reports", { instanceId: "held", workerId: "local", reports: [] }],
+      // the operator's calls
+      ["/v1/instances", { job: "trust-hold", instanceId: "mine" }],
+      ["/v1/instances/held/kill", { taskId: null, reason: "mallory" }]
+    ]
+    for (const [path, body] of refusals) {
+      const response = await post(app, path, body, mallory)
+      expect({ path, body, status: response.status }).toEqual({ path, body, status: 403 })
+      expect((await bodyOf(response)).error?.reason).toBe("forbidden")
+    }
+    const asLocal = await post(
+      app,
+      "/v1/instances/held/heartbeat",
+      { ...heartbeat, workerId: "local", idle: true },
+      credentialOf("local")
+    )
+    expect(asLocal.status).toBe(403)
+    expect(
+      (await request(app, "GET", "/v1/instances/held", undefined, { authorization: `Bearer ${mallory}` })).status
+    ).toBe(403)
+    // the operator does not act as a worker either
+    expect((await post(app, "/v1/instances/held/heartbeat", { ...heartbeat, workerId: "fake" }, token)).status).toBe(
+      403
+    )
+    // a credential whose mac does not match its id is no credential
+    const [prefix, , mac] = mallory.split(".")
+    const forged = `${prefix}.${Buffer.from("fake").toString("base64url")}.${mac}`
+    expect((await post(app, "/v1/instances/held/heartbeat", { ...heartbeat, workerId: "fake" }, forged)).status).toBe(
+      401
+    )
+    expect(dump(db)).toBe(before)
+    expect(server.instances()).toEqual(["held"])
+  })
+
+  it("R-WIRE-4 the tracker calls a registered URL with the key that worker chose, never with its secret", async () => {
+    const { app, sentAuth, batches } = await setup()
+    await joined(app, "fake")
+    openGate()
+    while (batches.length === 0) await new Promise((resolve) => setTimeout(resolve, 5))
+    expect(sentAuth.length).toBeGreaterThan(0)
+    expect(new Set(sentAuth)).toEqual(new Set([`Bearer ${KEY}`]))
+    expect(sentAuth.some((header) => header.includes(token))).toBe(false)
+  })
+
+  it("R-WIRE-4 R-STATE-1 random messages under one worker's credential never change another worker's tasks or another instance", async () => {
+    const { app, db, server, batches } = await setup()
+    await joined(app, "fake")
+    openGate()
+    while (batches.flatMap((batch) => batch.tasks).length < 5) await new Promise((resolve) => setTimeout(resolve, 5))
+    const tasks = batches.flatMap((batch) => batch.tasks)
+    const rowsOf = () => {
+      const reader = new DatabaseSync(db, { readOnly: true })
+      try {
+        return JSON.stringify(
+          reader.prepare("SELECT id, status, attempt, worker, result FROM taskfold_tasks ORDER BY seq").all()
+        )
+      } finally {
+        reader.close()
+      }
+    }
+    const before = rowsOf()
+    const mallory = credentialOf("mallory")
+    const taskId = fc.constantFrom("0", ...tasks.map((task) => task.id), "0.99")
+    const workerId = fc.constantFrom("fake", "local", "mallory", "w9")
+    const instanceId = fc.constantFrom("held", "other")
+    const message = fc.oneof(
+      fc.record({
+        path: fc.constant("reports"),
+        body: fc.record({
+          instanceId,
+          workerId,
+          reports: fc.array(
+            fc.record({
+              taskId,
+              attempt: fc.nat(3),
+              status: fc.constantFrom(3, 4, 5, 6),
+              result: fc.constant("999")
+            }),
+            { maxLength: 4 }
+          )
+        })
+      }),
+      fc.record({
+        path: fc.constant("heartbeat"),
+        body: fc.record({
+          instanceId,
+          workerId,
+          slots: fc.nat(8),
+          freeSlots: fc.nat(8),
+          queueLength: fc.nat(3),
+          idle: fc.boolean()
+        })
+      }),
+      fc.record({
+        path: fc.constant("map"),
+        body: fc.record({
+          instanceId,
+          workerId,
+          taskId,
+          attempt: fc.nat(3),
+          name: fc.constant("part"),
+          bodies: fc.constant(["7"])
+        })
+      }),
+      fc.record({
+        path: fc.constant("pull"),
+        body: fc.record({ instanceId, workerId, pageSize: fc.integer({ min: 1, max: 8 }) })
+      })
+    )
+    await fc.assert(
+      fc.asyncProperty(message, async ({ path, body }) => {
+        const response = await post(app, `/v1/instances/${body.instanceId}/${path}`, body, mallory)
+        expect(response.status).toBeLessThan(500)
+        await response.arrayBuffer()
+        expect(rowsOf()).toBe(before)
+      }),
+      { numRuns: 300 }
+    )
+    expect(server.instances()).toEqual(["held"])
   })
 })
 

@@ -1,3 +1,4 @@
+import { createHmac } from "node:crypto"
 import { RejectedError, TransportError } from "@taskfold/core"
 import type { Tracker } from "@taskfold/core/adapter"
 import {
@@ -53,10 +54,12 @@ const httpFixture = async (): Promise<TransportFixture> => {
   const tracker = await serve(trackerApp.fetch, scopeOf())
 
   const transport = httpWorkerTransport({
-    token: TOKEN,
     fetch: (input, init) => fetch(input, init),
     timeoutMs: 5_000,
-    workerUrl: (workerId) => urls.get(workerId),
+    workerAddress: (workerId) => {
+      const url = urls.get(workerId)
+      return url === undefined ? undefined : { url, key: TOKEN }
+    },
     // The HTTP transport hands outcomes to whatever the host gives it; here, an owner that records them.
     deliverOutcome: (instanceId, outcome) =>
       Effect.suspend(() => {
@@ -96,11 +99,21 @@ const httpFixture = async (): Promise<TransportFixture> => {
     },
     link: {
       addTracker: async (found) => void trackers.set(found.instanceId, found),
-      connect: (_workerId, instanceId) =>
-        httpTrackerLink({ baseUrl: tracker.url, token: TOKEN, fetch: (input, init) => fetch(input, init) })(instanceId)
+      connect: (workerId, instanceId) =>
+        httpTrackerLink({
+          baseUrl: tracker.url,
+          token: credentialOf(workerId),
+          fetch: (input, init) => fetch(input, init)
+        })(instanceId)
     }
   }
 }
+
+/** A worker's credential (R-WIRE-4), made here with node:crypto as the format says: tfw1.<id>.<HMAC-SHA256>. */
+const credentialOf = (workerId: string): string =>
+  `tfw1.${Buffer.from(workerId).toString("base64url")}.${createHmac("sha256", TOKEN)
+    .update(`worker:${workerId}`)
+    .digest("base64url")}`
 
 transportConformance("HTTP (httpWorkerTransport, makeWorkerApp, @hono/node-server)", httpFixture, {
   maxMessageBytes: MAX_BODY_BYTES

@@ -8,6 +8,7 @@ import { defaultConfig, RejectedError, type Job, type JobConfigOverrides, type O
 import { makeSqlOutcomeLog, makeTrackerHost, type HostedInstance, type TaskStoreShape } from "@taskfold/core/adapter"
 import type { TrackerHost } from "@taskfold/core/adapter"
 import { answer, decodeMessage, encodeJson, guardedApp, httpTrackerLink, makeTrackerApp } from "@taskfold/core/wire"
+import { asWorker, makeCredentialCheck, operatorOnly, workerCredential } from "@taskfold/core/wire"
 import { paths, readMessage, request, SubmitRequest, wireError, type TrackerApi } from "@taskfold/core/wire"
 import { DurableObject } from "cloudflare:workers"
 import { Effect, Scope } from "effect"
@@ -231,13 +232,17 @@ export const taskfold = (options: TaskfoldOptions) => {
             const started = this.#host.submit(submit)
             return yield* started.pipe(Effect.ensuring(Effect.sync(() => (this.#starting = undefined))))
           }),
-        registerWorker: () => Effect.fail(badInput("workers do not register here: sub-tasks run in lanes"))
+        registerWorker: () => Effect.fail(badInput("workers do not register here: sub-tasks run in lanes")),
+        localWorkerId: LOCAL_WORKER
       }
       const app = makeTrackerApp(api, { token: secret, maxBodyBytes: settings.maxBodyBytes })
       const lanesOf = (instanceId: string) =>
         this.#host.live(instanceId) === undefined ? undefined : this.#lanesOf(instanceId)
 
+      // A lane's invocation calls as its lane, with the lane's worker credential (R-WIRE-4).
       app.post("/v1/instances/:id/lanes/:lane/poll", async (c) => {
+        const refused = asWorker(c, c.req.param("lane"))
+        if (refused !== undefined) return refused
         const poll = await readMessage(c, LanePoll)
         if (!poll.ok) return poll.response
         const lanes = lanesOf(c.req.param("id"))
@@ -250,6 +255,8 @@ export const taskfold = (options: TaskfoldOptions) => {
       })
 
       app.post("/v1/instances/:id/lanes/:lane/heartbeat", async (c) => {
+        const refused = asWorker(c, c.req.param("lane"))
+        if (refused !== undefined) return refused
         const message = await readMessage(c, LaneHeartbeat)
         if (!message.ok) return message.response
         const instanceId = c.req.param("id")
@@ -269,7 +276,8 @@ export const taskfold = (options: TaskfoldOptions) => {
    * and the entry of lanes. Built once per secret.
    */
   const workerApp = (secret: string): Hono => {
-    const app = guardedApp({ token: secret, maxBodyBytes: settings.maxBodyBytes })
+    // Any valid credential passes on to the object, which checks what its holder may do (R-WIRE-4).
+    const app = guardedApp({ token: secret, maxBodyBytes: settings.maxBodyBytes }, makeCredentialCheck(secret))
     /** An object that cannot be reached (reset, overloaded) is the platform's failure, not the caller's: 503. */
     const toObject = async (c: Context, instanceId: string, request: Request): Promise<Response> => {
       try {
@@ -321,13 +329,16 @@ export const taskfold = (options: TaskfoldOptions) => {
 
     // The stream stays open while the lane runs: the object reads it to learn when the invocation ends.
     app.post(LANE_RUN_PATH, async (c) => {
+      // Only the object starts lanes, with the secret.
+      const refused = operatorOnly(c)
+      if (refused !== undefined) return refused
       const start = await readMessage(c, LaneStart)
       if (!start.ok) return start.response
       const { instanceId, lane } = start.value
       const stub = stubOf(c.env as Env, instanceId)
       const client = {
         baseUrl: "https://tracker",
-        token: secret,
+        token: await workerCredential(secret, lane),
         fetch: (url: string, init: RequestInit) => stub.fetch(url, init)
       }
       const work = runLane({

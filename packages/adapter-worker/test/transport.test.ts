@@ -7,7 +7,7 @@ import {
   type DeliveredOutcome,
   type TransportFixture
 } from "@taskfold/core/testing"
-import { httpTrackerLink, httpWorkerTransport } from "@taskfold/core/wire"
+import { httpTrackerLink, httpWorkerTransport, workerCredential } from "@taskfold/core/wire"
 import { env } from "cloudflare:workers"
 import { Effect } from "effect"
 import {
@@ -35,11 +35,13 @@ const serviceBindingFixture = (): TransportFixture => {
   const instances = new Set<string>()
   const delivered: DeliveredOutcome[] = []
   const refusing = new Set<string>()
+  /** Each worker's credential (R-WIRE-4), made when the worker is. */
+  const credentials = new Map<string, string>()
   const transport = httpWorkerTransport({
-    token: CONFORMANCE_TOKEN,
     fetch: viaBinding,
     timeoutMs: 5_000,
-    workerUrl: (workerId) => (handles.has(workerId) ? conformance.workerUrl(workerId) : undefined),
+    workerAddress: (workerId) =>
+      handles.has(workerId) ? { url: conformance.workerUrl(workerId), key: CONFORMANCE_TOKEN } : undefined,
     deliverOutcome: (instanceId, outcome) =>
       Effect.suspend(() => {
         if (refusing.has(instanceId))
@@ -51,12 +53,15 @@ const serviceBindingFixture = (): TransportFixture => {
   return {
     transport,
     workers: async (count) =>
-      Array.from({ length: count }, () => {
-        const handle = conformanceWorker(`binding-${next++}`)
-        handles.set(handle.id, handle)
-        conformance.addWorker(handle)
-        return handle.id
-      }),
+      Promise.all(
+        Array.from({ length: count }, async () => {
+          const handle = conformanceWorker(`binding-${next++}`)
+          handles.set(handle.id, handle)
+          credentials.set(handle.id, await workerCredential(CONFORMANCE_TOKEN, handle.id))
+          conformance.addWorker(handle)
+          return handle.id
+        })
+      ),
     received: async (workerId) => handles.get(workerId)?.received() ?? { batches: [], stops: [] },
     outcomes: async () => [...delivered],
     refuseOutcomes: async (instanceId) => void refusing.add(instanceId),
@@ -70,8 +75,12 @@ const serviceBindingFixture = (): TransportFixture => {
         instances.add(tracker.instanceId)
         conformance.addTracker(tracker)
       },
-      connect: (_workerId, instanceId) =>
-        httpTrackerLink({ baseUrl: conformance.trackerUrl, token: CONFORMANCE_TOKEN, fetch: viaBinding })(instanceId)
+      connect: (workerId, instanceId) =>
+        httpTrackerLink({
+          baseUrl: conformance.trackerUrl,
+          token: credentials.get(workerId) ?? CONFORMANCE_TOKEN,
+          fetch: viaBinding
+        })(instanceId)
     }
   }
 }

@@ -1,5 +1,6 @@
 import { JobLoadError } from "@taskfold/node"
 import { CommandError, UsageError } from "./args.ts"
+import { credential } from "./credential.ts"
 import { run } from "./run.ts"
 import { serve } from "./serve.ts"
 import { status } from "./status.ts"
@@ -14,6 +15,7 @@ Commands:
   worker                 run a worker process that registers with a tracker server
   submit <job-name>      start an instance on a tracker server (--wait: until its outcome)
   status <instance-id>   show an instance's progress and outcome
+  credential             print a worker's credential under the tracker's secret
 
 'taskfold <command> --help' describes a command's options.
 `
@@ -23,7 +25,8 @@ const commands: Record<string, (args: ReadonlyArray<string>) => Promise<number>>
   serve,
   worker,
   submit,
-  status
+  status,
+  credential
 }
 
 /** Runs the command line; every failure ends as one line on stderr and a non-zero exit code. */

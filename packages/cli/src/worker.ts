@@ -1,6 +1,7 @@
-import { loadJobs, scopedThreadPool, startWorkerProcess } from "@taskfold/node"
+import { credentialWorkerId, workerCredential } from "@taskfold/core/wire"
+import { defaultWorkerId, loadJobs, scopedThreadPool, startWorkerProcess } from "@taskfold/node"
 import { Effect } from "effect"
-import { helpOption, integer, parse, port, required, threads, token, url } from "./args.ts"
+import { helpOption, integer, parse, port, required, threads, token, url, UsageError } from "./args.ts"
 import { describeClientError, messageOf, runUntilSignal } from "./common.ts"
 
 export const workerHelp = `Usage: taskfold worker --tracker URL --token T --jobs <module or folder> [options]
@@ -11,12 +12,15 @@ runs their tasks.
 
 Options:
   --tracker URL    the tracker server, e.g. http://127.0.0.1:7070
-  --token T        the shared secret (or TASKFOLD_TOKEN)
+  --token T        this worker's credential (taskfold credential --worker ID prints one), or the
+                   tracker's secret, from which the worker makes its own: then this process holds
+                   the secret (or TASKFOLD_TOKEN)
   --jobs PATH      a job module, or a folder of them; may be repeated
   --slots N        tasks run at once (default 16)
   --threads N      worker threads the tasks run on (default: one per core), so CPU-bound work never
                    holds up receipts and heartbeats; 0 runs them in the main thread
-  --id ID          the worker's id (default: host name, process id and a random suffix)
+  --id ID          the worker's id (default: the credential's, else host name, process id and a
+                   random suffix)
   --port P         the port to listen on (default 0: any free port)
   -h, --help       this text
 `
@@ -49,6 +53,12 @@ export const worker = async (args: ReadonlyArray<string>): Promise<number> => {
   const listenPort = port(values.port, "--port", 0)
   if (values.id !== undefined && (values.id.length === 0 || values.id.length > 200))
     required(undefined, "--id (1 to 200 characters)")
+  // A credential names its worker; with the secret instead, the worker makes the credential of its id.
+  const named = credentialWorkerId(secret)
+  if (named !== undefined && values.id !== undefined && values.id !== named)
+    throw new UsageError(`--id ${values.id}: the credential is worker ${named}'s`)
+  const id = named ?? values.id ?? defaultWorkerId()
+  const credential = named === undefined ? await workerCredential(secret, id) : secret
   const jobs = await loadJobs(jobPaths)
   const log = (line: string) => process.stderr.write(`${line}\n`)
   const describe = describeClientError(tracker)
@@ -59,13 +69,13 @@ export const worker = async (args: ReadonlyArray<string>): Promise<number> => {
         const executor = yield* scopedThreadPool(threadCount, { modules: jobPaths, transferBodies: true })
         yield* startWorkerProcess({
           tracker,
-          token: secret,
+          token: credential,
+          id,
           jobs,
           slots,
           port: listenPort,
           log,
-          ...(executor === undefined ? {} : { executor }),
-          ...(values.id === undefined ? {} : { id: values.id })
+          ...(executor === undefined ? {} : { executor })
         })
         return yield* Effect.never
       })

@@ -4,6 +4,7 @@ import { dirname, join, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
 import { Effect, Exit, Scope } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { workerCredential } from "@taskfold/core/wire"
 import { loadJobs, serveTracker, type RunningTracker } from "@taskfold/node"
 
 const here = dirname(fileURLToPath(import.meta.url))
@@ -51,7 +52,7 @@ const freePort = () =>
 
 describe("the taskfold command", () => {
   it("--help on each verb describes it and exits 0", async () => {
-    for (const verb of ["run", "serve", "worker", "submit", "status"]) {
+    for (const verb of ["run", "serve", "worker", "submit", "status", "credential"]) {
       const { code, stdout } = await taskfold(verb, "--help")
       expect(code).toBe(0)
       expect(stdout).toMatch(new RegExp(`^Usage: taskfold ${verb}`))
@@ -59,6 +60,30 @@ describe("the taskfold command", () => {
     const top = await taskfold("--help")
     expect(top.code).toBe(0)
     expect(top.stdout).toContain("Commands:")
+  })
+
+  it("R-WIRE-4 credential prints the worker's credential under the secret; a worker given one registers as that worker", async () => {
+    const printed = await taskfold("credential", "--worker", "w-7", "--token", "t0ken")
+    expect(printed.code).toBe(0)
+    const credential = printed.stdout.trim()
+    expect(credential).toBe(await workerCredential("t0ken", "w-7"))
+    const missing = await taskfold("credential", "--token", "t0ken")
+    expect(missing.code).toBe(2)
+    oneLine(missing.stderr, /--worker is required/)
+    // Another id than the credential's is refused before anything starts.
+    const other = await taskfold(
+      "worker",
+      "--tracker",
+      tracker.url,
+      "--token",
+      credential,
+      "--jobs",
+      jobs,
+      "--id",
+      "w-8"
+    )
+    expect(other.code).toBe(2)
+    oneLine(other.stderr, /the credential is worker w-7's/)
   })
 
   it("wrong flags, a missing argument or an unknown verb give one line and exit 2", async () => {

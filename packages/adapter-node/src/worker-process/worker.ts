@@ -1,5 +1,6 @@
 import {
   type ClientError,
+  credentialWorkerId,
   type RunningWorker,
   startWorkerProcess as startHttpWorker,
   type WorkerProcessOptions as HttpWorkerOptions
@@ -10,7 +11,7 @@ import { hostname } from "node:os"
 import { listen, type ListenError } from "../http.ts"
 
 export interface WorkerProcessOptions extends Omit<HttpWorkerOptions<ListenError>, "id" | "listen"> {
-  /** Default: host name, process id and a random suffix. */
+  /** Default: the one the credential names, else host name, process id and a random suffix. */
   readonly id?: string
   /** Where this worker listens for task batches on 127.0.0.1; 0 (default) picks a free port. */
   readonly port?: number
@@ -24,6 +25,6 @@ export const startWorkerProcess = (
 ): Effect.Effect<RunningWorker, ListenError | ClientError, Scope.Scope> =>
   startHttpWorker({
     ...options,
-    id: options.id ?? defaultWorkerId(),
+    id: options.id ?? credentialWorkerId(options.token) ?? defaultWorkerId(),
     listen: (fetch) => listen(fetch, options.port ?? 0)
   })

@@ -36,7 +36,7 @@ const errorFrom = (status: number, body: unknown): ClientError => {
   if (status === 400)
     return new RejectedError({ reason: "bad-input", message: error?.path ? `${message} at ${error.path}` : message })
   if (status === 413) return new TransportError({ reason: "too-large", message })
-  return new TransportError({ reason: status === 401 ? "rejected" : "unreachable", message })
+  return new TransportError({ reason: status === 401 || status === 403 ? "rejected" : "unreachable", message })
 }
 
 /** fetch's own message ("fetch failed") with the reason under it ("connect ECONNREFUSED 127.0.0.1:7070"). */
@@ -194,11 +194,13 @@ export const httpTrackerClient = (options: HttpClientOptions) => ({
 
 /** How a tracker reaches worker processes over HTTP; the outcome goes wherever `deliverOutcome` says. */
 export const httpWorkerTransport = (options: {
-  readonly token: string
   readonly fetch: HttpClientOptions["fetch"]
   readonly timeoutMs?: number
-  /** The base URL of a worker, or undefined if it never registered one. */
-  readonly workerUrl: (workerId: string) => string | undefined
+  /**
+   * Where a worker listens and the key it chose to be called with (R-WIRE-4: never the tracker's secret), or
+   * undefined if it never registered.
+   */
+  readonly workerAddress: (workerId: string) => { readonly url: string; readonly key: string } | undefined
   readonly deliverOutcome: TransportShape["deliverOutcome"]
 }): TransportShape & {
   /** Asks a worker to join an instance: it heartbeats the instance's tracker itself (R-WORK-5). */
@@ -206,12 +208,12 @@ export const httpWorkerTransport = (options: {
 } => {
   const to = (workerId: string, path: string, message: unknown) =>
     Effect.suspend(() => {
-      const baseUrl = options.workerUrl(workerId)
-      if (baseUrl === undefined)
+      const address = options.workerAddress(workerId)
+      if (address === undefined)
         return Effect.fail(new TransportError({ reason: "unreachable", message: `worker ${workerId} has no address` }))
       const client: HttpClientOptions = {
-        baseUrl,
-        token: options.token,
+        baseUrl: address.url,
+        token: address.key,
         fetch: options.fetch,
         ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {})
       }

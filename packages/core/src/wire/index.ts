@@ -11,8 +11,11 @@ export {
 } from "./protocol.ts"
 export {
   answer,
+  asWorker,
+  callerOf,
   guardedApp,
   makeTrackerApp,
+  operatorOnly,
   readMessage,
   wireError,
   type AppOptions,
@@ -63,3 +66,11 @@ export {
   type LaneSet,
   type LaneSetOptions
 } from "./lanes.ts"
+export {
+  type Caller,
+  credentialWorkerId,
+  makeCredentialCheck,
+  MIN_SECRET_LENGTH,
+  secretProblem,
+  workerCredential
+} from "./credentials.ts"

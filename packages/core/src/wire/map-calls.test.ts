@@ -12,6 +12,7 @@ import { startTracker, type Tracker } from "../tracker/tracker.ts"
 import type { TrackerLink } from "../worker/runtime.ts"
 import { startWorker } from "../worker/runtime.ts"
 import { httpTrackerLink, httpWorkerTransport } from "./client.ts"
+import { workerCredential } from "./credentials.ts"
 import { makeTrackerApp, type TrackerApi } from "./tracker-app.ts"
 import { makeWorkerApp } from "./worker-app.ts"
 
@@ -42,13 +43,12 @@ const runOverHttp = (
     Effect.gen(function* () {
       const workerApps = new Map<string, Hono>()
       const transport = httpWorkerTransport({
-        token,
         fetch: async (url, init) => {
           const app = workerApps.get(new URL(url).host)
           if (app === undefined) throw new Error(`no worker at ${url}`)
           return app.request(url, init)
         },
-        workerUrl: (id) => `http://${id}`,
+        workerAddress: (id) => ({ url: `http://${id}`, key: token }),
         deliverOutcome: () => Effect.void
       })
       const tracker = yield* startTracker({
@@ -63,14 +63,15 @@ const runOverHttp = (
         token,
         ...(options.mapWaitMs === undefined ? {} : { mapWaitMs: options.mapWaitMs })
       })
-      const http = httpTrackerLink({
-        baseUrl: "http://tracker",
-        token,
-        fetch: (url, init) => Promise.resolve(trackerApp.request(url, init)),
-        ...(options.clientTimeoutMs === undefined ? {} : { timeoutMs: options.clientTimeoutMs })
-      })
-      const connect = (instanceId: string) => (options.wrap ?? ((link: TrackerLink) => link))(http(instanceId))
       for (const id of ["local", "w1"]) {
+        // Each worker calls with its own credential (R-WIRE-4).
+        const http = httpTrackerLink({
+          baseUrl: "http://tracker",
+          token: yield* Effect.promise(() => workerCredential(token, id)),
+          fetch: (url, init) => Promise.resolve(trackerApp.request(url, init)),
+          ...(options.clientTimeoutMs === undefined ? {} : { timeoutMs: options.clientTimeoutMs })
+        })
+        const connect = (instanceId: string) => (options.wrap ?? ((link: TrackerLink) => link))(http(instanceId))
         const worker = yield* startWorker({ id, slots: 4, jobs: () => job, connect, heartbeatInterval: 50 })
         workerApps.set(id, makeWorkerApp(worker, { token }))
         yield* Effect.ignore(worker.join(tracker.instanceId))

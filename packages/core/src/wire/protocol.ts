@@ -29,6 +29,8 @@ export const KillBody = Schema.Struct({
 export const WorkerRegistration = Schema.Struct({
   workerId: Id,
   url: Schema.String.check(Schema.isMinLength(1)),
+  /** The bearer token the tracker calls this worker with: chosen by the worker, it opens nothing else. */
+  key: Schema.String.check(Schema.isMinLength(16), Schema.isMaxLength(256)),
   slots: Schema.Int.check(Schema.isGreaterThan(0)),
   jobs: Schema.Array(Schema.String)
 })

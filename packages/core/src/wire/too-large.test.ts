@@ -10,6 +10,7 @@ import { Transport } from "../ports/transport.ts"
 import { startTracker, type Tracker } from "../tracker/tracker.ts"
 import { startWorker } from "../worker/runtime.ts"
 import { httpTrackerLink, httpWorkerTransport } from "./client.ts"
+import { workerCredential } from "./credentials.ts"
 import { makeTrackerApp, type TrackerApi } from "./tracker-app.ts"
 import { makeWorkerApp } from "./worker-app.ts"
 
@@ -57,7 +58,6 @@ const run = (huge: boolean) =>
       const workerApps = new Map<string, Hono>()
       const seenStatuses: number[] = []
       const transport = httpWorkerTransport({
-        token,
         fetch: async (url, init) => {
           const app = workerApps.get(new URL(url).host)
           if (app === undefined) throw new Error(`no worker at ${url}`)
@@ -65,7 +65,7 @@ const run = (huge: boolean) =>
           seenStatuses.push(response.status)
           return response
         },
-        workerUrl: (id) => `http://${id}`,
+        workerAddress: (id) => ({ url: `http://${id}`, key: token }),
         deliverOutcome: () => Effect.void
       })
       const definition = job(huge)
@@ -78,12 +78,13 @@ const run = (huge: boolean) =>
         localWorkerId: "local"
       }).pipe(Effect.provideService(TaskStore, makeMemoryStore()), Effect.provideService(Transport, transport))
       const trackerApp = makeTrackerApp(hostOf(tracker), { token })
-      const connect = httpTrackerLink({
-        baseUrl: "http://tracker",
-        token,
-        fetch: (url, init) => Promise.resolve(trackerApp.request(url, init))
-      })
       for (const id of ["local", "w1"]) {
+        // Each worker calls with its own credential (R-WIRE-4).
+        const connect = httpTrackerLink({
+          baseUrl: "http://tracker",
+          token: yield* Effect.promise(() => workerCredential(token, id)),
+          fetch: (url, init) => Promise.resolve(trackerApp.request(url, init))
+        })
         const worker = yield* startWorker({ id, slots: 8, jobs: () => definition, connect, heartbeatInterval: 50 })
         workerApps.set(id, makeWorkerApp(worker, { token, maxBodyBytes: WORKER_BODY_LIMIT }))
         yield* Effect.ignore(worker.join(tracker.instanceId))

@@ -6,6 +6,7 @@ import { ContextAppend, Heartbeat, MapRequest, PullRequest, ReportBatch } from "
 import type { Tracker } from "../tracker/tracker.ts"
 import type { TrackerHost } from "../host/host.ts"
 import { decodeMessage, encodeJson, parseJson } from "./codec.ts"
+import { type Caller, makeCredentialCheck } from "./credentials.ts"
 import {
   DEFAULT_MAX_BODY_BYTES,
   KillBody,
@@ -20,6 +21,8 @@ import {
  * where worker processes register (a tracker server), else the route answers 400.
  */
 export interface TrackerApi extends Pick<TrackerHost, "tracker" | "submit"> {
+  /** The tracker's own worker: no credential acts as it over the wire (R-WIRE-4). */
+  readonly localWorkerId?: string
   /** A worker says where it can be reached; answers the live instances it should join. */
   readonly registerWorker?: (
     registration: WorkerRegistration
@@ -27,7 +30,10 @@ export interface TrackerApi extends Pick<TrackerHost, "tracker" | "submit"> {
 }
 
 export interface AppOptions {
-  /** The shared secret every request must carry as `Authorization: Bearer <token>` (R-WIRE-2). */
+  /**
+   * The secret (R-WIRE-2). The worker's app takes it as the one bearer token it accepts; the tracker's app takes
+   * it as the operator's credential and checks workers' credentials under it (R-WIRE-4, credentials.ts).
+   */
   readonly token: string
   readonly maxBodyBytes?: number
   /**
@@ -56,7 +62,7 @@ export const wireError = (tag: string, reason: string, message: string, path?: s
   error: path === undefined ? { tag, reason, message } : { tag, reason, message, path }
 })
 
-const json = (c: Context, value: unknown, status: 200 | 202 | 400 | 401 | 404 | 409 | 413 | 502 | 503 = 200) =>
+const json = (c: Context, value: unknown, status: 200 | 202 | 400 | 401 | 403 | 404 | 409 | 413 | 502 | 503 = 200) =>
   c.body(encodeJson(value), status, { "content-type": "application/json" })
 
 const constantTimeEqual = (a: string, b: string): boolean => {
@@ -65,14 +71,44 @@ const constantTimeEqual = (a: string, b: string): boolean => {
   return diff === 0
 }
 
-/** Auth, body limit and JSON errors shared by the tracker's and the worker's apps. */
-export const guardedApp = (options: AppOptions): Hono => {
+/** Who made the request, as the tracker's app checked it (R-WIRE-4): for routes an adapter adds. */
+export const callerOf = (c: Context): Caller | undefined => c.get("taskfoldCaller" as never) as Caller | undefined
+
+const forbidden = (c: Context, message: string) => json(c, wireError("Forbidden", "forbidden", message), 403)
+
+/** A 403 unless the operator called. */
+export const operatorOnly = (c: Context): Response | undefined =>
+  callerOf(c)?.role === "operator" ? undefined : forbidden(c, "this call needs the operator's credential")
+
+/** A 403 unless worker `workerId` called with its own credential, and it is not the tracker's own worker. */
+export const asWorker = (c: Context, workerId: string, localWorkerId?: string): Response | undefined => {
+  const caller = callerOf(c)
+  if (caller?.role !== "worker") return forbidden(c, "only a worker makes this call, with its own credential")
+  if (caller.workerId !== workerId)
+    return forbidden(c, `the credential is worker ${caller.workerId}'s; it cannot act as worker ${workerId}`)
+  if (workerId === localWorkerId) return forbidden(c, `worker ${workerId} is the tracker's own`)
+  return undefined
+}
+
+/**
+ * Auth, body limit and JSON errors shared by the tracker's and the worker's apps. With `authorize`, any
+ * credential it accepts is let in and remembered for the routes to check; without, only `Bearer <token>`.
+ */
+export const guardedApp = (options: AppOptions, authorize?: (header: string) => Promise<Caller | undefined>): Hono => {
   const app = new Hono()
   const expected = `Bearer ${options.token}`
   app.use("*", async (c, next) => {
-    if (!constantTimeEqual(c.req.header("authorization") ?? "", expected)) {
+    const header = c.req.header("authorization") ?? ""
+    const caller =
+      authorize === undefined
+        ? constantTimeEqual(header, expected)
+          ? ({ role: "operator" } as const)
+          : undefined
+        : await authorize(header)
+    if (caller === undefined) {
       return json(c, wireError("Unauthorized", "unauthorized", "a valid bearer token is required"), 401)
     }
+    c.set("taskfoldCaller" as never, caller as never)
     await next()
   })
   app.use(
@@ -137,25 +173,33 @@ export const answer = async <A>(
  * Every body is decoded with the core's Schemas; a message whose instanceId differs from the URL's is refused.
  */
 export const makeTrackerApp = (host: TrackerApi, options: AppOptions): Hono => {
-  const app = guardedApp(options)
+  const app = guardedApp(options, makeCredentialCheck(options.token))
 
   app.post("/v1/instances", async (c) => {
+    const refused = operatorOnly(c)
+    if (refused !== undefined) return refused
     const request = await readMessage(c, SubmitRequest)
     return request.ok ? answer(c, host.submit(request.value)) : request.response
   })
 
-  app.get("/v1/instances/:id", (c) =>
-    answer(
-      c,
-      host.tracker(c.req.param("id")).pipe(
-        Effect.flatMap((tracker) => tracker.progress),
-        Effect.map((progress) => ({ instanceId: progress.instanceId, progress, outcome: progress.outcome }))
+  app.get(
+    "/v1/instances/:id",
+    (c) =>
+      operatorOnly(c) ??
+      answer(
+        c,
+        host.tracker(c.req.param("id")).pipe(
+          Effect.flatMap((tracker) => tracker.progress),
+          Effect.map((progress) => ({ instanceId: progress.instanceId, progress, outcome: progress.outcome }))
+        )
       )
-    )
   )
 
   const instanceCall = <
-    S extends Schema.Top & { readonly DecodingServices: never; readonly Type: { readonly instanceId: string } },
+    S extends Schema.Top & {
+      readonly DecodingServices: never
+      readonly Type: { readonly instanceId: string; readonly workerId: string }
+    },
     A
   >(
     call: string,
@@ -165,6 +209,9 @@ export const makeTrackerApp = (host: TrackerApi, options: AppOptions): Hono => {
     app.post(`/v1/instances/:id/${call}`, async (c) => {
       const message = await readMessage(c, schema)
       if (!message.ok) return message.response
+      // A worker speaks only for itself, and only for tasks placed on it (the machine checks those).
+      const refused = asWorker(c, message.value.workerId, host.localWorkerId)
+      if (refused !== undefined) return refused
       const id = c.req.param("id")
       if (message.value.instanceId !== id) {
         return json(
@@ -209,6 +256,8 @@ export const makeTrackerApp = (host: TrackerApi, options: AppOptions): Hono => {
   )
 
   app.post("/v1/instances/:id/kill", async (c) => {
+    const refused = operatorOnly(c)
+    if (refused !== undefined) return refused
     const body = await readMessage(c, KillBody)
     if (!body.ok) return body.response
     return answer(
@@ -219,6 +268,8 @@ export const makeTrackerApp = (host: TrackerApi, options: AppOptions): Hono => {
     )
   })
 
+  // Results: the operator, and workers, whose reduce and postProcess read them (not a worker's own tasks only:
+  // the link names no task).
   app.get("/v1/instances/:id/results", async (c) => {
     const query = {
       run: Number(c.req.query("run") ?? 0),
@@ -240,6 +291,8 @@ export const makeTrackerApp = (host: TrackerApi, options: AppOptions): Hono => {
   app.post("/v1/workers", async (c) => {
     const registration = await readMessage(c, WorkerRegistration)
     if (!registration.ok) return registration.response
+    const refused = asWorker(c, registration.value.workerId, host.localWorkerId)
+    if (refused !== undefined) return refused
     const register = host.registerWorker
     return answer(
       c,

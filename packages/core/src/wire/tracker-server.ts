@@ -43,6 +43,7 @@ export interface TrackerServerOptions {
 interface RegisteredWorker {
   readonly id: string
   readonly url: string
+  readonly key: string
   readonly jobs: ReadonlySet<string>
   readonly renewedAt: number
 }
@@ -86,10 +87,9 @@ export const makeTrackerServer = (
     const fresh = (worker: RegisteredWorker) => Date.now() - worker.renewedAt <= ttl
 
     const remote = httpWorkerTransport({
-      token: options.token,
       fetch: options.fetch ?? globalThis.fetch,
       timeoutMs: options.sendTimeoutMs ?? 5_000,
-      workerUrl: (workerId) => registry.get(workerId)?.url,
+      workerAddress: (workerId) => registry.get(workerId),
       deliverOutcome: () => Effect.void
     })
 
@@ -125,7 +125,12 @@ export const makeTrackerServer = (
         if (known?.url !== registration.url) {
           log(`worker ${registration.workerId} registered at ${registration.url} (${registration.slots} slots)`)
         }
-        const worker = { id: registration.workerId, url: registration.url, jobs: new Set(registration.jobs) }
+        const worker = {
+          id: registration.workerId,
+          url: registration.url,
+          key: registration.key,
+          jobs: new Set(registration.jobs)
+        }
         registry.set(worker.id, { ...worker, renewedAt: Date.now() })
         // The worker joins these itself, with its own heartbeats.
         const instances = host
@@ -136,7 +141,7 @@ export const makeTrackerServer = (
       })
 
     return {
-      host: { tracker: host.tracker, submit: host.submit, registerWorker },
+      host: { tracker: host.tracker, submit: host.submit, registerWorker, localWorkerId: LOCAL_WORKER_ID },
       core: host,
       instances: () => host.instances().map((instance) => instance.instanceId),
       resumed: host.resumed(),

@@ -11,6 +11,7 @@ import { startTracker, type Tracker } from "../tracker/tracker.ts"
 import { startWorker } from "../worker/runtime.ts"
 import { encodeJson } from "./codec.ts"
 import { httpTrackerLink, httpWorkerTransport } from "./client.ts"
+import { workerCredential } from "./credentials.ts"
 import { makeTrackerApp, type TrackerApi } from "./tracker-app.ts"
 import { makeWorkerApp } from "./worker-app.ts"
 import type { Hono } from "hono"
@@ -58,7 +59,6 @@ const cluster = Effect.gen(function* () {
   const store = makeMemoryStore()
   const workerApps = new Map<string, Hono>()
   const transport = httpWorkerTransport({
-    token,
     fetch: (url, init) => {
       const host = new URL(url).host
       const app = workerApps.get(host)
@@ -66,7 +66,7 @@ const cluster = Effect.gen(function* () {
         ? Promise.reject(new Error(`no worker at ${host}`))
         : Promise.resolve(app.request(url, init))
     },
-    workerUrl: (id) => `http://${id}`,
+    workerAddress: (id) => ({ url: `http://${id}`, key: token }),
     deliverOutcome: () => Effect.void
   })
   const tracker = yield* startTracker({
@@ -78,12 +78,14 @@ const cluster = Effect.gen(function* () {
     localWorkerId: "local"
   }).pipe(Effect.provideService(TaskStore, store), Effect.provideService(Transport, transport))
   const trackerApp = makeTrackerApp(hostOf(tracker), { token, maxBodyBytes: 64 * 1024 })
-  const connect = httpTrackerLink({
-    baseUrl: "http://tracker",
-    token,
-    fetch: (url, init) => Promise.resolve(trackerApp.request(url, init))
-  })
   for (const id of ["local", "w1", "w2"]) {
+    // Each worker calls with its own credential (R-WIRE-4).
+    const credential = yield* Effect.promise(() => workerCredential(token, id))
+    const connect = httpTrackerLink({
+      baseUrl: "http://tracker",
+      token: credential,
+      fetch: (url, init) => Promise.resolve(trackerApp.request(url, init))
+    })
     const worker = yield* startWorker({ id, slots: 4, jobs: () => job, connect, heartbeatInterval: 50 })
     workerApps.set(id, makeWorkerApp(worker, { token }))
     yield* Effect.ignore(worker.join(tracker.instanceId))
@@ -93,6 +95,12 @@ const cluster = Effect.gen(function* () {
 
 const post = (app: Hono, path: string, body: string, headers: Record<string, string> = auth) =>
   Promise.resolve(app.request(`http://tracker${path}`, { method: "POST", headers, body }))
+
+/** The headers of worker w1's calls: its own credential (R-WIRE-4). */
+const asW1 = Effect.promise(async () => ({
+  authorization: `Bearer ${await workerCredential(token, "w1")}`,
+  "content-type": "application/json"
+}))
 
 describe("wire protocol", () => {
   it("runs a mapReduce whose every message crosses the HTTP codecs, bytes bodies included", () =>
@@ -122,20 +130,29 @@ describe("wire protocol", () => {
             settled = now === before ? settled + 1 : 0
             before = now
           }
+          const w1 = yield* asW1
           const bad = { instanceId: "wire-1", workerId: "w1", reports: [{ taskId: "0", attempt: 0, status: 9 }] }
           const response = yield* Effect.promise(() =>
-            post(trackerApp, "/v1/instances/wire-1/reports", JSON.stringify(bad))
+            post(trackerApp, "/v1/instances/wire-1/reports", JSON.stringify(bad), w1)
           )
           expect(response.status).toBe(400)
           const body = (yield* Effect.promise(() => response.json())) as { error: { path: string; reason: string } }
           expect(body.error).toMatchObject({ reason: "bad-field", path: '["reports"][0]["status"]' })
-          const notJson = yield* Effect.promise(() => post(trackerApp, "/v1/instances/wire-1/map", "{nope"))
+          const notJson = yield* Effect.promise(() => post(trackerApp, "/v1/instances/wire-1/map", "{nope", w1))
           expect(notJson.status).toBe(400)
           const otherId = yield* Effect.promise(() =>
             post(
               trackerApp,
               "/v1/instances/wire-1/heartbeat",
-              JSON.stringify({ instanceId: "else", workerId: "w9", slots: 1, freeSlots: 1, queueLength: 0, idle: true })
+              JSON.stringify({
+                instanceId: "else",
+                workerId: "w1",
+                slots: 1,
+                freeSlots: 1,
+                queueLength: 0,
+                idle: true
+              }),
+              w1
             )
           )
           expect(otherId.status).toBe(400)
@@ -149,11 +166,13 @@ describe("wire protocol", () => {
       Effect.scoped(
         Effect.gen(function* () {
           const { trackerApp } = yield* cluster
+          const w1 = yield* asW1
           const unknownInstance = yield* Effect.promise(() =>
             post(
               trackerApp,
               "/v1/instances/nope/map",
-              JSON.stringify({ instanceId: "nope", workerId: "w1", taskId: "0", attempt: 0, name: "x", bodies: [] })
+              JSON.stringify({ instanceId: "nope", workerId: "w1", taskId: "0", attempt: 0, name: "x", bodies: [] }),
+              w1
             )
           )
           expect(unknownInstance.status).toBe(404)
@@ -168,7 +187,8 @@ describe("wire protocol", () => {
                 attempt: 0,
                 name: "x",
                 bodies: ["1"]
-              })
+              }),
+              w1
             )
           )
           expect(unknownTask.status).toBe(404)

@@ -10,6 +10,7 @@ import { makeWorkerApp } from "./worker-app.ts"
 export interface WorkerProcessOptions<E> {
   /** The tracker server's base URL, e.g. http://127.0.0.1:7070 */
   readonly tracker: string
+  /** This worker's credential (`workerCredential(secret, id)`, R-WIRE-4): it acts as this worker only. */
   readonly token: string
   readonly jobs: JobTable
   /** Tasks run at once. Default 16. */
@@ -26,6 +27,10 @@ export interface WorkerProcessOptions<E> {
     fetch: (request: Request) => Response | Promise<Response>
   ) => Effect.Effect<{ readonly url: string }, E, Scope.Scope>
 }
+
+/** 32 random bytes as hex. */
+const randomKey = (): string =>
+  Array.from(crypto.getRandomValues(new Uint8Array(32)), (byte) => byte.toString(16).padStart(2, "0")).join("")
 
 export interface RunningWorker {
   readonly id: string
@@ -86,6 +91,7 @@ export const startWorkerProcess = <E>(
       }
     }
 
+    const key = randomKey()
     const handle = yield* startWorker({
       id,
       slots,
@@ -108,12 +114,13 @@ export const startWorkerProcess = <E>(
           handle.stop(message)
         }
       },
-      { token: options.token }
+      // The tracker calls with this key, chosen here and sent with the registration: it opens this worker only.
+      { token: key }
     )
     const listening = yield* options.listen(app.fetch)
 
     const trackerClient = httpTrackerClient(client)
-    const registration = { workerId: id, url: listening.url, slots, jobs: [...options.jobs.keys()] }
+    const registration = { workerId: id, url: listening.url, key, slots, jobs: [...options.jobs.keys()] }
     const register = trackerClient.registerWorker(registration).pipe(
       Effect.tap((instances) =>
         Effect.sync(() => {
