@@ -24,8 +24,12 @@ export const listen = (
   Effect.acquireRelease(
     Effect.callback<{ server: Server; listening: Listening }, ListenError>((resume) => {
       const server = createAdaptorServer({ fetch, hostname: "127.0.0.1" }) as Server
-      // Keep-alive connections between tracker and workers are reused batch after batch.
+      // Keep-alive connections between tracker and workers are reused batch after batch; an idle one closes
+      // after 65 s. A peer that sends its headers or its request slowly is cut off (R-WIRE-3): headers
+      // within 10 s, the whole request within 60 s (a map call held by back-pressure answers within 10 s).
       server.keepAliveTimeout = 65_000
+      server.headersTimeout = 10_000
+      server.requestTimeout = 60_000
       const onError = (error: NodeJS.ErrnoException) => {
         const why =
           error.code === "EADDRINUSE"

@@ -1,6 +1,7 @@
+import { secretProblem } from "@taskfold/core/wire"
 import { loadJobs, scopedThreadPool, serveTracker } from "@taskfold/node"
 import { Effect } from "effect"
-import { helpOption, integer, parse, port, required, threads, token } from "./args.ts"
+import { helpOption, integer, parse, port, required, threads, token, UsageError } from "./args.ts"
 import { messageOf, runUntilSignal } from "./common.ts"
 
 export const serveHelp = `Usage: taskfold serve --port P --token T --jobs <module or folder> [options]
@@ -48,6 +49,8 @@ export const serve = async (args: ReadonlyArray<string>): Promise<number> => {
   const localSlots = integer(values["local-slots"], "--local-slots", 4)
   const threadCount = threads(values.threads)
   const maxBodyBytes = integer(values["max-body"], "--max-body", 16 * 1024 * 1024)
+  const weak = secretProblem(secret)
+  if (weak !== undefined) throw new UsageError(`--token: ${weak}`)
   const jobs = await loadJobs(jobPaths)
   const log = (line: string) => process.stderr.write(`${line}\n`)
   return runUntilSignal(

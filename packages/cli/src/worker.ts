@@ -1,4 +1,4 @@
-import { credentialWorkerId, workerCredential } from "@taskfold/core/wire"
+import { credentialWorkerId, secretProblem, workerCredential } from "@taskfold/core/wire"
 import { defaultWorkerId, loadJobs, scopedThreadPool, startWorkerProcess } from "@taskfold/node"
 import { Effect } from "effect"
 import { helpOption, integer, parse, port, required, threads, token, url, UsageError } from "./args.ts"
@@ -57,6 +57,8 @@ export const worker = async (args: ReadonlyArray<string>): Promise<number> => {
   const named = credentialWorkerId(secret)
   if (named !== undefined && values.id !== undefined && values.id !== named)
     throw new UsageError(`--id ${values.id}: the credential is worker ${named}'s`)
+  const weak = named === undefined ? secretProblem(secret) : undefined
+  if (weak !== undefined) throw new UsageError(`--token: ${weak}`)
   const id = named ?? values.id ?? defaultWorkerId()
   const credential = named === undefined ? await workerCredential(secret, id) : secret
   const jobs = await loadJobs(jobPaths)

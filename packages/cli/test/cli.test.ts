@@ -11,6 +11,8 @@ const here = dirname(fileURLToPath(import.meta.url))
 const cli = resolve(here, "../bin/taskfold.mjs")
 const fixtures = join(here, "fixtures")
 const jobs = join(fixtures, "jobs.ts")
+/** A secret long enough for serve and worker (16 characters at least). */
+const LONG_SECRET = "a-secret-of-some-length"
 
 const taskfold = (...args: string[]) =>
   new Promise<{ code: number | null; stdout: string; stderr: string }>((done) => {
@@ -99,6 +101,10 @@ describe("the taskfold command", () => {
       [["serve", "--port", "0", "--jobs", jobs], /--token \(or the TASKFOLD_TOKEN environment variable\) is required/],
       [["worker", "--tracker", "nope", "--token", "x", "--jobs", jobs], /--tracker must be a URL/],
       [
+        ["serve", "--port", "0", "--token", "short", "--jobs", jobs],
+        /--token: the secret must be at least 16 characters/
+      ],
+      [
         ["submit", "squares", "--tracker", "http://127.0.0.1:1", "--token", "x", "--config", "[1]"],
         /--config must be a JSON object/
       ],
@@ -122,8 +128,11 @@ describe("the taskfold command", () => {
         /cannot reach the tracker at http:\/\/127\.0\.0\.1:\d+: .*ECONNREFUSED/
       ],
       [["status", "some-id", "--tracker", `http://127.0.0.1:${port}`, "--token", "x"], /cannot reach the tracker/],
-      [["worker", "--tracker", `http://127.0.0.1:${port}`, "--token", "x", "--jobs", jobs], /cannot reach the tracker/],
-      [["serve", "--port", String(tracker.port), "--token", "x", "--jobs", jobs], /port \d+ is in use/],
+      [
+        ["worker", "--tracker", `http://127.0.0.1:${port}`, "--token", LONG_SECRET, "--jobs", jobs],
+        /cannot reach the tracker/
+      ],
+      [["serve", "--port", String(tracker.port), "--token", LONG_SECRET, "--jobs", jobs], /port \d+ is in use/],
       [
         ["submit", "squares", "--tracker", tracker.url, "--token", "wrong"],
         /refused the request: a valid bearer token is required/

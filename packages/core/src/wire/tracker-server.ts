@@ -85,6 +85,10 @@ export const makeTrackerServer = (
     const ttl = options.registrationTtl ?? 30_000
     const registry = new Map<string, RegisteredWorker>()
     const fresh = (worker: RegisteredWorker) => Date.now() - worker.renewedAt <= ttl
+    /** A registration not renewed within the ttl is gone: its worker stopped, or cannot reach us (R-WIRE-3). */
+    const sweep = () => {
+      for (const [id, worker] of registry) if (!fresh(worker)) registry.delete(id)
+    }
 
     const remote = httpWorkerTransport({
       fetch: options.fetch ?? globalThis.fetch,
@@ -121,6 +125,7 @@ export const makeTrackerServer = (
           return Effect.fail(badInput(`worker id ${LOCAL_WORKER_ID} is reserved for the tracker's own worker`))
         if (!httpUrl(registration.url))
           return Effect.fail(badInput(`url ${JSON.stringify(registration.url)} is not an http(s) URL`))
+        sweep()
         const known = registry.get(registration.workerId)
         if (known?.url !== registration.url) {
           log(`worker ${registration.workerId} registered at ${registration.url} (${registration.slots} slots)`)
