@@ -165,7 +165,12 @@ describe("wire protocol", () => {
     Effect.runPromise(
       Effect.scoped(
         Effect.gen(function* () {
-          const { trackerApp } = yield* cluster
+          let open = () => {}
+          gate = new Promise((resolve) => (open = resolve))
+          const { trackerApp, tracker } = yield* cluster
+          // Held live, so an unknown task is unknown, not of a finished instance.
+          while (((yield* tracker.progress).byName["ROOT"]?.running ?? 0) === 0) yield* Effect.sleep(5)
+          yield* Effect.addFinalizer(() => Effect.sync(open))
           const w1 = yield* asW1
           const unknownInstance = yield* Effect.promise(() =>
             post(
