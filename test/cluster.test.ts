@@ -1,8 +1,9 @@
 import { openSqliteStore } from "@taskfold/node"
-import { httpTrackerClient, type InstanceStatus } from "@taskfold/core/wire"
+import { httpTrackerClient, type InstanceStatus, workerCredential } from "@taskfold/core/wire"
 import { Effect } from "effect"
 import { randomBytes } from "node:crypto"
 import { mkdirSync } from "node:fs"
+import { createServer } from "node:net"
 import { join } from "node:path"
 import { afterEach, describe, expect, it } from "vitest"
 import type { SumResult } from "./jobs/sum.ts"
@@ -85,6 +86,48 @@ const until = async (
 
 const added = (status: InstanceStatus) => status.progress.byName["add"]?.succeeded ?? 0
 const finished = (status: InstanceStatus) => status.outcome !== null
+
+describe("a fleet across addresses (R-WIRE-4)", () => {
+  /** A port free on `host` now. */
+  const freePortOn = (host: string) =>
+    new Promise<number>((done, fail) => {
+      const probe = createServer()
+      probe.once("error", fail)
+      probe.listen(0, host, () => {
+        const { port } = probe.address() as { port: number }
+        probe.close(() => done(port))
+      })
+    })
+
+  it("R-WIRE-4 the tracker on 127.0.0.2, workers on 127.0.0.3 and 127.0.0.4 with credentials of their own (one advertising its URL) run a job to the right result", async () => {
+    const tracker = procs.start("tracker", [
+      "serve",
+      ...["--host", "127.0.0.2", "--port", "0", "--token", token, "--jobs", jobsDir]
+    ])
+    const [, url = ""] = await tracker.waitFor(/tracker listening on (http:\/\/127\.0\.0\.2:\d+)/)
+    const advertisedPort = await freePortOn("127.0.0.4")
+    const workers: Array<[string, string[]]> = [
+      ["far-1", ["--host", "127.0.0.3"]],
+      [
+        "far-2",
+        ["--host", "127.0.0.4", "--port", String(advertisedPort), "--advertise", `http://127.0.0.4:${advertisedPort}`]
+      ]
+    ]
+    for (const [id, where] of workers) {
+      // Each worker holds its own credential, never the secret.
+      const credential = await workerCredential(token, id)
+      const proc = procs.start(id, ["worker", "--tracker", url, "--token", credential, "--jobs", jobsDir, ...where])
+      await proc.waitFor(/listening on http:\/\/127\.0\.0\.[34]:\d+, registered/)
+    }
+    const n = 2_000
+    await submit(url, { n }, "fleet")
+    const status = await until(url, "fleet", finished)
+    expect(status.outcome).toMatchObject({ ok: true })
+    expect(JSON.parse(status.outcome?.result ?? "null")).toEqual(expectedSum(n))
+    // The root ran on the tracker's own worker; every sub-task on the two far workers.
+    for (const [id] of workers) expect(status.progress.byWorker[id]?.succeeded ?? 0).toBeGreaterThan(0)
+  }, 120_000)
+})
 
 describe("a tracker server and worker processes on 127.0.0.1", () => {
   it("a tracker and 3 worker processes run a 100,000-sub-task mapReduce to the right result", async () => {

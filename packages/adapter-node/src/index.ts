@@ -1,6 +1,6 @@
 export { openSqliteDriver, type SqliteDriver } from "./sqlite/driver.ts"
 export { openSqliteOutcomeLog, openSqliteStore, SqliteStoreLayer, type SqliteStore } from "./sqlite/store.ts"
-export { listen, ListenError, type Listening } from "./http.ts"
+export { isLoopback, listen, ListenError, type Listening } from "./http.ts"
 export { isJob, JobLoadError, loadJobs } from "./jobs.ts"
 export {
   type JobTable,

@@ -1,18 +1,22 @@
 import { secretProblem } from "@taskfold/core/wire"
-import { loadJobs, scopedThreadPool, serveTracker } from "@taskfold/node"
+import { isLoopback, loadJobs, scopedThreadPool, serveTracker } from "@taskfold/node"
 import { Effect } from "effect"
 import { helpOption, integer, parse, port, required, threads, token, UsageError } from "./args.ts"
 import { messageOf, runUntilSignal } from "./common.ts"
 
 export const serveHelp = `Usage: taskfold serve --port P --token T --jobs <module or folder> [options]
 
-Runs a tracker server on 127.0.0.1: instances are submitted to it by job name, worker processes
-register with it, and its own worker runs every instance's root and final task. With --db, tasks and
-outcomes live in a SQLite file and instances left in it are resumed on start.
+Runs a tracker server (on 127.0.0.1 unless --host says otherwise): instances are submitted to it by job name,
+worker processes register with it, and its own worker runs every instance's root and final task. With --db,
+tasks and outcomes live in a SQLite file and instances left in it are resumed on start.
 
 Options:
   --port P          the port to listen on (0: any free port; the address is printed)
-  --token T         the shared secret of tracker, workers and clients (or TASKFOLD_TOKEN)
+  --token T         the tracker's secret, 16 characters at least: the operator's credential, and what
+                    worker credentials are made from (taskfold credential; or TASKFOLD_TOKEN)
+  --host H          the address to listen on (default 127.0.0.1); another than loopback is warned
+                    about unless --tls-proxy says a TLS-terminating proxy is in front
+  --tls-proxy       a TLS-terminating reverse proxy is in front of this server
   --jobs PATH       a job module, or a folder of them; may be repeated
   --db FILE         a SQLite database file (default: in memory, lost on exit)
   --local-slots N   slots of the server's own worker (default 4)
@@ -34,7 +38,9 @@ export const serve = async (args: ReadonlyArray<string>): Promise<number> => {
       db: { type: "string" },
       "local-slots": { type: "string" },
       threads: { type: "string" },
-      "max-body": { type: "string" }
+      "max-body": { type: "string" },
+      host: { type: "string" },
+      "tls-proxy": { type: "boolean" }
     },
     0
   )
@@ -60,6 +66,7 @@ export const serve = async (args: ReadonlyArray<string>): Promise<number> => {
         const executor = yield* scopedThreadPool(threadCount, { modules: jobPaths })
         const server = yield* serveTracker({
           port: listenPort,
+          ...(values.host === undefined ? {} : { host: values.host }),
           token: secret,
           jobs,
           localSlots,
@@ -68,6 +75,11 @@ export const serve = async (args: ReadonlyArray<string>): Promise<number> => {
           ...(executor === undefined ? {} : { executor }),
           ...(values.db === undefined ? {} : { db: values.db })
         })
+        if (values.host !== undefined && !isLoopback(values.host) && values["tls-proxy"] !== true)
+          log(
+            `warning: listening on ${values.host}, not loopback: credentials and tasks cross the network in clear ` +
+              "text unless a TLS-terminating proxy is in front (say so with --tls-proxy)"
+          )
         log(`tracker listening on ${server.url} (jobs ${[...jobs.keys()].join(", ")}; store ${values.db ?? "memory"})`)
         return yield* Effect.never
       })

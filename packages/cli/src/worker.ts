@@ -22,6 +22,8 @@ Options:
   --id ID          the worker's id (default: the credential's, else host name, process id and a
                    random suffix)
   --port P         the port to listen on (default 0: any free port)
+  --host H         the address to listen on (default 127.0.0.1)
+  --advertise URL  the URL the tracker reaches this worker at, if not the one it listens on
   -h, --help       this text
 `
 
@@ -36,7 +38,9 @@ export const worker = async (args: ReadonlyArray<string>): Promise<number> => {
       slots: { type: "string" },
       threads: { type: "string" },
       id: { type: "string" },
-      port: { type: "string" }
+      port: { type: "string" },
+      host: { type: "string" },
+      advertise: { type: "string" }
     },
     0
   )
@@ -51,6 +55,7 @@ export const worker = async (args: ReadonlyArray<string>): Promise<number> => {
   const slots = integer(values.slots, "--slots", 16)
   const threadCount = threads(values.threads)
   const listenPort = port(values.port, "--port", 0)
+  const advertise = values.advertise === undefined ? undefined : url(values.advertise, "--advertise")
   if (values.id !== undefined && (values.id.length === 0 || values.id.length > 200))
     required(undefined, "--id (1 to 200 characters)")
   // A credential names its worker; with the secret instead, the worker makes the credential of its id.
@@ -76,6 +81,8 @@ export const worker = async (args: ReadonlyArray<string>): Promise<number> => {
           jobs,
           slots,
           port: listenPort,
+          ...(values.host === undefined ? {} : { host: values.host }),
+          ...(advertise === undefined ? {} : { advertise }),
           log,
           ...(executor === undefined ? {} : { executor })
         })

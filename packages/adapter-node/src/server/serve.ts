@@ -9,6 +9,8 @@ import { makeTrackerServer, type TrackerServer, type TrackerServerOptions } from
 export interface ServeTrackerOptions extends Omit<TrackerServerOptions, "store" | "outcomes"> {
   /** 0 picks a free port. */
   readonly port: number
+  /** The address to bind; 127.0.0.1 by default. Another than loopback wants a TLS-terminating proxy in front. */
+  readonly host?: string
   /** A SQLite file for tasks and outcomes; in memory when absent. */
   readonly db?: string
   readonly maxBodyBytes?: number
@@ -19,7 +21,7 @@ export interface RunningTracker extends TrackerServer {
   readonly port: number
 }
 
-/** Opens the store, resumes its instances, then serves the tracker protocol on 127.0.0.1 while the scope lives. */
+/** Opens the store, resumes its instances, then serves the tracker protocol (on 127.0.0.1) while the scope lives. */
 export const serveTracker = (
   options: ServeTrackerOptions
 ): Effect.Effect<RunningTracker, StoreError | ListenError, Scope.Scope> =>
@@ -44,7 +46,7 @@ export const serveTracker = (
       token: options.token,
       maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES
     })
-    const listening = yield* listen(app.fetch, options.port)
+    const listening = yield* listen(app.fetch, options.port, options.host)
     return { ...server, ...listening }
   })
 
