@@ -84,6 +84,8 @@ interface InstanceOnWorker {
   context: Record<string, unknown>
   /** Tasks queued or running here. */
   held: number
+  /** The newest attempt of each task queued or running here: a newer one delivered supersedes it. */
+  latest: Map<string, WorkerTask>
   /** Tasks with a status to report, each once, in the order they got one. */
   outbox: WorkerTask[]
   /** A report message is under way (or about to be sent). */
@@ -413,6 +415,7 @@ export const startWorker = (options: WorkerOptions): Effect.Effect<WorkerHandle,
           maxResultBytes: undefined,
           context: {},
           held: 0,
+          latest: new Map(),
           outbox: [],
           flushing: false,
           seen: -1,
@@ -521,6 +524,7 @@ export const startWorker = (options: WorkerOptions): Effect.Effect<WorkerHandle,
         freeSlots.push(slot)
       }
       task.instance.held--
+      if (task.instance.latest.get(task.id) === task) task.instance.latest.delete(task.id)
       completed++
       if (!task.cancelled) post(task, settled.ok ? TaskStatus.Succeeded : TaskStatus.Failed, settled)
       pump()
@@ -574,6 +578,7 @@ export const startWorker = (options: WorkerOptions): Effect.Effect<WorkerHandle,
           if (task === undefined) return
           if (task.cancelled) {
             task.instance.held--
+            if (task.instance.latest.get(task.id) === task) task.instance.latest.delete(task.id)
             continue
           }
           start(task)
@@ -616,6 +621,11 @@ export const startWorker = (options: WorkerOptions): Effect.Effect<WorkerHandle,
       const dispatched = batch.tasks
       for (let i = 0; i < dispatched.length; i++) {
         const task = new WorkerTask(core, instance, dispatched[i] as DispatchedTask)
+        // The tracker sends a newer attempt only once it gave the older one up (lost with a worker that was only
+        // late, say): the older one here would run for nothing, so it stops, and attempts never pile up (R-WORK-2).
+        const older = instance.latest.get(task.id)
+        if (older !== undefined && older.attempt < task.attempt) older.cancel(`superseded by attempt ${task.attempt}`)
+        if (older === undefined || older.attempt < task.attempt) instance.latest.set(task.id, task)
         queue.push(task)
         // A pulled batch has no send whose answer confirms it: its receipt goes with the next report.
         if (pulled) post(task, TaskStatus.Received)
