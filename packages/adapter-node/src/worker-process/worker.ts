@@ -2,8 +2,8 @@ import {
   type ClientError,
   credentialWorkerId,
   type RunningWorker,
-  startWorkerProcess as startHttpWorker,
-  type WorkerProcessOptions as HttpWorkerOptions
+  startHttpWorker,
+  type HttpWorkerOptions
 } from "@taskfold/core/wire"
 import { Effect, type Scope } from "effect"
 import { randomBytes } from "node:crypto"

@@ -2,7 +2,7 @@ import { Schema } from "effect"
 import { JobConfigOverrides } from "./config.ts"
 import { Id } from "./id.ts"
 
-/** A new instance of a job by name: what a host's submit takes, from the wire or in process. */
+/** A new instance of a job by name: what a host's submit takes, from the wire or from a direct call. */
 export const SubmitRequest = Schema.Struct({
   job: Schema.String.check(Schema.isMinLength(1)),
   params: Schema.optionalKey(Schema.Json),

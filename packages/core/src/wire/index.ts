@@ -39,7 +39,7 @@ export {
   type TrackerServer,
   type TrackerServerOptions
 } from "./tracker-server.ts"
-export { startWorkerProcess, type RunningWorker, type WorkerProcessOptions } from "./worker-process.ts"
+export { startHttpWorker, type HttpWorkerOptions, type RunningWorker } from "./http-worker.ts"
 export {
   makeWebWorkerNetwork,
   type OutcomeOwner,

@@ -7,7 +7,7 @@ import { httpTrackerClient, httpTrackerLink, type ClientError, type HttpClientOp
 import type { JobTable } from "./tracker-server.ts"
 import { makeWorkerApp } from "./worker-app.ts"
 
-export interface WorkerProcessOptions<E> {
+export interface HttpWorkerOptions<E> {
   /** The tracker server's base URL, e.g. http://127.0.0.1:7070 */
   readonly tracker: string
   /** This worker's credential (`workerCredential(secret, id)`, R-WIRE-4): it acts as this worker only. */
@@ -42,13 +42,13 @@ export interface RunningWorker {
 }
 
 /**
- * A worker process on any runtime that serves HTTP: serves the worker side of the protocol, registers with the tracker
+ * A worker on any runtime that serves HTTP: serves the worker side of the protocol, registers with the tracker
  * server and renews that registration (so a restarted server learns it again), joins the instances the
  * answers name and those whose batches arrive, and runs their tasks on core's worker runtime.
  * Fails if the first registration does not get through.
  */
-export const startWorkerProcess = <E>(
-  options: WorkerProcessOptions<E>
+export const startHttpWorker = <E>(
+  options: HttpWorkerOptions<E>
 ): Effect.Effect<RunningWorker, E | ClientError, Scope.Scope> =>
   Effect.gen(function* () {
     const log = options.log ?? (() => {})
