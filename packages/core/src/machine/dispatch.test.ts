@@ -302,7 +302,9 @@ describe("dispatch", () => {
   })
 
   it("R-DISP-10 send failures count toward maxRedeliveries: past it the task fails as undeliverable", () => {
-    const d = started({ maxRedeliveries: 2 })
+    const d = started({ maxRedeliveries: 2, queueAllowance: 0 })
+    // B has no room but keeps the local worker out once A is unhealthy, so the task can only go to A.
+    d.heartbeat("B", { slots: 0 })
     d.heartbeat("A")
     d.map(LOCAL, "0", "child", ["1"])
     for (let i = 1; i <= 3; i++) {
@@ -310,7 +312,8 @@ describe("dispatch", () => {
       d.sendFailed("A", send.batch.seq, false, `refused ${i}`)
       if (i <= 2) {
         expect(d.live("0.1")).toMatchObject({ attempt: i, redeliveries: i, failures: 0, status: TaskStatus.Waiting })
-        d.heartbeat("A")
+        // From the second miss in a row the worker rests before it gets the task again.
+        d.heartbeat("A", {}, Math.max(d.now, d.worker("A").restUntil))
       }
     }
     expect(d.state.tasks.has("0.1")).toBe(false)
@@ -413,10 +416,13 @@ describe("dispatch", () => {
     d.heartbeat("A")
     d.map(LOCAL, "0", "child", ["1"])
     for (let i = 1; i <= 5; i++) {
-      d.heartbeat("A", {}, i * 15_000)
+      const expiry = d.live("0.1").batch!.at + 15_000
+      d.heartbeat("A", {}, expiry)
+      // From the second miss in a row the worker rests before it gets the task again.
+      if (d.worker("A").restUntil > expiry) d.heartbeat("A", {}, d.worker("A").restUntil)
       expect(d.live("0.1")).toMatchObject({ attempt: i, redeliveries: i, status: TaskStatus.Dispatched })
     }
-    const out = d.heartbeat("A", {}, 6 * 15_000)
+    const out = d.heartbeat("A", {}, d.live("0.1").batch!.at + 15_000)
     expect(out.sends).toEqual([])
     expect(d.state.tasks.has("0.1")).toBe(false)
     expect(d.row("0.1")).toMatchObject({

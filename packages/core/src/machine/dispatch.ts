@@ -5,8 +5,8 @@ import { taskfoldError } from "../model/task-error.ts"
 import { checkTimeouts } from "./finalize.ts"
 import { ChildBlock, hasChild, takeChild } from "./blocks.ts"
 import { Batch, Dispatched, Send } from "./output.ts"
-import type { LiveTask, MachineState, SentBatch, WorkerState } from "./state.ts"
-import { acknowledge, assign, finish, requeue, setStatus } from "./tasks.ts"
+import { type LiveTask, type MachineState, type SentBatch, UNHEALTHY_STRIKES, type WorkerState } from "./state.ts"
+import { acknowledge, assign, enqueue, finish, requeue, setStatus } from "./tasks.ts"
 import { fromRetiredRun, touchWorker } from "./contact.ts"
 
 type Plan = Map<WorkerState, LiveTask[]>
@@ -14,8 +14,41 @@ type Plan = Map<WorkerState, LiveTask[]>
 /**
  * Tasks a worker may still take: its slots plus the queue allowance, less what it holds and is about to get (R-DISP-2).
  */
-const credit = (state: MachineState, worker: WorkerState, plan: Plan): number =>
-  worker.slots + state.config.queueAllowance - worker.held - (plan.get(worker)?.length ?? 0)
+const credit = (state: MachineState, worker: WorkerState, plan: Plan): number => {
+  const room = worker.slots + state.config.queueAllowance - worker.held - (plan.get(worker)?.length ?? 0)
+  // An unhealthy worker is probed with one task at a time until a batch gets through.
+  return worker.strikes >= UNHEALTHY_STRIKES ? Math.min(room, 1 - worker.held) : room
+}
+
+/** The longest rest of an unhealthy worker, in heartbeat intervals. */
+const MAX_REST_INTERVALS = 16
+
+/**
+ * A delivery to the worker got no receipt. From the second in a row it rests, twice as long each time up to
+ * MAX_REST_INTERVALS heartbeats, so its share of the job shrinks to a probe (R-WIRE-3).
+ */
+const strike = (state: MachineState, worker: WorkerState, now: number): void => {
+  worker.strikes++
+  if (worker.strikes < UNHEALTHY_STRIKES) return
+  const intervals = Math.min(MAX_REST_INTERVALS, 2 ** (worker.strikes - UNHEALTHY_STRIKES))
+  worker.restUntil = now + intervals * state.config.heartbeatInterval
+  if (worker.strikes === UNHEALTHY_STRIKES) {
+    state.out.warnings.push(
+      `worker ${worker.id} is unhealthy: ${worker.strikes} deliveries in a row got no receipt; it gets one task ` +
+        "at a time until one does"
+    )
+  }
+}
+
+/** When the first resting worker may take work again, if tasks wait for it. */
+export const nextRestEnd = (state: MachineState, now: number): number | null => {
+  if (state.waiting.size === 0) return null
+  let at: number | null = null
+  for (const worker of state.workerList) {
+    if (worker.restUntil > now && !worker.lost && (at === null || worker.restUntil < at)) at = worker.restUntil
+  }
+  return at
+}
 
 /** Next unpinned task that is still Waiting, taken off the queue, or undefined. */
 const nextWaiting = (state: MachineState): LiveTask | undefined => {
@@ -55,10 +88,13 @@ const allowance = (state: MachineState, now: number): number => {
 }
 
 /** Workers that may take unpinned tasks; the local one only if it is alone or allowed (R-DISP-5). */
-const eligibleWorkers = (state: MachineState): WorkerState[] => {
-  const usable = state.workerList.filter((worker) => worker.available && !worker.lost)
+const eligibleWorkers = (state: MachineState, now: number): WorkerState[] => {
+  const usable = state.workerList.filter((worker) => worker.available && !worker.lost && worker.restUntil <= now)
   if (state.config.localWorker === "include") return usable
-  const othersAlive = state.workerList.some((worker) => !worker.isLocal && !worker.lost)
+  // An unhealthy worker does not keep the work off the local one: it would get it all, a task at a time.
+  const othersAlive = state.workerList.some(
+    (worker) => !worker.isLocal && !worker.lost && worker.strikes < UNHEALTHY_STRIKES
+  )
   return othersAlive ? usable.filter((worker) => !worker.isLocal) : usable
 }
 
@@ -69,6 +105,12 @@ const pickRoundRobin = (state: MachineState, room: Int32Array): number => {
     if (room[at]! > 0) return at
   }
   return -1
+}
+
+/** Another worker with room than `at`, if there is one; else `at`. */
+const elsewhere = (room: Int32Array, at: number): number => {
+  for (let other = 0; other < room.length; other++) if (other !== at && room[other]! > 0) return other
+  return at
 }
 
 /** Index of the worker with the most room (the first of equals), or -1. */
@@ -89,7 +131,7 @@ const pickLeastLoaded = (_state: MachineState, room: Int32Array): number => {
  * free worker (R-DISP-3). A worker is picked only for a task that is there, so the cursor continues where it stopped.
  */
 const planUnpinned = (state: MachineState, plan: Plan, now: number): void => {
-  const workers = eligibleWorkers(state)
+  const workers = eligibleWorkers(state, now)
   let budget = allowance(state, now)
   if (workers.length === 0) return
   const room = Int32Array.from(workers, (worker) => credit(state, worker, plan))
@@ -97,12 +139,22 @@ const planUnpinned = (state: MachineState, plan: Plan, now: number): void => {
   /** Worker indexes in the order they were first picked: the order of their batches. */
   const order: number[] = []
   const pick = state.config.routing === "least-loaded" ? pickLeastLoaded : pickRoundRobin
+  const deferred: LiveTask[] = []
   let sent = 0
   while (budget > 0 && hasWaiting(state)) {
-    const at = pick(state, room)
+    let at = pick(state, room)
     if (at < 0) break
     const task = nextWaiting(state)
     if (task === undefined) break
+    if (task.missedOn !== undefined && task.missedOn === workers[at]!.id) {
+      // A task goes back to the worker it missed on only when no other may take it: else it waits for one.
+      const other = elsewhere(room, at)
+      if (other === at && workers.some((worker, index) => index !== at && worker.slots > 0)) {
+        deferred.push(task)
+        continue
+      }
+      at = other
+    }
     const list = planned[at] as LiveTask[]
     if (list.length === 0) order.push(at)
     list.push(task)
@@ -111,6 +163,7 @@ const planUnpinned = (state: MachineState, plan: Plan, now: number): void => {
     sent++
   }
   if (state.rate !== null) state.tokens -= sent
+  for (const task of deferred) enqueue(state, task)
   for (const at of order) {
     const worker = workers[at] as WorkerState
     const list = planned[at] as LiveTask[]
@@ -248,10 +301,14 @@ export const expireBatches = (state: MachineState, now: number): void => {
   ) {
     state.sentBatches.shift()
     state.batchesBySeq.delete(batch.seq)
+    let unreceived = false
     for (const task of batch.tasks) {
       if (task.batch !== batch || task.status !== TaskStatus.Dispatched) continue
+      unreceived = true
+      task.missedOn = batch.worker.id
       redeliver(state, task, `no receipt from ${batch.worker.id} within ackTimeout (${timeout} ms)`, now)
     }
+    if (unreceived) strike(state, batch.worker, now)
   }
 }
 
@@ -271,6 +328,8 @@ export const delivered = (state: MachineState, workerId: string, seq: number, no
   const batch = state.batchesBySeq.get(seq)
   if (batch === undefined || batch.worker.id !== workerId) return
   batch.worker.paramsSent = true
+  batch.worker.strikes = 0
+  batch.worker.restUntil = 0
   const unseen = batch.worker.unseen
   unseen.push({ seq, at: now })
   // A worker whose heartbeats name no batch seq keeps none of these for long.
@@ -311,7 +370,11 @@ export const sendFailed = (
   }
   if (!tooLarge) {
     worker.available = false
-    for (const task of tasks) redeliver(state, task, error, now)
+    strike(state, worker, now)
+    for (const task of tasks) {
+      task.missedOn = workerId
+      redeliver(state, task, error, now)
+    }
     return
   }
   if (batch.tasks.length > 1) {

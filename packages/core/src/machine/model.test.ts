@@ -44,7 +44,7 @@
 import fc from "fast-check"
 import { describe, expect, it } from "vitest"
 import { defaultConfig, type JobConfig } from "../model/config.ts"
-import type { InstanceRow, NameProgress, Outcome } from "../model/instance.ts"
+import type { InstanceRow, NameProgress, Outcome, WorkerProgress } from "../model/instance.ts"
 import type { StatusReport, TaskBatch } from "../model/messages.ts"
 import { FINAL_NAME, TaskKind, TaskStatus, isTerminal } from "../model/status.ts"
 import type { TaskRow } from "../model/task.ts"
@@ -531,8 +531,9 @@ const checkInvariants = (m: Model, r: Real): void => {
     if (row.status === TaskStatus.Failed) counter.failed++
   }
   for (const id of new Set([...Object.keys(byWorker), ...Object.keys(snapshot.byWorker)])) {
-    const none = { assigned: 0, running: 0, succeeded: 0, failed: 0 }
-    const shown = JSON.stringify(snapshot.byWorker[id] ?? none)
+    const none: WorkerProgress = { assigned: 0, running: 0, succeeded: 0, failed: 0 }
+    const { unhealthy: _, ...counters } = snapshot.byWorker[id] ?? none
+    const shown = JSON.stringify(counters)
     const counted = JSON.stringify(byWorker[id] ?? none)
     if (shown !== counted) fail(m, `progress of worker ${id} ${shown}, store says ${counted} (R-PROG-1)`)
   }

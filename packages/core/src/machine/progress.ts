@@ -3,7 +3,7 @@ import type { ContextAppend } from "../model/messages.ts"
 import type { Progress, WorkerProgress } from "../model/instance.ts"
 import { utf8Length } from "./collections.ts"
 import { runningTask } from "./retry.ts"
-import type { MachineState } from "./state.ts"
+import { type MachineState, UNHEALTHY_STRIKES } from "./state.ts"
 import { touchWorker } from "./contact.ts"
 
 /** Progress per task name and per worker, from the counters kept with every change (R-PROG-1). */
@@ -19,7 +19,8 @@ export const progressSnapshot = (state: MachineState, now: number): Progress => 
       assigned: worker.held,
       running: worker.running,
       succeeded: worker.succeeded,
-      failed: worker.failed
+      failed: worker.failed,
+      ...(worker.strikes >= UNHEALTHY_STRIKES ? { unhealthy: true as const } : {})
     }
   }
   return { instanceId: state.instanceId, at: now, byName, byWorker, outcome: state.outcome }

@@ -36,6 +36,8 @@ interface RareFields {
   mapCursor: number
   dueAt: number | null
   lastError: TaskError | null
+  /** The worker its last delivery got no receipt from: the next goes elsewhere if it can (R-WIRE-3). */
+  missedOn: string | undefined
 }
 
 /** A task that is not terminal yet, or became terminal in the step being built. */
@@ -82,11 +84,18 @@ export class LiveTask {
       childCount: 0,
       mapCursor: 0,
       dueAt: null,
-      lastError: null
+      lastError: null,
+      missedOn: undefined
     }
     return this.rare
   }
 
+  get missedOn(): string | undefined {
+    return this.rare?.missedOn
+  }
+  set missedOn(value: string | undefined) {
+    if (value !== undefined || this.rare !== undefined) this.rareFields().missedOn = value
+  }
   get pinnedTo(): string | undefined {
     return this.rare?.pinnedTo
   }
@@ -138,6 +147,9 @@ export interface StandingWorker {
   readonly slots: number
 }
 
+/** Strikes from which a worker is unhealthy: one failed delivery is bad luck, two in a row a pattern. */
+export const UNHEALTHY_STRIKES = 2
+
 export interface WorkerState {
   readonly id: string
   readonly isLocal: boolean
@@ -170,6 +182,13 @@ export interface WorkerState {
   batchLimit: number
   /** Batches whose send was answered but that no heartbeat has shown as seen yet, oldest first. */
   unseen: Array<{ readonly seq: number; at: number }>
+  /** Deliveries in a row that got no receipt (the send failed or timed out); a receipt resets it. */
+  strikes: number
+  /**
+   * An unhealthy worker (two strikes or more) gets no sub-tasks before this time, then one at a time until a
+   * receipt: a peer that takes batches and never acknowledges them must not drain the job (R-WIRE-3).
+   */
+  restUntil: number
 }
 
 /** Tasks sent together; kept until acknowledged or timed out (R-DISP-8). */

@@ -2,7 +2,16 @@ import { RejectedError } from "../model/errors.ts"
 import type { InstanceRow } from "../model/instance.ts"
 import { TaskStatus } from "../model/status.ts"
 import type { TaskRow, TaskUpdate } from "../model/task.ts"
-import { delivered, dispatch, expireBatches, nextBatchExpiry, nextToken, pull, sendFailed } from "./dispatch.ts"
+import {
+  delivered,
+  dispatch,
+  expireBatches,
+  nextBatchExpiry,
+  nextRestEnd,
+  nextToken,
+  pull,
+  sendFailed
+} from "./dispatch.ts"
 import {
   checkRestored,
   checkRuns,
@@ -165,6 +174,7 @@ export const step = (state: MachineState, events: ReadonlyArray<MachineEvent>, n
         nextTimeout(state),
         state.outcome === null ? state.nextTriggerAt : null,
         nextToken(state),
+        nextRestEnd(state, now),
         state.outcome === null ? state.lastProgressAt + state.config.progressInterval : null
       ])
   return state.out

@@ -27,7 +27,9 @@ export const newWorker = (state: MachineState, id: string, now: number): WorkerS
   lastMessage: -1,
   paramsSent: false,
   batchLimit: state.config.dispatchBatchSize,
-  unseen: []
+  unseen: [],
+  strikes: 0,
+  restUntil: 0
 })
 
 const aliveCount = (state: MachineState): number => {
@@ -95,8 +97,10 @@ export const applyHeartbeat = (state: MachineState, heartbeat: Heartbeat, now: n
   worker.lastSeen = now
   // An older heartbeat than a message already taken tells nothing new about the worker's slots or tasks.
   if (heartbeat.n !== undefined && !noteMessage(worker, heartbeat.n)) return reply
-  worker.slots = heartbeat.slots
-  worker.freeSlots = heartbeat.freeSlots
+  // What a peer announces is capped: one claiming the whole job cannot take it (R-WIRE-3).
+  const cap = state.config.maxWorkerSlots
+  worker.slots = Math.min(heartbeat.slots, cap)
+  worker.freeSlots = Math.min(heartbeat.freeSlots, cap)
   worker.queueLength = heartbeat.queueLength
   const seen = heartbeat.seen ?? Number.POSITIVE_INFINITY
   // This incarnation took the batches from firstSeen to seen; one below firstSeen was taken by an earlier one, if at

@@ -45,6 +45,8 @@ export const JobConfig = Schema.Struct({
   workerTimeout: PositiveInt,
   /** Tasks a worker may hold beyond its free slots, so it never idles between batches. */
   queueAllowance: NonNegativeInt,
+  /** Slots the tracker believes of one worker, whatever it announces: a peer cannot claim the whole job. */
+  maxWorkerSlots: PositiveInt,
   routing: Schema.Literals(["round-robin", "least-loaded"]),
   localWorker: Schema.Literals(["include", "exclude"]),
   dispatchRate: Schema.NullOr(DispatchRate),
@@ -76,6 +78,7 @@ export const defaultConfig: JobConfig = {
   heartbeatInterval: 5_000,
   workerTimeout: 15_000,
   queueAllowance: 256,
+  maxWorkerSlots: 1_024,
   routing: "round-robin",
   localWorker: "include",
   dispatchRate: null,

@@ -93,6 +93,8 @@ export interface WorkerProgress {
   running: number
   succeeded: number
   failed: number
+  /** Deliveries to it got no receipt, twice or more in a row: it gets one sub-task at a time, after a rest. */
+  unhealthy?: true
 }
 /** A snapshot of an instance's progress (R-PROG-1). `running` counts Received and Running tasks. */
 export interface Progress {

@@ -117,7 +117,7 @@ export const makeRandom = (seed: number): (() => number) => {
   }
 }
 
-export type FaultName = "refused" | "lost" | "lost-answer" | "duplicated" | "delayed" | "too-large" | "closed"
+export type FaultName = "refused" | "lost" | "lost-answer" | "duplicated" | "delayed" | "too-large" | "closed" | "sunk"
 
 export interface FaultNetwork {
   readonly transport: TransportShape
@@ -126,6 +126,11 @@ export interface FaultNetwork {
   readonly addWorker: (worker: WorkerHandle) => void
   /** The worker is gone (crashed): messages to it are "unreachable". */
   readonly removeWorker: (workerId: string) => void
+  /**
+   * From now on, calm or not, batches sent to the worker are never answered: a peer that heartbeats and takes
+   * batches but never acknowledges one (R-WIRE-3).
+   */
+  readonly sink: (workerId: string) => void
   readonly addTracker: (tracker: Tracker) => void
   readonly removeTracker: (instanceId: string) => void
   /** The tracker's process died: calls it had in flight fail with "closed", new ones are "unreachable". */
@@ -160,6 +165,7 @@ export const makeFaultNetwork = (options: FaultNetworkOptions): Effect.Effect<Fa
     const random = makeRandom(options.seed)
     const policy = options.policy
     const workers = new Map<string, WorkerHandle>()
+    const sinks = new Set<string>()
     const trackers = new Map<string, TrackerEntry>()
     const owners = new Map<string, (outcome: Outcome) => void>()
     const stats = new Map<string, number>()
@@ -241,20 +247,22 @@ export const makeFaultNetwork = (options: FaultNetworkOptions): Effect.Effect<Fa
 
     const transport: TransportShape = {
       send: (workerId, batch) =>
-        through(
-          "send",
-          `batch ${batch.seq} to ${workerId}`,
-          (policy.maxSendTasks !== undefined && batch.tasks.length > policy.maxSendTasks) ||
-            (policy.maxSendBytes !== undefined && batchBytes(batch) > policy.maxSendBytes),
-          () =>
-            Effect.suspend(() => {
-              const found = worker(workerId)
-              if (found === undefined)
-                return Effect.fail(transportError("unreachable", `worker ${workerId} is not reachable`))
-              const refused = found.deliver(batch)
-              return refused === undefined ? Effect.void : Effect.fail(transportError("rejected", refused.message))
-            })
-        ),
+        sinks.has(workerId)
+          ? Effect.sync(() => note("send", "sunk")).pipe(Effect.andThen(Effect.never))
+          : through(
+              "send",
+              `batch ${batch.seq} to ${workerId}`,
+              (policy.maxSendTasks !== undefined && batch.tasks.length > policy.maxSendTasks) ||
+                (policy.maxSendBytes !== undefined && batchBytes(batch) > policy.maxSendBytes),
+              () =>
+                Effect.suspend(() => {
+                  const found = worker(workerId)
+                  if (found === undefined)
+                    return Effect.fail(transportError("unreachable", `worker ${workerId} is not reachable`))
+                  const refused = found.deliver(batch)
+                  return refused === undefined ? Effect.void : Effect.fail(transportError("rejected", refused.message))
+                })
+            ),
       stop: (workerId, message) =>
         through("stop", `stop to ${workerId}`, false, () =>
           Effect.suspend(() => {
@@ -340,6 +348,7 @@ export const makeFaultNetwork = (options: FaultNetworkOptions): Effect.Effect<Fa
       link,
       addWorker: (handle) => void workers.set(handle.id, handle),
       removeWorker: (workerId) => void workers.delete(workerId),
+      sink: (workerId) => void sinks.add(workerId),
       addTracker: (tracker) => void trackers.set(tracker.instanceId, { tracker, crashed: false }),
       removeTracker: (instanceId) => void trackers.delete(instanceId),
       crashTracker: (instanceId) => {

@@ -28,6 +28,7 @@ import {
   type WorkerHandle
 } from "../../src/adapter.ts"
 import { makeOnDemandWorker, type OnDemandWorker } from "../../src/host/on-demand-worker.ts"
+import { MAX_SLOTS } from "../../src/model/messages.ts"
 import { makeFaultNetwork, makeRandom, type FaultPolicy } from "../../src/testing/fault-network.ts"
 import { JOB_NAME, newJobLog, simJob, type JobLog, type JobPlan } from "./jobs.ts"
 
@@ -52,6 +53,8 @@ export interface Scenario {
   readonly localSlots: number
   /** Slots of the standing workers the tracker is told of (R-WORK-6): started by a send, gone when idle. */
   readonly standing?: ReadonlyArray<number>
+  /** Workers that heartbeat, announcing MAX_SLOTS, and never answer a batch sent to them, calm or not (R-WIRE-3). */
+  readonly sinks?: number
   readonly policy: FaultPolicy
   /** Chance that a store write (and a results read) fails with StoreError before calm. */
   readonly storeFailRate: number
@@ -352,6 +355,10 @@ const scenarioRun = (s: Scenario, debug?: (line: string) => void): Effect.Effect
     for (const { id, slots } of standing) startStanding(id, slots)
 
     for (const slots of s.remotes) yield* startW(`w${++nextWorker}`, slots)
+    for (let sink = 1; sink <= (s.sinks ?? 0); sink++) {
+      net.sink(`sink${sink}`)
+      yield* startW(`sink${sink}`, MAX_SLOTS)
+    }
     yield* startW(LOCAL, s.localSlots)
 
     const agenda: Agenda = s.events.map((entry) => ({ at: entry.at, event: entry.event })).sort((a, b) => a.at - b.at)

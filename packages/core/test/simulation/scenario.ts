@@ -164,6 +164,10 @@ export const scenarioArb = (limits: ScenarioLimits): fc.Arbitrary<Scenario> =>
       defaultConfig: defaultConfigArb,
       remotes: fc.array(fc.integer({ min: 1, max: 4 }), { maxLength: 3 }),
       localSlots: fc.integer({ min: 1, max: 4 }),
+      sinks: fc.oneof(
+        { weight: 6, arbitrary: fc.constant(0) },
+        { weight: 1, arbitrary: fc.integer({ min: 1, max: 2 }) }
+      ),
       standing: fc.oneof(
         { weight: 2, arbitrary: fc.constant([]) },
         { weight: 1, arbitrary: fc.array(fc.integer({ min: 1, max: 3 }), { minLength: 1, maxLength: 2 }) }
@@ -198,6 +202,7 @@ export const scenarioArb = (limits: ScenarioLimits): fc.Arbitrary<Scenario> =>
         remotes: d.remotes,
         localSlots: d.localSlots,
         standing: d.standing,
+        sinks: d.sinks,
         policy: d.policy,
         storeFailRate: d.faulty ? d.storeFailRate : 0,
         faultMs: d.faulty ? d.faultMs : 0,

@@ -96,7 +96,8 @@ const explain = (s: Scenario, report: RunReport, problem: string): string =>
     problem,
     `plan: ${describePlan(s.job)}`,
     `config: ${JSON.stringify(s.config)}`,
-    `workers: ${JSON.stringify(s.remotes)} local ${s.localSlots} standing ${JSON.stringify(s.standing ?? [])}; ` +
+    `workers: ${JSON.stringify(s.remotes)} local ${s.localSlots} standing ${JSON.stringify(s.standing ?? [])} ` +
+      `sinks ${s.sinks ?? 0}; ` +
       `faultMs ${s.faultMs}; store failures ${report.storeFailures} (rate ${s.storeFailRate.toFixed(3)})`,
     `policy: ${JSON.stringify(s.policy)}`,
     `events: ${JSON.stringify(s.events)}`,
@@ -132,7 +133,8 @@ const check = (s: Scenario, report: RunReport): void => {
   found = (what) => fail(`SIM_FIND: reached "${what}"`)
   const config = report.config
   const placed = placeTree(s.job.root)
-  const faultFree = s.faultMs === 0
+  // A sink is a fault that never calms: it may cost a task its deliveries.
+  const faultFree = s.faultMs === 0 && (s.sinks ?? 0) === 0
 
   // (d) an outcome within the bound after calm, and the tracker let go of the instance
   if (report.deliveries.length === 0) fail(`no outcome within ${s.calmBoundMs} ms of calm (R-DISP-10, R-FIN-6)`)
@@ -255,6 +257,7 @@ const check = (s: Scenario, report: RunReport): void => {
         )
     }
   }
+  if ((s.sinks ?? 0) > 0) hit(outcome.ok ? "ok with a sink" : "not ok with a sink")
   if (report.deliveries.length > 1) hit("outcome delivered more than once")
   if (report.trace.some((line) => line.includes("tracker resumed")))
     hit(outcome.ok ? "ok after a tracker restart" : "not ok after a tracker restart")
@@ -306,6 +309,7 @@ describe("system simulation", () => {
         expect(reached["not ok (with faults)"] ?? 0).toBeGreaterThan(0)
         expect(reached["ok after a tracker restart"] ?? 0).toBeGreaterThan(0)
         expect(reached["standing worker did work (ok)"] ?? 0).toBeGreaterThan(0)
+        expect(reached["ok with a sink"] ?? 0).toBeGreaterThan(0)
         expect(reached["standing worker ended holding tasks"] ?? 0).toBeGreaterThan(0)
       }
     },
