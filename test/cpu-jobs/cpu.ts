@@ -29,6 +29,8 @@ const record = (dir: string, line: string) => appendFileSync(join(dir, `${proces
 export const cpuSub = defineJob({
   name: "cpu-sub",
   kind: "mapReduce",
+  // The test keeps the sub-tasks off the server's own worker with a submitted override.
+  overridable: ["localWorker"],
   process: async (task, ctx) => {
     const params = ctx.params as CpuParams
     if (task.isRoot)

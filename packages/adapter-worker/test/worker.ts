@@ -95,6 +95,8 @@ const sum = defineJob({
 const counted = defineJob({
   name: "counted",
   kind: "mapReduce",
+  // What the tests submit: paces and timeouts, so a test runs in seconds.
+  overridable: ["progressInterval", "heartbeatInterval", "workerTimeout", "ackTimeout", "maxRedeliveries"],
   process: async (task, ctx) => {
     ran(ctx.instanceId, task.id, task.attempt)
     if (task.isRoot) {
@@ -117,6 +119,7 @@ const counted = defineJob({
 const flaky = defineJob({
   name: "flaky",
   kind: "mapReduce",
+  overridable: ["progressInterval", "heartbeatInterval", "workerTimeout", "taskRetries", "retryBackoff"],
   process: async (task, ctx) => {
     ran(ctx.instanceId, task.id, task.attempt)
     if (task.isRoot) return ctx.map([21], "item")
@@ -130,6 +133,14 @@ const flaky = defineJob({
 const stuck = defineJob({
   name: "stuck",
   kind: "mapReduce",
+  overridable: [
+    "progressInterval",
+    "heartbeatInterval",
+    "workerTimeout",
+    "instanceTimeout",
+    "taskRetries",
+    "runReduceIfFail"
+  ],
   process: async (task, ctx) => {
     ran(ctx.instanceId, task.id, task.attempt)
     if (task.isRoot) return ctx.map([1], "item")

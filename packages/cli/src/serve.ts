@@ -1,4 +1,4 @@
-import { secretProblem } from "@taskfold/core/wire"
+import { DEFAULT_MAX_BODY_BYTES, secretProblem } from "@taskfold/core/wire"
 import { isLoopback, loadJobs, scopedThreadPool, serveTracker } from "@taskfold/node"
 import { Effect } from "effect"
 import { helpOption, integer, parse, port, required, threads, token, UsageError } from "./args.ts"
@@ -14,6 +14,9 @@ Options:
   --port P          the port to listen on (0: any free port; the address is printed)
   --token T         the tracker's secret, 16 characters at least: the operator's credential, and what
                     worker credentials are made from (taskfold credential; or TASKFOLD_TOKEN)
+  --previous-token T  a secret being rotated out, still accepted (as the operator's, and for worker
+                    credentials made from it) until the server is restarted without it; may be repeated
+                    (or TASKFOLD_PREVIOUS_TOKEN)
   --host H          the address to listen on (default 127.0.0.1); another than loopback is warned
                     about unless --tls-proxy says a TLS-terminating proxy is in front
   --tls-proxy       a TLS-terminating reverse proxy is in front of this server
@@ -23,7 +26,7 @@ Options:
   --threads N       worker threads the server's own worker runs root, final and other tasks on
                     (default: one per core), so a CPU-bound reduce never stalls the tracker; 0 runs
                     them in the tracker's thread
-  --max-body BYTES  larger request bodies are refused with 413 (default 16 MiB)
+  --max-body BYTES  larger request bodies are refused with 413 (default 8 MiB)
   -h, --help        this text
 `
 
@@ -40,7 +43,8 @@ export const serve = async (args: ReadonlyArray<string>): Promise<number> => {
       threads: { type: "string" },
       "max-body": { type: "string" },
       host: { type: "string" },
-      "tls-proxy": { type: "boolean" }
+      "tls-proxy": { type: "boolean" },
+      "previous-token": { type: "string", multiple: true }
     },
     0
   )
@@ -54,9 +58,15 @@ export const serve = async (args: ReadonlyArray<string>): Promise<number> => {
   if (jobPaths.length === 0) required(undefined, "--jobs")
   const localSlots = integer(values["local-slots"], "--local-slots", 4)
   const threadCount = threads(values.threads)
-  const maxBodyBytes = integer(values["max-body"], "--max-body", 16 * 1024 * 1024)
+  const maxBodyBytes = integer(values["max-body"], "--max-body", DEFAULT_MAX_BODY_BYTES)
   const weak = secretProblem(secret)
   if (weak !== undefined) throw new UsageError(`--token: ${weak}`)
+  const fromEnv = process.env["TASKFOLD_PREVIOUS_TOKEN"]
+  const previousTokens = [...(values["previous-token"] ?? []), ...(fromEnv ? [fromEnv] : [])]
+  for (const previous of previousTokens) {
+    const problem = secretProblem(previous)
+    if (problem !== undefined) throw new UsageError(`--previous-token: ${problem}`)
+  }
   const jobs = await loadJobs(jobPaths)
   const log = (line: string) => process.stderr.write(`${line}\n`)
   return runUntilSignal(
@@ -71,6 +81,7 @@ export const serve = async (args: ReadonlyArray<string>): Promise<number> => {
           jobs,
           localSlots,
           maxBodyBytes,
+          previousTokens,
           log,
           ...(executor === undefined ? {} : { executor }),
           ...(values.db === undefined ? {} : { db: values.db })

@@ -15,7 +15,8 @@ Options:
   --tracker URL     the tracker server, e.g. http://127.0.0.1:7070
   --token T         the shared secret (or TASKFOLD_TOKEN)
   --params JSON     the instance's params: the root task's body, ctx.params everywhere
-  --config JSON     overrides of the job's config, e.g. '{"taskRetries":3}'
+  --config JSON     overrides of the job's config, e.g. '{"taskRetries":3}': only keys the job lists in
+                    its overridable, and limits only lowered (a refusal answers 400 and starts nothing)
   --id ID           the instance's id (default: generated); submitting an id again starts nothing
   --wait            wait for the outcome
   --patience SECS   with --wait, how long the tracker may stay unreachable (default 120)

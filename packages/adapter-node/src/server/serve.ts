@@ -14,6 +14,8 @@ export interface ServeTrackerOptions extends Omit<TrackerServerOptions, "store" 
   /** A SQLite file for tasks and outcomes; in memory when absent. */
   readonly db?: string
   readonly maxBodyBytes?: number
+  /** Secrets being rotated out: still accepted, for the operator and for worker credentials made under them. */
+  readonly previousTokens?: ReadonlyArray<string>
 }
 
 export interface RunningTracker extends TrackerServer {
@@ -44,7 +46,8 @@ export const serveTracker = (
     const server = yield* makeTrackerServer({ ...options, store, outcomes })
     const app = makeTrackerApp(server.host, {
       token: options.token,
-      maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES
+      maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
+      ...(options.previousTokens === undefined ? {} : { previousTokens: options.previousTokens })
     })
     const listening = yield* listen(app.fetch, options.port, options.host)
     return { ...server, ...listening }

@@ -1,5 +1,5 @@
 import { Effect } from "effect"
-import { resolveConfig } from "../model/config.ts"
+import { JobConfig, resolveConfig } from "../model/config.ts"
 import { ConfigError } from "../model/errors.ts"
 import { idProblem } from "../model/id.ts"
 import { safeJson } from "../model/task-error.ts"
@@ -32,6 +32,14 @@ export const defineJob = <J extends Job>(job: J): J => {
   if (job.config !== undefined) {
     const checked = Effect.runSync(Effect.result(resolveConfig(job.config)))
     if (checked._tag === "Failure") fail(`its config: ${checked.failure.message}`)
+  }
+  if (job.overridable !== undefined) {
+    if (!Array.isArray(job.overridable)) fail("overridable must be an array of config keys")
+    const keys: ReadonlyArray<unknown> = job.overridable
+    const unknown = keys.filter((key) => typeof key !== "string" || !Object.hasOwn(JobConfig.fields, key))
+    if (unknown.length > 0) fail(`overridable names no config key: ${unknown.map((key) => safeJson(key)).join(", ")}`)
+    // The schedule is never set at submit (host/submit-limits.ts): listing it would promise what is refused.
+    if (keys.includes("frequent")) fail("overridable cannot list frequent: a submit never sets the schedule")
   }
   return job
 }

@@ -15,6 +15,7 @@ import { resumeTracker, startTracker, type Tracker, type TrackerHooks } from "..
 import type { Executor } from "../worker/execute.ts"
 import { startWorker, type WorkerHandle } from "../worker/runtime.ts"
 import { makeOnDemandWorker, type OnDemandWorker } from "./on-demand-worker.ts"
+import { submitRefusal } from "./submit-limits.ts"
 
 /** An instance the host runs now. */
 export interface HostedInstance {
@@ -68,6 +69,12 @@ export interface TrackerHostOptions {
   readonly resume?: false | ((instanceId: string, job: string) => boolean)
   /** One line per notable event: instance started, resumed, finished. */
   readonly log?: (line: string) => void
+  /**
+   * Live instances (running or starting) past which submit refuses a new one (reason "too-many-instances"):
+   * every live tracker holds memory and timers, and one credential must not be able to exhaust them.
+   * Default 1000. `start` and resume are not held to it: they are the host's own code and its stored work.
+   */
+  readonly maxLiveInstances?: number
 }
 
 /**
@@ -77,11 +84,20 @@ export interface TrackerHostOptions {
  * comes in through the options.
  */
 export interface TrackerHost {
-  /** Starts an instance of a job by name; an id the host has already answers with itself (idempotent). */
+  /**
+   * Starts an instance of a job by name; an id the host has already answers with itself (idempotent). This is
+   * what an operator's request reaches (HTTP, `taskfold submit`, a Durable Object), so it is held to the job's
+   * rules: config keys the job does not list in `overridable` are refused, limits that size memory and work
+   * can only be lowered, `frequent` is never set (host/submit-limits.ts), and past `maxLiveInstances` live
+   * instances a new one is refused. A refusal is a RejectedError and changes nothing.
+   */
   readonly submit: (
     request: SubmitRequest
   ) => Effect.Effect<{ readonly instanceId: string }, RejectedError | ConfigError | StoreError>
-  /** The same for a job object, answering the instance's tracker. */
+  /**
+   * The same for a job object, answering the instance's tracker. Unrestricted (any config key, no instance
+   * cap): it is the job author's own code, as runJob and startJob are.
+   */
   readonly start: (job: Job, request?: StartRequest) => Effect.Effect<Tracker, RejectedError | ConfigError | StoreError>
   /** A live instance's tracker, or a finished one's record as a tracker; unknown ids fail. */
   readonly tracker: (instanceId: string) => Effect.Effect<Tracker, RejectedError | StoreError>
@@ -259,6 +275,17 @@ export const makeTrackerHost = (options: TrackerHostOptions): Effect.Effect<Trac
 
     const configOf = (job: Job, request: StartRequest) =>
       resolveConfig({ ...options.config, ...job.config, ...request.config })
+    const maxLive = options.maxLiveInstances ?? 1_000
+    /** The cap of submit, checked with no yield before the id is reserved, so concurrent submits cannot pass it. */
+    const overCap = (): RejectedError | undefined =>
+      live.size + starting.size < maxLive
+        ? undefined
+        : new RejectedError({
+            reason: "too-many-instances",
+            message:
+              `this host runs ${live.size + starting.size} instances, its limit (maxLiveInstances ${maxLive}); ` +
+              "submit again once some have finished"
+          })
 
     /** Whether the host has this id anywhere: live, being started, stored or finished. */
     const has = (instanceId: string): Effect.Effect<boolean, StoreError> =>
@@ -280,7 +307,8 @@ export const makeTrackerHost = (options: TrackerHostOptions): Effect.Effect<Trac
         )
       })
 
-    const start = (job: Job, request: StartRequest = {}) =>
+    /** Starts an instance; `admit` (submit's cap) may refuse it right before its id is reserved. */
+    const begin = (job: Job, request: StartRequest, admit?: () => RejectedError | undefined) =>
       Effect.gen(function* () {
         if (jobOf(job.name) !== job) {
           return yield* new RejectedError({
@@ -297,6 +325,8 @@ export const makeTrackerHost = (options: TrackerHostOptions): Effect.Effect<Trac
           return yield* trackerOf(given)
         }
         const config = yield* configOf(job, request)
+        const refused = admit?.()
+        if (refused !== undefined) return yield* refused
         const instanceId = given ?? `${job.name}-${globalThis.crypto.randomUUID()}`
         starting.add(instanceId)
         const tracker = yield* host(
@@ -316,6 +346,7 @@ export const makeTrackerHost = (options: TrackerHostOptions): Effect.Effect<Trac
         log(`started instance ${instanceId} (job ${job.name})`)
         return tracker
       })
+    const start = (job: Job, request: StartRequest = {}) => begin(job, request)
 
     const resumeOne = (instanceId: string, jobName: string, config: JobConfig) =>
       host(instanceId, jobName, config, resumeTracker(instanceId, localId, hooksOf(instanceId, config)))
@@ -359,9 +390,18 @@ export const makeTrackerHost = (options: TrackerHostOptions): Effect.Effect<Trac
               message: `unknown job ${JSON.stringify(request.job)}; this tracker knows ${known}`
             })
           }
+          // The overrides are checked against the job's own resolved config before anything is looked up or stored.
+          if (request.config !== undefined) {
+            const refused = submitRefusal(
+              yield* resolveConfig({ ...options.config, ...job.config }),
+              job,
+              request.config
+            )
+            if (refused !== undefined) return yield* refused
+          }
           if (request.instanceId !== undefined && (yield* has(request.instanceId)))
             return { instanceId: request.instanceId }
-          const tracker = yield* start(job, request)
+          const tracker = yield* begin(job, request, overCap)
           return { instanceId: tracker.instanceId }
         }),
       start,

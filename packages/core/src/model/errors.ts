@@ -15,7 +15,9 @@ export class RejectedError extends Schema.TaggedError<RejectedError>()("Rejected
     "unknown-worker",
     "worker-limit",
     "map-gap",
-    "bad-input"
+    "bad-input",
+    /** A host's submit past its maxLiveInstances. */
+    "too-many-instances"
   ]),
   message: Schema.String
 }) {}

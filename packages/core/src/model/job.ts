@@ -1,5 +1,5 @@
 import type { Effect } from "effect"
-import type { JobConfigOverrides } from "./config.ts"
+import type { JobConfig, JobConfigOverrides } from "./config.ts"
 import type { TaskResult } from "./task.ts"
 
 /** A task as a processor sees it. */
@@ -38,6 +38,12 @@ export type Reducer = (results: AsyncIterable<TaskResult>, context: TaskContext)
 interface JobBase {
   readonly name: string
   readonly config?: JobConfigOverrides
+  /**
+   * The config keys a submit (HTTP, `taskfold submit`, a host's submit) may set; none by default. Limits that
+   * size memory and work can only be lowered there, and `frequent` is never set (docs/decisions.md, "Submit
+   * limits"). Starting the job from code (runJob, startJob, a host's start) may set any key.
+   */
+  readonly overridable?: ReadonlyArray<keyof JobConfig>
 }
 export interface StandaloneJob extends JobBase {
   readonly kind: "standalone"

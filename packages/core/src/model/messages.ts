@@ -8,6 +8,8 @@ import { TaskErrorSchema } from "./task-error.ts"
 const Count = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
 /** Slots a worker may announce: enough for any machine, small enough that credit arithmetic stays exact. */
 export const MAX_SLOTS = 65_536
+/** Reports in one message: a worker sends more as several, so no one message holds the tracker long (R-WIRE-3). */
+export const MAX_REPORTS_PER_MESSAGE = 4_096
 const Slots = Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: MAX_SLOTS }))
 
 /** One task as a worker receives it. */
@@ -57,7 +59,7 @@ export const ReportBatch = Schema.Struct({
   n: Schema.optionalKey(Count),
   /** The run of the worker's process that sent it: a retired run's word that it holds a task is not taken. */
   incarnation: Schema.optionalKey(Id),
-  reports: Schema.Array(StatusReport)
+  reports: Schema.Array(StatusReport).check(Schema.isMaxLength(MAX_REPORTS_PER_MESSAGE))
 })
 export type ReportBatch = typeof ReportBatch.Type
 

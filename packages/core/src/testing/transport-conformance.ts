@@ -258,7 +258,20 @@ export const conformanceTracker = (instanceId: string): ConformanceTracker => {
         return pulls++ === 0 ? pulledBatch(instanceId) : null
       }),
     kill: () => Effect.void,
-    progress: Effect.die("a conformance tracker has no progress"),
+    // The workers that heartbeated: over HTTP only those read results (R-WIRE-4).
+    progress: Effect.sync(() => ({
+      instanceId,
+      at: 0,
+      byName: {},
+      byWorker: Object.fromEntries(
+        calls.flatMap((entry) =>
+          entry.call === "heartbeat"
+            ? [[entry.message.workerId, { assigned: 0, running: 0, succeeded: 0, failed: 0 }] as const]
+            : []
+        )
+      ),
+      outcome: null
+    })),
     onProgress: () => () => undefined,
     outcome: Effect.never,
     released: Effect.never,
@@ -889,7 +902,10 @@ export const transportConformance = (
       "R-FIN-3 result pages come back whole and in order; a StoreError of the tracker comes back as a StoreError",
       hasLink,
       async (fixture) => {
-        const { link } = await linked(fixture)
+        const { worker, link } = await linked(fixture)
+        // A worker of the instance reads its results (R-WIRE-4): it joins first.
+        const joining = { instanceId: INSTANCE, workerId: worker, slots: 1, freeSlots: 1, queueLength: 0, idle: false }
+        await ok(link.heartbeat(joining))
         expect(await ok(link.readResults(0, -1, 1_000))).toEqual(conformanceResults)
         expect(await ok(link.readResults(0, 0, 2))).toEqual(conformanceResults.slice(1, 3))
         expect(await ok(link.readResults(1, -1, 10))).toEqual([])

@@ -19,16 +19,19 @@ const fromBase64 = (text: string): Uint8Array<ArrayBuffer> => {
 export const encodeJson = (value: unknown): string =>
   JSON.stringify(value, (_key, item: unknown) => (item instanceof Uint8Array ? { [BYTES]: toBase64(item) } : item))
 
-/** Parses JSON and turns {"$bytes": …} back into bytes; throws a SyntaxError on bad JSON or base64. */
+const reviveBytes = (_key: string, item: unknown): unknown => {
+  if (item === null || typeof item !== "object") return item
+  const encoded = (item as Record<string, unknown>)[BYTES]
+  if (typeof encoded === "string" && !Array.isArray(item) && Object.keys(item).length === 1) return fromBase64(encoded)
+  return item
+}
+
+/**
+ * Parses JSON and turns {"$bytes": …} back into bytes; throws a SyntaxError on bad JSON or base64. A text without
+ * the marker is parsed without a reviver, several times faster: a large message holds the tracker for less.
+ */
 export const parseJson = (text: string): unknown =>
-  JSON.parse(text, (_key, item: unknown) => {
-    if (item !== null && typeof item === "object" && !Array.isArray(item)) {
-      const keys = Object.keys(item)
-      const encoded = (item as Record<string, unknown>)[BYTES]
-      if (keys.length === 1 && typeof encoded === "string") return fromBase64(encoded)
-    }
-    return item
-  })
+  text.includes(`"${BYTES}"`) ? JSON.parse(text, reviveBytes) : JSON.parse(text)
 
 /** A message that did not decode: the path of the first bad field and what was expected there. */
 export interface DecodeFailure {

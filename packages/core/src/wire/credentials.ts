@@ -65,21 +65,32 @@ const constantTimeEqual = (a: string, b: string): boolean => {
 /** Checked credentials are kept, so a worker's every call costs one lookup; the table is bounded. */
 const CACHED = 4_096
 
-/** Tells the caller of an `Authorization` header, or undefined: no valid credential (401). */
-export const makeCredentialCheck = (secret: string): ((header: string) => Promise<Caller | undefined>) => {
-  const key = hmacKey(secret)
-  const operator = `Bearer ${secret}`
+/**
+ * Tells the caller of an `Authorization` header, or undefined: no valid credential (401). `previous` secrets
+ * are accepted too, as the operator's and for worker credentials made under them: while a secret is rotated,
+ * workers holding credentials of the old one go on until they are given new ones (docs/decisions.md, "Roles").
+ */
+export const makeCredentialCheck = (
+  secret: string,
+  previous: ReadonlyArray<string> = []
+): ((header: string) => Promise<Caller | undefined>) => {
+  const secrets = [secret, ...previous]
+  const keys = secrets.map(hmacKey)
+  const operators = secrets.map((each) => `Bearer ${each}`)
   const checked = new Map<string, Caller | undefined>()
   const check = async (header: string): Promise<Caller | undefined> => {
-    if (constantTimeEqual(header, operator)) return { role: "operator" }
+    if (operators.some((operator) => constantTimeEqual(header, operator))) return { role: "operator" }
     if (!header.startsWith(`Bearer ${PREFIX}.`)) return undefined
     const credential = header.slice("Bearer ".length)
     const [, id, mac] = credential.split(".")
     const workerId = credentialWorkerId(credential)
     const macBytes = mac === undefined ? undefined : fromBase64url(mac)
     if (id === undefined || workerId === undefined || macBytes === undefined) return undefined
-    const valid = await crypto.subtle.verify("HMAC", await key, macBytes, subject(workerId))
-    return valid ? { role: "worker", workerId } : undefined
+    for (const key of keys) {
+      if (await crypto.subtle.verify("HMAC", await key, macBytes, subject(workerId)))
+        return { role: "worker", workerId }
+    }
+    return undefined
   }
   return async (header) => {
     if (checked.has(header)) return checked.get(header)

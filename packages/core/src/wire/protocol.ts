@@ -28,11 +28,12 @@ export const KillBody = Schema.Struct({
 /** A worker process announcing where tasks reach it. */
 export const WorkerRegistration = Schema.Struct({
   workerId: Id,
-  url: Schema.String.check(Schema.isMinLength(1)),
+  url: Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(2_048)),
   /** The bearer token the tracker calls this worker with: chosen by the worker, it opens nothing else. */
   key: Schema.String.check(Schema.isMinLength(16), Schema.isMaxLength(256)),
   slots: Schema.Int.check(Schema.isGreaterThan(0)),
-  jobs: Schema.Array(Schema.String)
+  /** Bounded, like every count a peer announces (R-WIRE-3): a registration holds little memory. */
+  jobs: Schema.Array(Schema.String.check(Schema.isMaxLength(256))).check(Schema.isMaxLength(256))
 })
 export type WorkerRegistration = typeof WorkerRegistration.Type
 
@@ -53,5 +54,11 @@ export interface WireError {
   }
 }
 
-/** Bodies larger than this answer 413 (R-WIRE-2). */
-export const DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
+/**
+ * Bodies larger than this answer 413 (R-WIRE-2). Parsing is synchronous, so this bounds how long one message
+ * holds the tracker: 8 MiB of the smallest JSON objects parse in about a second on 2 cores; results and bodies, which
+ * are strings, parse far faster. Each result is bounded by maxResultBytes, each body by maxTaskBodyBytes.
+ */
+export const DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+/** Messages that carry no bodies or results (heartbeat, pull, kill, registration) are refused beyond this. */
+export const SMALL_BODY_BYTES = 64 * 1024

@@ -10,6 +10,7 @@ import { type Caller, makeCredentialCheck } from "./credentials.ts"
 import {
   DEFAULT_MAX_BODY_BYTES,
   KillBody,
+  SMALL_BODY_BYTES,
   ResultsQuery,
   SubmitRequest,
   WorkerRegistration,
@@ -35,6 +36,8 @@ export interface AppOptions {
    * it as the operator's credential and checks workers' credentials under it (R-WIRE-4, credentials.ts).
    */
   readonly token: string
+  /** The tracker's app only: secrets being rotated out, still accepted until removed (credentials.ts). */
+  readonly previousTokens?: ReadonlyArray<string>
   readonly maxBodyBytes?: number
   /**
    * How long a map call held by back-pressure waits before it is answered "suspended" and sent again by the
@@ -45,8 +48,10 @@ export interface AppOptions {
 
 type AnyError = RejectedError | ConfigError | StoreError | TransportError
 
-const statusOf = (error: AnyError): 400 | 404 | 409 | 502 | 503 => {
+const statusOf = (error: AnyError): 400 | 404 | 409 | 429 | 502 | 503 => {
   if (error instanceof RejectedError) {
+    // Past a count the tracker bounds: the same call may succeed later.
+    if (error.reason === "too-many-instances" || error.reason === "worker-limit") return 429
     return error.reason === "unknown-instance" || error.reason === "unknown-task"
       ? 404
       : error.reason === "bad-input"
@@ -62,8 +67,11 @@ export const wireError = (tag: string, reason: string, message: string, path?: s
   error: path === undefined ? { tag, reason, message } : { tag, reason, message, path }
 })
 
-const json = (c: Context, value: unknown, status: 200 | 202 | 400 | 401 | 403 | 404 | 409 | 413 | 502 | 503 = 200) =>
-  c.body(encodeJson(value), status, { "content-type": "application/json" })
+const json = (
+  c: Context,
+  value: unknown,
+  status: 200 | 202 | 400 | 401 | 403 | 404 | 409 | 413 | 429 | 502 | 503 = 200
+) => c.body(encodeJson(value), status, { "content-type": "application/json" })
 
 const constantTimeEqual = (a: string, b: string): boolean => {
   let diff = a.length ^ b.length
@@ -94,6 +102,12 @@ export const asWorker = (c: Context, workerId: string, localWorkerId?: string): 
  * Auth, body limit and JSON errors shared by the tracker's and the worker's apps. With `authorize`, any
  * credential it accepts is let in and remembered for the routes to check; without, only `Bearer <token>`.
  */
+const tooLarge = (limit: number) =>
+  bodyLimit({
+    maxSize: limit,
+    onError: (c) => json(c, wireError("TooLarge", "too-large", `bodies are limited to ${limit} bytes`), 413)
+  })
+
 export const guardedApp = (options: AppOptions, authorize?: (header: string) => Promise<Caller | undefined>): Hono => {
   const app = new Hono()
   const expected = `Bearer ${options.token}`
@@ -111,22 +125,8 @@ export const guardedApp = (options: AppOptions, authorize?: (header: string) => 
     c.set("taskfoldCaller" as never, caller as never)
     await next()
   })
-  app.use(
-    "*",
-    bodyLimit({
-      maxSize: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
-      onError: (c) =>
-        json(
-          c,
-          wireError(
-            "TooLarge",
-            "too-large",
-            `bodies are limited to ${options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES} bytes`
-          ),
-          413
-        )
-    })
-  )
+  const limit = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES
+  app.use("*", tooLarge(limit))
   app.notFound((c) => json(c, wireError("NotFound", "no-route", `no route ${c.req.method} ${c.req.path}`), 404))
   // Whatever slips through is answered, never left to crash the process (R-WIRE-3).
   app.onError((error, c) => json(c, wireError("BadRequest", "bad-input", error.message), 400))
@@ -173,7 +173,11 @@ export const answer = async <A>(
  * Every body is decoded with the core's Schemas; a message whose instanceId differs from the URL's is refused.
  */
 export const makeTrackerApp = (host: TrackerApi, options: AppOptions): Hono => {
-  const app = guardedApp(options, makeCredentialCheck(options.token))
+  const app = guardedApp(options, makeCredentialCheck(options.token, options.previousTokens))
+  // Messages without bodies or results need little room: a large one is an abuse, refused before it is read.
+  const small = tooLarge(Math.min(options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES, SMALL_BODY_BYTES))
+  for (const path of ["/v1/workers", ...["heartbeat", "pull", "kill"].map((call) => `/v1/instances/:id/${call}`)])
+    app.use(path, small)
 
   app.post("/v1/instances", async (c) => {
     const refused = operatorOnly(c)
@@ -268,9 +272,17 @@ export const makeTrackerApp = (host: TrackerApi, options: AppOptions): Hono => {
     )
   })
 
-  // Results: the operator, and workers, whose reduce and postProcess read them (not a worker's own tasks only:
-  // the link names no task).
+  // Results: the operator, and the workers of this instance, one of which runs its reduce or postProcess
+  // when that worker is remote; a worker of another instance, or of none, reads nothing (R-WIRE-4).
   app.get("/v1/instances/:id/results", async (c) => {
+    const caller = callerOf(c)
+    if (caller?.role === "worker") {
+      const joined = await Effect.runPromise(
+        Effect.result(Effect.flatMap(host.tracker(c.req.param("id")), (tracker) => tracker.progress))
+      )
+      if (joined._tag === "Success" && joined.success.byWorker[caller.workerId] === undefined)
+        return forbidden(c, `worker ${caller.workerId} has not joined instance ${c.req.param("id")}`)
+    }
     const query = {
       run: Number(c.req.query("run") ?? 0),
       afterSeq: Number(c.req.query("afterSeq") ?? -1),

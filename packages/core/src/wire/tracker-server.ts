@@ -29,8 +29,15 @@ export interface TrackerServerOptions {
   readonly localSlots?: number
   /** Where the local worker runs processors (a thread pool); by default in this thread. */
   readonly executor?: Executor
-  /** How long a registration counts without being renewed, in ms. Default 30 s. */
+  /** How long a registration counts without being renewed, in ms; then it is removed. Default 30 s. */
   readonly registrationTtl?: number
+  /**
+   * Registrations held at once; one more is refused until one expires (R-WIRE-3). A worker credential holds one:
+   * its id's. Default 1,000.
+   */
+  readonly maxRegistrations?: number
+  /** Live instances at once; a submit past it is refused (429) until one ends. Default 1,000. */
+  readonly maxLiveInstances?: number
   /** Per request to a worker process, in ms. Default 5 s: a hung worker must not hold a tracker long. */
   readonly sendTimeoutMs?: number
   readonly fetch?: (input: string, init: RequestInit) => Promise<Response>
@@ -83,6 +90,7 @@ export const makeTrackerServer = (
   Effect.gen(function* () {
     const log = options.log ?? (() => {})
     const ttl = options.registrationTtl ?? 30_000
+    const maxRegistrations = options.maxRegistrations ?? 1_000
     const registry = new Map<string, RegisteredWorker>()
     const fresh = (worker: RegisteredWorker) => Date.now() - worker.renewedAt <= ttl
     /** A registration not renewed within the ttl is gone: its worker stopped, or cannot reach us (R-WIRE-3). */
@@ -108,6 +116,7 @@ export const makeTrackerServer = (
       remote,
       ...(options.outcomes === undefined ? {} : { outcomes: options.outcomes }),
       ...(options.resume === undefined ? {} : { resume: options.resume }),
+      ...(options.maxLiveInstances === undefined ? {} : { maxLiveInstances: options.maxLiveInstances }),
       log,
       // Every registered worker of the job is invited and known before the local worker joins and the root
       // maps, so localWorker "exclude" finds them (R-DISP-5); a worker that does not answer holds at most a send.
@@ -127,6 +136,13 @@ export const makeTrackerServer = (
           return Effect.fail(badInput(`url ${JSON.stringify(registration.url)} is not an http(s) URL`))
         sweep()
         const known = registry.get(registration.workerId)
+        if (known === undefined && registry.size >= maxRegistrations)
+          return Effect.fail(
+            new RejectedError({
+              reason: "worker-limit",
+              message: `this tracker holds ${maxRegistrations} registrations (maxRegistrations); try again later`
+            })
+          )
         if (known?.url !== registration.url) {
           log(`worker ${registration.workerId} registered at ${registration.url} (${registration.slots} slots)`)
         }

@@ -15,7 +15,7 @@ import type {
   StopMessage,
   TaskBatch
 } from "../model/messages.ts"
-import { MAX_SLOTS } from "../model/messages.ts"
+import { MAX_REPORTS_PER_MESSAGE, MAX_SLOTS } from "../model/messages.ts"
 import { TaskKind, TaskStatus } from "../model/status.ts"
 import { describeError, toTaskError, type TaskError } from "../model/task-error.ts"
 import type { StoredResult } from "../ports/task-store.ts"
@@ -451,6 +451,7 @@ export const startWorker = (options: WorkerOptions): Effect.Effect<WorkerHandle,
       let bytes = 0
       while (
         count < outbox.length &&
+        count < MAX_REPORTS_PER_MESSAGE &&
         (count === 0 || bytes + (outbox[count] as WorkerTask).reportSize <= instance.reportBytes)
       ) {
         bytes += (outbox[count] as WorkerTask).reportSize
