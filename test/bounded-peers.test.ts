@@ -215,7 +215,8 @@ describe("bounded peers (R-WIRE-3)", () => {
       reports
     })
     expect(many.status).toBe(400)
-    const padded = `{"instanceId":"big","workerId":"w1","slots":1,"freeSlots":1,"queueLength":0,"idle":false${" ".repeat(70_000)}}`
+    const beat = `{"instanceId":"big","workerId":"w1","slots":1,"freeSlots":1,"queueLength":0,"idle":false`
+    const padded = `${beat}${" ".repeat(70_000)}}`
     const heavy = await call(app, "POST", "/v1/instances/big/heartbeat", credential, padded)
     expect(heavy.status).toBe(413)
     const after = await statusOf(app, "big")

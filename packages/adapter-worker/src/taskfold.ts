@@ -8,7 +8,14 @@ import { defaultConfig, RejectedError, type Job, type JobConfigOverrides, type O
 import { makeSqlOutcomeLog, makeTrackerHost, type HostedInstance, type TaskStoreShape } from "@taskfold/core/adapter"
 import type { TrackerHost } from "@taskfold/core/adapter"
 import { answer, decodeMessage, encodeJson, guardedApp, httpTrackerLink, makeTrackerApp } from "@taskfold/core/wire"
-import { asWorker, makeCredentialCheck, operatorOnly, workerCredential } from "@taskfold/core/wire"
+import {
+  asWorker,
+  makeCredentialCheck,
+  MIN_SECRET_LENGTH,
+  operatorOnly,
+  secretProblem,
+  workerCredential
+} from "@taskfold/core/wire"
 import { paths, readMessage, request, SubmitRequest, wireError, type TrackerApi } from "@taskfold/core/wire"
 import { DurableObject } from "cloudflare:workers"
 import { Effect, Scope } from "effect"
@@ -63,10 +70,15 @@ const atMost = (promise: Promise<void>, ms: number): Promise<void> => {
 
 const badInput = (message: string) => new RejectedError({ reason: "bad-input", message })
 
-/** A deployment without its secret refuses every call (R-WIRE-2). */
+/** A deployment without its secret, or with one too short to serve, refuses every call (R-WIRE-2). */
 const noSecret = (name: string) =>
   Response.json(
-    wireError("Unauthorized", "unauthorized", `the deployment has no secret ${name}: every call is refused`),
+    wireError(
+      "Unauthorized",
+      "unauthorized",
+      `the deployment's secret ${name} is missing or shorter than ${MIN_SECRET_LENGTH} characters: ` +
+        "every call is refused"
+    ),
     { status: 401 }
   )
 
@@ -85,7 +97,7 @@ export const taskfold = (options: TaskfoldOptions) => {
   const standing = Array.from({ length: settings.lanes }, (_, n) => ({ id: laneId(n), slots: settings.laneSlots }))
   const secretOf = (env: Env) => {
     const secret = env[names.secret]
-    return typeof secret === "string" && secret !== "" ? secret : undefined
+    return typeof secret === "string" && secretProblem(secret) === undefined ? secret : undefined
   }
   const stubOf = (env: Env, instanceId: string) => {
     const namespace = env[names.tracker] as DurableObjectNamespace | undefined

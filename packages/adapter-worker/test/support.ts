@@ -4,7 +4,7 @@ import { SELF } from "cloudflare:test"
 import { env } from "cloudflare:workers"
 import { Effect, type Schema } from "effect"
 
-export const SECRET = "test-secret"
+export const SECRET = "test-secret-0123456789"
 export const BASE = "https://taskfold.test"
 export const auth = { authorization: `Bearer ${SECRET}`, "content-type": "application/json" }
 
