@@ -127,6 +127,53 @@ describe("a fleet across addresses (R-WIRE-4)", () => {
     // The root ran on the tracker's own worker; every sub-task on the two far workers.
     for (const [id] of workers) expect(status.progress.byWorker[id]?.succeeded ?? 0).toBeGreaterThan(0)
   }, 120_000)
+
+  it("R-WIRE-4 R-REC-1 the secret is rotated without stopping an instance: the tracker restarts with --previous-token, workers with old credentials go on, new ones join, and after the last restart the old secret opens nothing", async () => {
+    const dir = tempDir("rotate")
+    dirs.push(dir)
+    const db = join(dir, "tasks.db")
+    const fresh = randomBytes(12).toString("hex")
+    const serve = (args: string[], port = 0) =>
+      procs.start("tracker", ["serve", "--port", String(port), "--jobs", jobsDir, "--db", db, ...args])
+    const listening = async (proc: ReturnType<typeof serve>) => {
+      const [, url = "", port = "0"] = await proc.waitFor(/tracker listening on (http:\/\/127\.0\.0\.1:(\d+))/)
+      return { url, port: Number(port) }
+    }
+    const worker = async (url: string, id: string, secret: string) => {
+      const credential = await workerCredential(secret, id)
+      const proc = procs.start(id, ["worker", "--tracker", url, "--token", credential, "--jobs", jobsDir])
+      await proc.waitFor(/registered/)
+      return proc
+    }
+    const first = serve(["--token", token])
+    const { url, port } = await listening(first)
+    const old1 = await worker(url, "old-1", token)
+    await worker(url, "old-2", token)
+    const n = 6_000
+    await submit(url, { n, delayMs: 20 }, "rotated")
+    await until(url, "rotated", (status) => added(status) > n / 6)
+
+    // 1. The tracker restarts on the new secret, the old one still accepted; the instance resumes.
+    await first.kill("SIGTERM")
+    const second = serve(["--token", fresh, "--previous-token", token], port)
+    await listening(second)
+    await second.waitFor(/resumed instance rotated/)
+    // 2. A worker with a credential of the new secret joins; an old one is replaced.
+    await worker(url, "new-1", fresh)
+    await old1.kill("SIGKILL")
+    const done = await until(url, "rotated", finished, 120_000)
+    expect(done.outcome).toMatchObject({ ok: true })
+    expect(JSON.parse(done.outcome?.result ?? "null")).toEqual(expectedSum(n))
+    expect(done.progress.byWorker["new-1"]?.succeeded ?? 0).toBeGreaterThan(0)
+
+    // 3. The last restart leaves the old secret out: it, and credentials made from it, open nothing.
+    await second.kill("SIGTERM")
+    await listening(serve(["--token", fresh], port))
+    const asOld = await fetch(`${url}/v1/instances/rotated`, { headers: { authorization: `Bearer ${token}` } })
+    expect(asOld.status).toBe(401)
+    const asNew = await fetch(`${url}/v1/instances/rotated`, { headers: { authorization: `Bearer ${fresh}` } })
+    expect(asNew.status).toBe(200)
+  }, 180_000)
 })
 
 describe("a tracker server and worker processes on 127.0.0.1", () => {
