@@ -1,4 +1,5 @@
-export { LOCAL_WORKER, taskfold, type TaskfoldOptions } from "./taskfold.ts"
+export { LOCAL_WORKER, taskfold, type Env, type TaskfoldDeployment, type TaskfoldOptions } from "./taskfold.ts"
+export type { TaskfoldTrackerObject } from "./taskfold.ts"
 export {
   durableObjectDriver,
   makeDurableObjectStore,

@@ -58,7 +58,7 @@ export interface TaskfoldOptions {
 /** The worker id of the worker inside the object: root, final and broadcast preProcess run there. */
 export const LOCAL_WORKER = "local"
 
-type Env = Record<string, unknown>
+export type Env = Record<string, unknown>
 
 /** Resolves with `promise` or after `ms`, leaving no timer behind (a pending timer keeps the object from eviction). */
 const atMost = (promise: Promise<void>, ms: number): Promise<void> => {
@@ -82,8 +82,27 @@ const noSecret = (name: string) =>
     { status: 401 }
   )
 
+/** One instance's tracker, a Durable Object. */
+export interface TaskfoldTrackerObject extends DurableObject<Env> {
+  fetch(request: Request): Response | Promise<Response>
+  alarm(): Promise<void>
+  /** The instance it hosts, once submitted or resumed. */
+  readonly instance: HostedInstance | undefined
+}
+
+/** What a Worker exports from a taskfold deployment. */
+export interface TaskfoldDeployment {
+  /** The Durable Object class, one object per instance: export it under the class name your wrangler config binds. */
+  readonly Tracker: new (
+    ctx: DurableObjectState,
+    env: Env
+  ) => TaskfoldTrackerObject
+  /** The Worker's fetch handler: `export default { fetch: deployment.fetch }`. */
+  readonly fetch: (request: Request, env: Env, ctx: ExecutionContext) => Response | Promise<Response>
+}
+
 /** The Durable Object class and the Worker handler of a taskfold deployment. */
-export const taskfold = (options: TaskfoldOptions) => {
+export const taskfold = (options: TaskfoldOptions): TaskfoldDeployment => {
   const settings = {
     lanes: options.lanes ?? 4,
     laneSlots: options.laneSlots ?? 16,

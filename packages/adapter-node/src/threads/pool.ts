@@ -43,7 +43,8 @@ interface ThreadPort extends HostPort {
   readonly worker: Worker
 }
 
-const entry = new URL("./thread.ts", import.meta.url)
+// Built, this module is .js and so is its thread entry.
+const entry = new URL(import.meta.url.endsWith(".ts") ? "./thread.ts" : "./thread.js", import.meta.url)
 
 const invalid = (message: string) => new ConfigError({ reason: "invalid-config", message: `threadPool: ${message}` })
 

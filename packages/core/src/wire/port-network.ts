@@ -21,6 +21,7 @@ import {
   type CallName,
   type LinkError,
   type PageMessage,
+  type WorkerError,
   type WorkerLike
 } from "./port-protocol.ts"
 
@@ -289,7 +290,7 @@ export const makeWebWorkerNetwork = (): WebWorkerNetwork => {
       )
       // A script that fails to load or throws outside any task: the worker is gone for the tracker
       // (R-DISP-7, R-WORK-1).
-      worker.addEventListener("error", (event: ErrorEvent) => {
+      worker.addEventListener("error", (event: WorkerError) => {
         event.preventDefault()
         close(event.message || "failed")
       })

@@ -102,17 +102,26 @@ export const transferable = (body: TaskBody, transfer: ArrayBuffer[]): TaskBody 
   return copy
 }
 
-/** The minimum of a Worker, a DedicatedWorkerGlobalScope and a MessagePort that both sides use. */
+/**
+ * The minimum of a Worker, a DedicatedWorkerGlobalScope and a MessagePort that both sides use. Written out
+ * rather than taken from the DOM's types, so code built for Node or Workers needs no DOM library.
+ */
 export interface Port {
-  postMessage(message: unknown, options?: StructuredSerializeOptions): void
+  postMessage(message: unknown, options?: { transfer?: ArrayBuffer[] }): void
   addEventListener(type: "message" | "messageerror", listener: (event: MessageEvent) => void): void
   /** MessagePorts deliver nothing before start(); workers have no such method. */
   start?: () => void
 }
 
+/** A Web Worker's error event, as much of it as the page reads. */
+export interface WorkerError {
+  readonly message: string
+  preventDefault(): void
+}
+
 /** What the page needs of a Web Worker (a `Worker` is one). */
 export interface WorkerLike extends Port {
   addEventListener(type: "message" | "messageerror", listener: (event: MessageEvent) => void): void
-  addEventListener(type: "error", listener: (event: ErrorEvent) => void): void
+  addEventListener(type: "error", listener: (event: WorkerError) => void): void
   terminate(): void
 }
