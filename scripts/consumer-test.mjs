@@ -78,7 +78,7 @@ const files = {
       private: true,
       type: "module",
       dependencies: Object.fromEntries(Object.entries(tarballs).map(([name, file]) => [name, `file:${file}`])),
-      devDependencies: { "@types/node": "24.19.2" },
+      devDependencies: { "@types/node": "24.19.2", effect: "4.1.0" },
       // The packages depend on each other by version: these are the ones that version means here.
       overrides: Object.fromEntries(Object.entries(tarballs).map(([name, file]) => [name, `file:${file}`]))
     },
@@ -110,13 +110,22 @@ console.log("ok " + run.result)
   "consumer.ts": `import { defineJob, runJob, type RunResult } from "@taskfold/core"
 import { workerCredential } from "@taskfold/core/wire"
 import { openSqliteStore, serveTracker } from "@taskfold/node"
+import { Schema } from "effect"
 
+// Typed as the guide shows: params, bodies by task name and results, with no cast.
 const job = defineJob({
   name: "typed",
-  kind: "map",
-  process: async (task, ctx) => (task.isRoot ? ctx.map([1, 2, 3], "part") : task.body)
+  kind: "mapReduce",
+  params: Schema.Struct({ words: Schema.Array(Schema.String) }),
+  tasks: { count: Schema.String },
+  process: async (task, ctx) => (task.isRoot ? ctx.map(ctx.params.words, "count") : task.body.length),
+  reduce: async (results) => {
+    let letters = 0
+    for await (const result of results) if (result.ok && result.name === "count") letters += result.result
+    return letters
+  }
 })
-const run: Promise<RunResult> = runJob(job, { workers: 2 })
+const run: Promise<RunResult> = runJob(job, { workers: 2, params: { words: ["map", "reduce"] } })
 const credential: Promise<string> = workerCredential("a-secret-of-16-characters", "w1")
 export { credential, openSqliteStore, run, serveTracker }
 `,

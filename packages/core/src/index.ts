@@ -14,6 +14,26 @@ export type {
   TaskView
 } from "./model/job.ts"
 export type { TaskBody, TaskResult } from "./model/task.ts"
+export type {
+  BodyOf,
+  BodySchema,
+  BroadcastDefinition,
+  JobContext,
+  JobTypes,
+  LayerFor,
+  MapDefinition,
+  MapReduceDefinition,
+  ResultOf,
+  RootTask,
+  ServicesOf,
+  StandaloneDefinition,
+  SubTask,
+  TaskName,
+  TaskOf,
+  TaskSchemas,
+  TypedResult
+} from "./model/typed-job.ts"
+export { JobLayerError } from "./worker/job-services.ts"
 export {
   defaultConfig,
   resolveConfig,

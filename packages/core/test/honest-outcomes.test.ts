@@ -455,10 +455,10 @@ describe("honest outcomes", () => {
     await expectConfigError(runJob(job, { workers: 0 }), "invalid-config", /workers/)
     await expectConfigError(runJob(null as unknown as Job), "invalid-job", /defineJob/)
     expect(ran).toBe(0)
-    expect(() => defineJob(null as unknown as Job)).toThrow(ConfigError)
+    expect(() => defineJob(null as never)).toThrow(ConfigError)
     let thrown: unknown
     try {
-      defineJob(null as unknown as Job)
+      defineJob(null as never)
     } catch (error) {
       thrown = error
     }

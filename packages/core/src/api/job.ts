@@ -1,15 +1,43 @@
-import { Effect } from "effect"
+import { Effect, Layer, Schema } from "effect"
 import { JobConfig, resolveConfig } from "../model/config.ts"
 import { ConfigError } from "../model/errors.ts"
 import { idProblem } from "../model/id.ts"
 import { safeJson } from "../model/task-error.ts"
 import type { JobKind } from "../model/instance.ts"
-import type { Job } from "../model/job.ts"
+import type { BroadcastJob, Job, MapJob, MapReduceJob, StandaloneJob } from "../model/job.ts"
+import type {
+  BroadcastDefinition,
+  JobTypes,
+  LayerFor,
+  MapDefinition,
+  MapReduceDefinition,
+  ResultOf,
+  ServicesOf,
+  StandaloneDefinition,
+  TaskSchemas
+} from "../model/typed-job.ts"
 
 const kinds: ReadonlyArray<JobKind> = ["standalone", "broadcast", "map", "mapReduce"]
 
-/** Checks a job definition; a bad one throws a ConfigError naming what is wrong. */
-export const defineJob = <J extends Job>(job: J): J => {
+/**
+ * Checks a job definition; a bad one throws a ConfigError naming what is wrong. Its types follow from it
+ * (typed-job.ts): `ctx.params` from `params`, `task.body` and `ctx.map` by task name from `tasks`, the reduce
+ * stream from what `process` returns; an Effect processor's services must come from the job's `layer`.
+ */
+export function defineJob<P = unknown, const T extends TaskSchemas = Record<never, never>, F = unknown, G = unknown>(
+  definition: MapReduceDefinition<P, T, F, G> & LayerFor<ServicesOf<F> | ServicesOf<G>>
+): MapReduceJob & JobTypes<P, ResultOf<F>>
+export function defineJob<P = unknown, const T extends TaskSchemas = Record<never, never>, F = unknown>(
+  definition: MapDefinition<P, T, F> & LayerFor<ServicesOf<F>>
+): MapJob & JobTypes<P, ResultOf<F>>
+export function defineJob<P = unknown, F = unknown>(
+  definition: StandaloneDefinition<P, F> & LayerFor<ServicesOf<F>>
+): StandaloneJob & JobTypes<P, ResultOf<F>>
+export function defineJob<P = unknown, F = unknown, G = unknown, H = unknown>(
+  definition: BroadcastDefinition<P, F, G, H> & LayerFor<ServicesOf<F> | ServicesOf<G> | ServicesOf<H>>
+): BroadcastJob & JobTypes<P, ResultOf<F>>
+export function defineJob(definition: unknown): Job {
+  const job = definition as Job
   if (job === null || typeof job !== "object") {
     throw new ConfigError({
       reason: "invalid-job",
@@ -41,5 +69,14 @@ export const defineJob = <J extends Job>(job: J): J => {
     // The schedule is never set at submit (host/submit-limits.ts): listing it would promise what is refused.
     if (keys.includes("frequent")) fail("overridable cannot list frequent: a submit never sets the schedule")
   }
+  if (job.params !== undefined && !Schema.isSchema(job.params)) fail("params must be a Schema (effect/Schema)")
+  if (job.tasks !== undefined) {
+    if (job.tasks === null || typeof job.tasks !== "object") fail("tasks must map task names to Schemas")
+    for (const [name, schema] of Object.entries(job.tasks)) {
+      if (!Schema.isSchema(schema)) fail(`tasks.${name} must be a Schema (effect/Schema)`)
+      if (name === "ROOT" || name === "FINAL") fail(`tasks cannot name ${name}: it is the engine's`)
+    }
+  }
+  if (job.layer !== undefined && !Layer.isLayer(job.layer)) fail("layer must be a Layer (effect/Layer)")
   return job
 }

@@ -1,8 +1,10 @@
+import { Effect, Scope } from "effect"
 import type { Job, TaskContext, TaskView } from "../model/job.ts"
 import { TaskKind } from "../model/status.ts"
 import { toTaskError } from "../model/task-error.ts"
 import type { StoredResult } from "../ports/task-store.ts"
 import { runTask, type Settled, type TaskRun } from "../worker/execute.ts"
+import { makeJobServices } from "../worker/job-services.ts"
 import { fromCallError, Outbox, type CallMethod, type FromGuest, type GuestPort } from "./protocol.ts"
 
 /** The jobs a guest runs, by name (a Map fits). */
@@ -119,6 +121,8 @@ export const serveExecutorPort = (port: GuestPort, jobs: JobLookup | Promise<Job
     })
 
   const paramsOf = paramsParser()
+  // A thread is a worker: each job's layer is built once here, and lives as long as the thread.
+  const jobServices = makeJobServices(Effect.runSync(Scope.make()), Effect.runPromiseExit)
   /** Each run's abort controller, from the moment the run arrives (an abort may come before the jobs are loaded). */
   const running = new Map<number, AbortController>()
 
@@ -152,7 +156,7 @@ export const serveExecutorPort = (port: GuestPort, jobs: JobLookup | Promise<Job
     } catch (error) {
       return settle(id, { ok: false, error: toTaskError(error) })
     }
-    const settled = runTask(job, run.task.kind, task, run.maxResultBytes)
+    const settled = runTask(job, run.task.kind, task, run.maxResultBytes, jobServices.runnerOf(job))
     settle(id, settled instanceof Promise ? await settled : settled)
   }
 

@@ -16,6 +16,7 @@ import type { Executor } from "../worker/execute.ts"
 import { startWorker, type WorkerHandle } from "../worker/runtime.ts"
 import { makeOnDemandWorker, type OnDemandWorker } from "./on-demand-worker.ts"
 import { submitRefusal } from "./submit-limits.ts"
+import { paramsProblem } from "../model/job-schemas.ts"
 
 /** An instance the host runs now. */
 export interface HostedInstance {
@@ -325,6 +326,9 @@ export const makeTrackerHost = (options: TrackerHostOptions): Effect.Effect<Trac
           return yield* trackerOf(given)
         }
         const config = yield* configOf(job, request)
+        // Params that do not fit the job's schema start nothing (typed jobs, model/typed-job.ts).
+        const badParams = paramsProblem(job, request.params ?? null)
+        if (badParams !== undefined) return yield* new RejectedError({ reason: "bad-input", message: badParams })
         const refused = admit?.()
         if (refused !== undefined) return yield* refused
         const instanceId = given ?? `${job.name}-${globalThis.crypto.randomUUID()}`

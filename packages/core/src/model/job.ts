@@ -1,4 +1,4 @@
-import type { Effect } from "effect"
+import type { Effect, Layer, Schema } from "effect"
 import type { JobConfig, JobConfigOverrides } from "./config.ts"
 import type { TaskResult } from "./task.ts"
 
@@ -44,6 +44,12 @@ interface JobBase {
    * limits"). Starting the job from code (runJob, startJob, a host's start) may set any key.
    */
   readonly overridable?: ReadonlyArray<keyof JobConfig>
+  /** Checks the params when an instance starts (typed-job.ts gives processors their type). */
+  readonly params?: Schema.Codec<unknown, unknown, never, never>
+  /** Body schemas by task name: a map call's items are checked against their name's (typed-job.ts). */
+  readonly tasks?: { readonly [name: string]: Schema.Codec<unknown, unknown, never, never> }
+  /** The services of the job's Effect processors, built once per worker and provided to each of them. */
+  readonly layer?: Layer.Layer<never, unknown, never>
 }
 export interface StandaloneJob extends JobBase {
   readonly kind: "standalone"

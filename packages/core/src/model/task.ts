@@ -45,5 +45,5 @@ export interface TaskResult {
   /** The value the processor returned (ok), or the error's message (not ok). */
   readonly result: unknown
   /** Why it failed (not ok): tag, reason, message and causes (R-RETRY-5). */
-  readonly error?: TaskError
+  readonly error?: TaskError | undefined
 }

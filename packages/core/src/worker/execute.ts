@@ -178,7 +178,8 @@ export const runTask = (
   job: Job,
   kind: DispatchedTask["kind"],
   task: RunnableTask,
-  maxResultBytes: number | undefined
+  maxResultBytes: number | undefined,
+  run?: EffectRunner
 ): Settled | Promise<Settled> => {
   let returned: unknown
   try {
@@ -187,7 +188,7 @@ export const runTask = (
     return settleError(error)
   }
   if (Effect.isEffect(returned))
-    return settleEffect(returned as Effect.Effect<unknown, unknown>, task.signal, maxResultBytes)
+    return settleEffect(returned as Effect.Effect<unknown, unknown>, task.signal, maxResultBytes, run)
   if (isThenable(returned)) return settleAsync(Promise.resolve(returned), maxResultBytes)
   return settleValue(returned, maxResultBytes)
 }

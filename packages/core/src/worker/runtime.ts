@@ -1,4 +1,4 @@
-import { Clock, Effect, Exit, type Scope } from "effect"
+import { Clock, Effect, Exit, Scope } from "effect"
 import type { Job, TaskContext, TaskView } from "../model/job.ts"
 import { Fifo } from "../machine/collections.ts"
 import type { ReportsReply } from "../model/messages.ts"
@@ -19,6 +19,8 @@ import { MAX_REPORTS_PER_MESSAGE, MAX_SLOTS } from "../model/messages.ts"
 import { TaskKind, TaskStatus } from "../model/status.ts"
 import { describeError, toTaskError, type TaskError } from "../model/task-error.ts"
 import type { StoredResult } from "../ports/task-store.ts"
+import { makeJobServices } from "./job-services.ts"
+import { mapItemsProblem } from "../model/job-schemas.ts"
 import {
   decodeBody,
   encodeBody,
@@ -182,6 +184,8 @@ class WorkerTask implements TaskView, TaskContext, TaskCalls {
    * ones the tracker took ended; a call whose answer was lost is sent again as it was (R-MAP-2, R-MAP-6).
    */
   map(items: ReadonlyArray<unknown>, name: string): Promise<number> {
+    const problem = this.#worker.itemsProblem(this.#instance.job, name, items)
+    if (problem !== undefined) return Promise.reject(Object.assign(new Error(`map: ${problem}`), { name: "MapError" }))
     let bodies: MapRequest["bodies"]
     try {
       bodies = items.map(encodeBody)
@@ -336,6 +340,8 @@ interface WorkerCore {
   readonly call: <A>(task: WorkerTask, effect: Effect.Effect<A, LinkError>) => Promise<A>
   /** The task settled: its slot is free, its status goes out. */
   readonly finish: (task: WorkerTask, settled: Settled) => void
+  /** Why a map call's items do not fit their task name's schema, if the job declares one. */
+  readonly itemsProblem: (job: string, name: string, items: ReadonlyArray<unknown>) => string | undefined
 }
 
 const checkOptions = (options: WorkerOptions): ConfigError | undefined => {
@@ -365,6 +371,8 @@ export const startWorker = (options: WorkerOptions): Effect.Effect<WorkerHandle,
     const services = yield* Effect.context<never>()
     const runFork = Effect.runForkWith(services)
     const runPromiseExit = Effect.runPromiseExitWith(services)
+    // Each job's layer is built once for this worker and released with it.
+    const jobServices = makeJobServices(yield* Scope.Scope, runPromiseExit)
     const sleep = (ms: number): Promise<unknown> => runPromiseExit(Effect.sleep(ms))
     // The start time first (the worker's own clock): a tracker tells a late message of an earlier run of this
     // worker from a new run, even one it never saw (R-WORK-2).
@@ -385,6 +393,7 @@ export const startWorker = (options: WorkerOptions): Effect.Effect<WorkerHandle,
     const core: WorkerCore = {
       id: options.id,
       finish: (task, settled) => finish(task, settled),
+      itemsProblem: (job, name, items) => mapItemsProblem(options.jobs(job), name, items),
       call: async <A>(task: WorkerTask, effect: Effect.Effect<A, LinkError>): Promise<A> => {
         for (let attempt = 0; ; attempt++) {
           // A closed worker is a dead process: its processors' calls go nowhere.
@@ -565,7 +574,7 @@ export const startWorker = (options: WorkerOptions): Effect.Effect<WorkerHandle,
       } catch (error) {
         return task.settle({ ok: false, error: toTaskError(error) })
       }
-      runTaskInto(job, task.kind, task, instance.maxResultBytes, task, runPromiseExit)
+      runTaskInto(job, task.kind, task, instance.maxResultBytes, task, jobServices.runnerOf(job))
     }
 
     // Tasks that finish synchronously call pump again from inside start: the flag turns that into a loop.
