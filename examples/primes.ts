@@ -1,4 +1,5 @@
 import { defineJob } from "@taskfold/core"
+import { Schema } from "effect"
 
 /** Primes in [from, to) by a segmented sieve. */
 export const countPrimes = (from: number, to: number): number => {
@@ -17,17 +18,16 @@ export const countPrimes = (from: number, to: number): number => {
   return count
 }
 
-export interface PrimeParams {
-  readonly upTo: number
+export const PrimeParams = Schema.Struct({
+  upTo: Schema.Int,
   /** Ranges the root maps out; each maps its range again into blocks. */
-  readonly ranges: number
-  readonly blocksPerRange: number
-}
+  ranges: Schema.Int,
+  blocksPerRange: Schema.Int
+})
+export type PrimeParams = typeof PrimeParams.Type
 
-interface Span {
-  readonly from: number
-  readonly to: number
-}
+const Span = Schema.Struct({ from: Schema.Int, to: Schema.Int })
+type Span = typeof Span.Type
 
 const split = (span: Span, parts: number): Span[] => {
   const size = Math.ceil((span.to - span.from) / parts)
@@ -40,10 +40,12 @@ const split = (span: Span, parts: number): Span[] => {
 export const primeCount = defineJob({
   name: "prime-count",
   kind: "mapReduce",
+  params: PrimeParams,
+  tasks: { range: Span, block: Span },
   process: async (task, ctx) => {
-    const params = ctx.params as PrimeParams
+    const params = ctx.params
     if (task.isRoot) return { ranges: await ctx.map(split({ from: 0, to: params.upTo }, params.ranges), "range") }
-    const span = task.body as Span
+    const span = task.body
     if (task.name === "range") return { blocks: await ctx.map(split(span, params.blocksPerRange), "block") }
     return countPrimes(span.from, span.to)
   },
@@ -53,7 +55,8 @@ export const primeCount = defineJob({
     for await (const result of results) {
       if (result.name !== "block") continue
       if (!result.ok) throw new Error(`block ${result.taskId} failed: ${String(result.result)}`)
-      primes += result.result as number
+      // A block's result is its count; the mappers' are the counts of what they mapped.
+      if (typeof result.result === "number") primes += result.result
       blocks++
     }
     return { primes, blocks }

@@ -1,4 +1,5 @@
 import { defineJob } from "@taskfold/core"
+import { Schema } from "effect"
 
 /** A reproducible text: `lines` lines of words drawn from a small vocabulary by a seeded generator. */
 export const generateText = (lines: number, seed = 7): string[] => {
@@ -32,11 +33,12 @@ export const countWords = (
   return into
 }
 
-export interface WordCountParams {
-  readonly lines: number
-  readonly linesPerChunk: number
-  readonly seed?: number
-}
+export const WordCountParams = Schema.Struct({
+  lines: Schema.Int,
+  linesPerChunk: Schema.Int,
+  seed: Schema.optionalKey(Schema.Int)
+})
+export type WordCountParams = typeof WordCountParams.Type
 
 /**
  * Word count: the root cuts the text into chunks and maps one task per chunk; each counts its words;
@@ -45,16 +47,18 @@ export interface WordCountParams {
 export const wordCount = defineJob({
   name: "word-count",
   kind: "mapReduce",
+  params: WordCountParams,
+  tasks: { count: Schema.Array(Schema.String) },
   process: async (task, ctx) => {
     if (task.isRoot) {
-      const params = ctx.params as WordCountParams
+      const params = ctx.params
       const text = generateText(params.lines, params.seed)
       const chunks: string[][] = []
       for (let from = 0; from < text.length; from += params.linesPerChunk)
         chunks.push(text.slice(from, from + params.linesPerChunk))
       return { chunks: await ctx.map(chunks, "count") }
     }
-    return Object.fromEntries(countWords(task.body as string[]))
+    return Object.fromEntries(countWords(task.body))
   },
   reduce: async (results) => {
     const totals = new Map<string, number>()
@@ -63,8 +67,7 @@ export const wordCount = defineJob({
       if (result.name !== "count") continue
       if (!result.ok) throw new Error(`chunk ${result.taskId} failed: ${String(result.result)}`)
       chunks++
-      for (const [word, count] of Object.entries(result.result as Record<string, number>))
-        totals.set(word, (totals.get(word) ?? 0) + count)
+      for (const [word, count] of Object.entries(result.result)) totals.set(word, (totals.get(word) ?? 0) + count)
     }
     let words = 0
     for (const count of totals.values()) words += count
