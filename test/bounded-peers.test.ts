@@ -239,6 +239,13 @@ describe("trust: results and rotation (R-WIRE-4)", () => {
     expect((await call(app, "GET", path("read"), await workerCredential(SECRET, "w2"))).status).toBe(403)
     expect((await call(app, "GET", path("read"), member)).status).toBe(200)
     expect((await call(app, "GET", path("other"), SECRET)).status).toBe(200)
+    // The instance list is the operator's alone.
+    expect((await call(app, "GET", "/v1/instances", member)).status).toBe(403)
+    const listed = await call(app, "GET", "/v1/instances?state=running", SECRET)
+    expect(
+      ((await listed.json()) as { instances: Array<{ instanceId: string }> }).instances.map((i) => i.instanceId).sort()
+    ).toEqual(["other", "read"])
+    expect((await call(app, "GET", "/v1/instances?state=sleeping", SECRET)).status).toBe(400)
   })
 
   it("R-WIRE-4 while a secret is rotated the previous one and credentials made under it are accepted, and after it they are not", async () => {

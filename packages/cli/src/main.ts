@@ -1,6 +1,8 @@
 import { JobLoadError } from "@taskfold/node"
 import { CommandError, UsageError } from "./args.ts"
 import { credential } from "./credential.ts"
+import { kill } from "./kill.ts"
+import { list } from "./list.ts"
 import { run } from "./run.ts"
 import { serve } from "./serve.ts"
 import { status } from "./status.ts"
@@ -15,6 +17,8 @@ Commands:
   worker                 run a worker process that registers with a tracker server
   submit <job-name>      start an instance on a tracker server (--wait: until its outcome)
   status <instance-id>   show an instance's progress and outcome
+  list                   list the tracker's instances (running, then finished)
+  kill <instance-id>     kill an instance (or one task of it, --task)
   credential             print a worker's credential under the tracker's secret
 
 'taskfold <command> --help' describes a command's options.
@@ -26,6 +30,8 @@ const commands: Record<string, (args: ReadonlyArray<string>) => Promise<number>>
   worker,
   submit,
   status,
+  list,
+  kill,
   credential
 }
 

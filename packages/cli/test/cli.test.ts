@@ -54,7 +54,7 @@ const freePort = () =>
 
 describe("the taskfold command", () => {
   it("--help on each verb describes it and exits 0", async () => {
-    for (const verb of ["run", "serve", "worker", "submit", "status", "credential"]) {
+    for (const verb of ["run", "serve", "worker", "submit", "status", "list", "kill", "credential"]) {
       const { code, stdout } = await taskfold(verb, "--help")
       expect(code).toBe(0)
       expect(stdout).toMatch(new RegExp(`^Usage: taskfold ${verb}`))
@@ -209,5 +209,32 @@ describe("the taskfold command", () => {
     const plain = await taskfold("submit", "squares", "--tracker", tracker.url, "--token", "t0ken")
     expect(plain.code).toBe(0)
     expect(plain.stdout.trim()).toMatch(/^squares-[0-9a-f-]{36}$/)
+  })
+
+  it("list shows running and finished instances, filtered by job and state; kill ends a running one with the reason", async () => {
+    const auth = ["--tracker", tracker.url, "--token", "t0ken"]
+    expect((await taskfold("submit", "waits", ...auth, "--id", "cli-wait")).code).toBe(0)
+    const shown = await taskfold("list", ...auth)
+    expect(shown.code).toBe(0)
+    expect(shown.stdout).toMatch(/cli-wait\s+running\s+waits/)
+    const running = JSON.parse((await taskfold("list", ...auth, "--state", "running", "--json")).stdout)
+    expect(running).toContainEqual({ instanceId: "cli-wait", job: "waits", state: "running" })
+    const killed = await taskfold("kill", "cli-wait", ...auth, "--reason", "enough of it")
+    expect(killed.code).toBe(0)
+    let status: { outcome: { ok: boolean; result: string } | null } = { outcome: null }
+    for (let i = 0; i < 100 && status.outcome === null; i++) {
+      status = JSON.parse((await taskfold("status", "cli-wait", ...auth, "--json")).stdout)
+      if (status.outcome === null) await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+    expect(status.outcome).toMatchObject({ ok: false })
+    expect(status.outcome?.result).toMatch(/enough of it/)
+    const failed = JSON.parse((await taskfold("list", ...auth, "--job", "waits", "--state", "failed", "--json")).stdout)
+    expect(failed).toContainEqual({ instanceId: "cli-wait", job: "waits", state: "failed" })
+    expect(JSON.parse((await taskfold("list", ...auth, "--job", "squares", "--json")).stdout)).not.toContainEqual(
+      expect.objectContaining({ instanceId: "cli-wait" })
+    )
+    const unknown = await taskfold("kill", "no-such", ...auth)
+    expect(unknown.code).toBe(1)
+    oneLine(unknown.stderr, /no-such/)
   })
 })

@@ -1,6 +1,7 @@
 import { Duration, Effect } from "effect"
 import type { ReportsReply } from "../model/messages.ts"
 import { ConfigError, RejectedError, StoreError, TransportError } from "../model/errors.ts"
+import type { InstanceSummary } from "../host/host.ts"
 import type { Outcome, Progress } from "../model/instance.ts"
 import { TaskBatch, type HeartbeatReply } from "../model/messages.ts"
 import type { StoredResult } from "../ports/task-store.ts"
@@ -186,6 +187,15 @@ export const httpTrackerClient = (options: HttpClientOptions) => ({
     request(options, "POST", paths.instances, submit).pipe(Effect.map(field<string>("instanceId"))),
   status: (instanceId: string) =>
     request(options, "GET", paths.instance(instanceId)).pipe(Effect.map((body) => body as InstanceStatus)),
+  /** Instances the tracker has, newest first: live ones, then finished ones it still keeps. */
+  list: (query: { readonly limit?: number; readonly job?: string; readonly state?: InstanceSummary["state"] } = {}) => {
+    const search = new URLSearchParams()
+    for (const [key, value] of Object.entries(query)) if (value !== undefined) search.set(key, String(value))
+    const suffix = search.size === 0 ? "" : `?${search}`
+    return request(options, "GET", `${paths.instances}${suffix}`).pipe(
+      Effect.map(field<ReadonlyArray<InstanceSummary>>("instances"))
+    )
+  },
   kill: (instanceId: string, reason: string, taskId: string | null = null) =>
     request(options, "POST", paths.call(instanceId, "kill"), { taskId, reason }).pipe(Effect.asVoid),
   registerWorker: (registration: WorkerRegistration) =>

@@ -38,6 +38,13 @@ export const WorkerRegistration = Schema.Struct({
 export type WorkerRegistration = typeof WorkerRegistration.Type
 
 const Count = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
+/** `GET /v1/instances`: the operator's instance list. */
+export const ListQuery = Schema.Struct({
+  limit: Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 10_000 })),
+  job: Schema.optionalKey(Schema.String),
+  state: Schema.optionalKey(Schema.Literals(["running", "succeeded", "failed"]))
+})
+export type ListQuery = typeof ListQuery.Type
 export const ResultsQuery = Schema.Struct({
   run: Count,
   afterSeq: Schema.Int.check(Schema.isGreaterThanOrEqualTo(-1)),

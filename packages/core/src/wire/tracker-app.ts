@@ -10,6 +10,7 @@ import { type Caller, makeCredentialCheck } from "./credentials.ts"
 import {
   DEFAULT_MAX_BODY_BYTES,
   KillBody,
+  ListQuery,
   SMALL_BODY_BYTES,
   ResultsQuery,
   SubmitRequest,
@@ -22,6 +23,8 @@ import {
  * where worker processes register (a tracker server), else the route answers 400.
  */
 export interface TrackerApi extends Pick<TrackerHost, "tracker" | "submit"> {
+  /** Live instances, then finished ones, newest first; where the host can list them. */
+  readonly list?: TrackerHost["list"]
   /** The tracker's own worker: no credential acts as it over the wire (R-WIRE-4). */
   readonly localWorkerId?: string
   /** A worker says where it can be reached; answers the live instances it should join. */
@@ -184,6 +187,40 @@ export const makeTrackerApp = (host: TrackerApi, options: AppOptions): Hono => {
     if (refused !== undefined) return refused
     const request = await readMessage(c, SubmitRequest)
     return request.ok ? answer(c, host.submit(request.value)) : request.response
+  })
+
+  // The instance list: `?job=` and `?state=` (running, succeeded, failed) filter, `?limit=` bounds (default 100).
+  app.get("/v1/instances", async (c) => {
+    const refused = operatorOnly(c)
+    if (refused !== undefined) return refused
+    const decoded = await Effect.runPromise(
+      Effect.result(
+        decodeMessage(ListQuery, {
+          limit: Number(c.req.query("limit") ?? 100),
+          ...(c.req.query("job") === undefined ? {} : { job: c.req.query("job") }),
+          ...(c.req.query("state") === undefined ? {} : { state: c.req.query("state") })
+        })
+      )
+    )
+    if (decoded._tag === "Failure")
+      return json(c, wireError("DecodeError", "bad-field", decoded.failure.message, decoded.failure.path), 400)
+    const { limit, job, state } = decoded.success
+    const list = host.list
+    if (list === undefined)
+      return json(c, wireError("RejectedError", "bad-input", "this host does not list its instances"), 400)
+    return answer(
+      c,
+      // Filtered after reading: a filter never hides an instance the limit would have shown.
+      list(job === undefined && state === undefined ? limit : 10_000).pipe(
+        Effect.map((all) => ({
+          instances: all
+            .filter(
+              (entry) => (job === undefined || entry.job === job) && (state === undefined || entry.state === state)
+            )
+            .slice(0, limit)
+        }))
+      )
+    )
   })
 
   app.get(

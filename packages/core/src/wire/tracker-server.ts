@@ -162,7 +162,13 @@ export const makeTrackerServer = (
       })
 
     return {
-      host: { tracker: host.tracker, submit: host.submit, registerWorker, localWorkerId: LOCAL_WORKER_ID },
+      host: {
+        tracker: host.tracker,
+        submit: host.submit,
+        list: host.list,
+        registerWorker,
+        localWorkerId: LOCAL_WORKER_ID
+      },
       core: host,
       instances: () => host.instances().map((instance) => instance.instanceId),
       resumed: host.resumed(),
