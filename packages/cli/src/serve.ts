@@ -27,6 +27,9 @@ Options:
                     (default: one per core), so a CPU-bound reduce never stalls the tracker; 0 runs
                     them in the tracker's thread
   --max-body BYTES  larger request bodies are refused with 413 (default 8 MiB)
+  --keep-outcomes N finished instances kept, with outcome, counts, errors and per-name summary, after
+                    their tasks are deleted (default 10,000 in memory, 100,000 with --db)
+  --keep-days D     and none finished more than D days ago (default: no age limit)
   -h, --help        this text
 `
 
@@ -44,7 +47,9 @@ export const serve = async (args: ReadonlyArray<string>): Promise<number> => {
       "max-body": { type: "string" },
       host: { type: "string" },
       "tls-proxy": { type: "boolean" },
-      "previous-token": { type: "string", multiple: true }
+      "previous-token": { type: "string", multiple: true },
+      "keep-outcomes": { type: "string" },
+      "keep-days": { type: "string" }
     },
     0
   )
@@ -59,6 +64,13 @@ export const serve = async (args: ReadonlyArray<string>): Promise<number> => {
   const localSlots = integer(values["local-slots"], "--local-slots", 4)
   const threadCount = threads(values.threads)
   const maxBodyBytes = integer(values["max-body"], "--max-body", DEFAULT_MAX_BODY_BYTES)
+  const keepOutcomes =
+    values["keep-outcomes"] === undefined ? undefined : integer(values["keep-outcomes"], "--keep-outcomes", 1)
+  const keepDays = values["keep-days"] === undefined ? undefined : integer(values["keep-days"], "--keep-days", 1)
+  const outcomeRetention = {
+    ...(keepOutcomes === undefined ? {} : { maxRecords: keepOutcomes }),
+    ...(keepDays === undefined ? {} : { maxAgeMs: keepDays * 86_400_000 })
+  }
   const weak = secretProblem(secret)
   if (weak !== undefined) throw new UsageError(`--token: ${weak}`)
   const fromEnv = process.env["TASKFOLD_PREVIOUS_TOKEN"]
@@ -82,6 +94,7 @@ export const serve = async (args: ReadonlyArray<string>): Promise<number> => {
           localSlots,
           maxBodyBytes,
           previousTokens,
+          outcomeRetention,
           log,
           ...(executor === undefined ? {} : { executor }),
           ...(values.db === undefined ? {} : { db: values.db })

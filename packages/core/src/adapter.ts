@@ -2,7 +2,13 @@
 // model's schemas. The user API is `@taskfold/core`; the pure machine is `@taskfold/core/machine`.
 export { TaskStore, type StoredResult, type TaskStoreShape } from "./ports/task-store.ts"
 export { Transport, type TransportShape } from "./ports/transport.ts"
-export { OutcomeLog, type OutcomeLogShape, type OutcomeRecord } from "./ports/outcome-log.ts"
+export {
+  OutcomeLog,
+  retentionProblem,
+  type OutcomeLogShape,
+  type OutcomeRecord,
+  type OutcomeRetention
+} from "./ports/outcome-log.ts"
 export { finishedTracker } from "./tracker/finished.ts"
 export {
   makeTrackerHost,

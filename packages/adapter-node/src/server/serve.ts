@@ -1,5 +1,10 @@
 import { StoreError } from "@taskfold/core"
-import { makeMemoryOutcomeLog, makeMemoryStore, type TaskStoreShape } from "@taskfold/core/adapter"
+import {
+  makeMemoryOutcomeLog,
+  makeMemoryStore,
+  type OutcomeRetention,
+  type TaskStoreShape
+} from "@taskfold/core/adapter"
 import { DEFAULT_MAX_BODY_BYTES, makeTrackerApp } from "@taskfold/core/wire"
 import { Effect, type Scope } from "effect"
 import { listen, type ListenError } from "../http.ts"
@@ -14,6 +19,11 @@ export interface ServeTrackerOptions extends Omit<TrackerServerOptions, "store" 
   /** A SQLite file for tasks and outcomes; in memory when absent. */
   readonly db?: string
   readonly maxBodyBytes?: number
+  /**
+   * How long finished instances stay listed and answer status (default: the newest 10,000 in memory,
+   * 100,000 in SQL).
+   */
+  readonly outcomeRetention?: OutcomeRetention
   /** Secrets being rotated out: still accepted, for the operator and for worker credentials made under them. */
   readonly previousTokens?: ReadonlyArray<string>
 }
@@ -38,9 +48,12 @@ export const serveTracker = (
           )
     const outcomes =
       db === undefined
-        ? makeMemoryOutcomeLog()
+        ? makeMemoryOutcomeLog(options.outcomeRetention)
         : yield* Effect.acquireRelease(
-            Effect.try({ try: () => openSqliteOutcomeLog(db), catch: (error) => storeError(db, error) }),
+            Effect.try({
+              try: () => openSqliteOutcomeLog(db, options.outcomeRetention),
+              catch: (error) => storeError(db, error)
+            }),
             (log) => Effect.sync(() => log.close())
           )
     const server = yield* makeTrackerServer({ ...options, store, outcomes })

@@ -3,6 +3,7 @@ import {
   makeSqlOutcomeLog,
   makeSqlStore,
   type OutcomeLogShape,
+  type OutcomeRetention,
   type SqlDriver,
   sqliteStoreError,
   TaskStore,
@@ -31,9 +32,11 @@ const onFile = <A>(path: string, make: (driver: SqlDriver) => Effect.Effect<A, S
  */
 export const openSqliteStore = (path: string | ":memory:"): SqliteStore => onFile(path, makeSqlStore)
 
-/** Outcomes in a SQLite file, beside the store's tables, on a connection of their own. */
-export const openSqliteOutcomeLog = (path: string | ":memory:"): OutcomeLogShape & Closable =>
-  onFile(path, makeSqlOutcomeLog)
+/** Outcomes in a SQLite file, beside the store's tables, on a connection of their own; kept as `retention` says. */
+export const openSqliteOutcomeLog = (
+  path: string | ":memory:",
+  retention: OutcomeRetention = {}
+): OutcomeLogShape & Closable => onFile(path, (driver) => makeSqlOutcomeLog(driver, retention))
 
 /** The store as a Layer: the database is opened when the layer is built and closed with its scope. */
 export const SqliteStoreLayer = (path: string | ":memory:"): Layer.Layer<TaskStore, StoreError> =>

@@ -23,4 +23,24 @@ export interface OutcomeLogShape {
   readonly list: (limit: number) => Effect.Effect<ReadonlyArray<OutcomeRecord>, StoreError>
 }
 
+/**
+ * How long finished instances stay listed and answer status: their outcome, counts, first errors and per-name
+ * summary outlive their tasks this long. Past either bound the oldest records go, at the next put.
+ */
+export interface OutcomeRetention {
+  /** At most this many records (the memory log's default 10,000; SQL's 100,000). */
+  readonly maxRecords?: number
+  /** Records of instances that finished longer ago than this, in ms; no age limit by default. */
+  readonly maxAgeMs?: number
+}
+
+/** Retention bounds checked: whole numbers of at least 1, or a ConfigError-worthy message. */
+export const retentionProblem = (retention: OutcomeRetention): string | undefined => {
+  for (const [key, value] of Object.entries(retention)) {
+    if (value !== undefined && (!Number.isSafeInteger(value) || value < 1))
+      return `${key} must be a whole number of at least 1, not ${String(value)}`
+  }
+  return undefined
+}
+
 export class OutcomeLog extends Context.Service<OutcomeLog, OutcomeLogShape>()("taskfold/OutcomeLog") {}

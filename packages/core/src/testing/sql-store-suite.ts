@@ -63,10 +63,10 @@ const recording = (driver: SqlDriver, maxParams: number) => {
 
 const placeholders = (sql: string) => sql.split("?").length - 1
 
-const outcome = (id: string, result: string): OutcomeRecord => ({
+const outcome = (id: string, result: string, finishedAt = 0): OutcomeRecord => ({
   instanceId: id,
   job: "sum",
-  outcome: { ok: true, result } as unknown as Outcome,
+  outcome: { ok: true, result, finishedAt } as unknown as Outcome,
   progress: { instanceId: id, done: true } as unknown as Progress
 })
 
@@ -191,6 +191,19 @@ export const sqlStoreSuite = (name: string, makeDriver: () => SqlDriver | Promis
       expect(await run(log.get("none"))).toBeUndefined()
       expect(await run(log.list(10))).toEqual([outcome("a", "3"), outcome("b", "2")])
       expect(await run(log.list(1))).toEqual([outcome("a", "3")])
+    })
+
+    it("the outcome log keeps the newest maxRecords records, and none older than maxAgeMs", async () => {
+      const driver = await makeDriver()
+      const log = await run(makeSqlOutcomeLog(driver, { maxRecords: 3 }))
+      for (const id of ["a", "b", "c", "d", "e"]) await run(log.put(outcome(id, id)))
+      expect((await run(log.list(10))).map((record) => record.instanceId)).toEqual(["e", "d", "c"])
+      expect(await run(log.get("a"))).toBeUndefined()
+      const aged = await run(makeSqlOutcomeLog(await makeDriver(), { maxAgeMs: 1_000 }))
+      await run(aged.put(outcome("old", "1", 10_000)))
+      await run(aged.put(outcome("recent", "2", 70_500)))
+      await run(aged.put(outcome("new", "3", 71_000)))
+      expect((await run(aged.list(10))).map((record) => record.instanceId)).toEqual(["new", "recent"])
     })
   })
 }
