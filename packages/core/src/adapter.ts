@@ -4,7 +4,6 @@ export { TaskStore, type StoredResult, type TaskStoreShape } from "./ports/task-
 export { Transport, type TransportShape } from "./ports/transport.ts"
 export {
   OutcomeLog,
-  retentionProblem,
   type OutcomeLogShape,
   type OutcomeRecord,
   type OutcomeRetention

@@ -34,13 +34,4 @@ export interface OutcomeRetention {
   readonly maxAgeMs?: number
 }
 
-/** Retention bounds checked: whole numbers of at least 1, or a ConfigError-worthy message. */
-export const retentionProblem = (retention: OutcomeRetention): string | undefined => {
-  for (const [key, value] of Object.entries(retention)) {
-    if (value !== undefined && (!Number.isSafeInteger(value) || value < 1))
-      return `${key} must be a whole number of at least 1, not ${String(value)}`
-  }
-  return undefined
-}
-
 export class OutcomeLog extends Context.Service<OutcomeLog, OutcomeLogShape>()("taskfold/OutcomeLog") {}
