@@ -3,6 +3,8 @@ import type { JobTable } from "@taskfold/core/wire"
 import { readdirSync, statSync } from "node:fs"
 import { extname, join, resolve } from "node:path"
 import { pathToFileURL } from "node:url"
+import { resolveJobImports } from "./job-imports.ts"
+import { syntaxErrorAt } from "./syntax-error-at.ts"
 
 /** Why a module or folder gave no usable jobs: a message for one line of output, no stack. */
 export class JobLoadError extends Error {
@@ -39,12 +41,26 @@ const modulesOf = (path: string): string[] => {
 }
 
 /**
+ * Why `file` failed to import, on one line: where a syntax error is (file:line:column), else the error's
+ * first line, which names the missing module or the file a missing import was asked from.
+ */
+const loadFailure = (file: string, error: unknown): string => {
+  if (!(error instanceof Error)) return `cannot load ${file}: ${String(error)}`
+  const first = error.message.split("\n")[0]
+  const what = error.name === "Error" ? first : `${error.name}: ${first}`
+  const at = error.name === "SyntaxError" ? syntaxErrorAt(file) : undefined
+  return at === undefined ? `cannot load ${file}: ${what}` : `cannot load ${file}:${at}: ${what}`
+}
+
+/**
  * Imports a job module, or every .ts/.js module of a folder, and collects the job definitions they
- * export. Two definitions with one name are refused: a worker must know which one runs.
+ * export. Two definitions with one name are refused: a worker must know which one runs. The modules may
+ * live anywhere: their `@taskfold/*` and `effect` imports fall back to this taskfold's (resolveJobImports).
  */
 export const loadJobs = async (paths: string | ReadonlyArray<string>): Promise<JobTable> => {
   const jobs = new Map<string, Job>()
   const origin = new Map<string, string>()
+  resolveJobImports()
   for (const given of typeof paths === "string" ? [paths] : paths) {
     const modules = modulesOf(resolve(given))
     for (const file of modules) {
@@ -52,9 +68,7 @@ export const loadJobs = async (paths: string | ReadonlyArray<string>): Promise<J
       try {
         exported = (await import(pathToFileURL(file).href)) as Record<string, unknown>
       } catch (error) {
-        throw new JobLoadError(
-          `cannot load ${file}: ${error instanceof Error ? error.message.split("\n")[0] : String(error)}`
-        )
+        throw new JobLoadError(loadFailure(file, error))
       }
       for (const value of Object.values(exported)) {
         if (!isJob(value)) continue
