@@ -184,6 +184,12 @@ say("a .js job runs; tsc --strict accepts a .ts consumer")
 const taskfold = join(project, "node_modules", ".bin", "taskfold")
 const line = run("taskfold run", taskfold, ["run", "./sum.mjs"], project)
 if (!/"ok":true/.test(line) || !line.includes("500500")) fail("taskfold run", { stdout: line })
+// A job module outside the project, with no node_modules beside it: its imports come from the project.
+const outside = join(scratch, "elsewhere")
+mkdirSync(outside)
+copyFileSync(join(project, "sum.mjs"), join(outside, "job.mjs"))
+const elsewhere = run("taskfold run, a job outside the project", taskfold, ["run", join(outside, "job.mjs")], project)
+if (!elsewhere.includes("500500")) fail("taskfold run, a job outside the project", { stdout: elsewhere })
 const start = (what, args, pattern) =>
   new Promise((done) => {
     const child = spawn(taskfold, args, { cwd: project, env: { ...process.env, TASKFOLD_TOKEN: secret } })
