@@ -282,6 +282,7 @@ export const pull = (state: MachineState, request: PullRequest, now: number): Ta
 export const redeliver = (state: MachineState, task: LiveTask, why: string, now: number): void => {
   acknowledge(state, task)
   task.redeliveries++
+  state.out.redelivered++
   if (task.redeliveries > state.config.maxRedeliveries) {
     const error = taskfoldError("undeliverable", `not received after ${task.redeliveries} deliveries; the last: ${why}`)
     task.lastError = error

@@ -23,6 +23,7 @@ export class Output implements StepOutput {
   readonly warnings: string[] = []
   wakeAt: number | null = null
   released = false
+  redelivered = 0
 }
 
 export class Send {

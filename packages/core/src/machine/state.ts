@@ -281,6 +281,8 @@ export interface StepOutput {
   /** The earliest time at which a Tick has something to do. */
   wakeAt: number | null
   released: boolean
+  /** Tasks this step sent back to Waiting because their delivery got no receipt (R-DISP-7, R-DISP-8). */
+  redelivered: number
 }
 
 export interface MachineState {

@@ -1,4 +1,5 @@
 import { Clock, Deferred, Duration, Effect, Option, Queue, Schedule, Scope } from "effect"
+import { jobMetrics } from "./metrics.ts"
 import { createInstance, restoreInstance } from "../machine/instance.ts"
 import { progressSnapshot } from "../machine/progress.ts"
 import { step } from "../machine/step.ts"
@@ -178,15 +179,19 @@ const runTracker = (
         Effect.andThen(Queue.offer(inbox, { event: { _tag: "OutcomeAcked" } }))
       )
 
+    const metrics = jobMetrics(state.job)
     const perform = (output: StepOutput, now: number): Effect.Effect<void> =>
       Effect.gen(function* () {
         let out = output
+        yield* metrics.redelivered(out.redelivered)
         if (out.write !== null) {
-          const failure = yield* store.apply(out.write).pipe(
+          const [took, failure] = yield* store.apply(out.write).pipe(
             Effect.retry(Schedule.recurs(STORE_RETRIES)),
             Effect.as(undefined),
-            Effect.catch((error: StoreError) => Effect.succeed(error))
+            Effect.catch((error: StoreError) => Effect.succeed(error)),
+            Effect.timed
           )
+          yield* metrics.wrote(Duration.toMillis(took) / 1_000)
           if (failure !== undefined) {
             // Nothing of this step reached the store: its callers get the error and none of its tasks is sent.
             for (const reply of out.replies) answer(reply.id, failure)
@@ -222,6 +227,7 @@ const runTracker = (
                 // The send's answer is the worker's receipt (R-DISP-10); a failure of any kind is counted by the
                 // machine.
                 Effect.suspend(() => transport.send(workerId, batch)).pipe(
+                  Effect.tap(() => metrics.dispatched(batch.tasks.length)),
                   Effect.catchDefect((defect) =>
                     Effect.fail(new TransportError({ reason: "unreachable", message: toTaskError(defect).message }))
                   ),
@@ -327,6 +333,7 @@ const runTracker = (
         ),
       report: (batch) =>
         call(batch.instanceId, (reply) => ({ _tag: "Reports", batch, reply })).pipe(
+          Effect.tap(() => metrics.reported(batch.reports.length)),
           Effect.flatMap(expect("Reports", (value) => (value as Extract<ReplyValue, { _tag: "Reports" }>).reply))
         ),
       heartbeat: (heartbeat) =>

@@ -25,6 +25,8 @@ import {
 export interface TrackerApi extends Pick<TrackerHost, "tracker" | "submit"> {
   /** Live instances, then finished ones, newest first; where the host can list them. */
   readonly list?: TrackerHost["list"]
+  /** The Prometheus text of `GET /metrics` (wire/metrics-text.ts), where the host has one. */
+  readonly metrics?: () => Effect.Effect<string>
   /** The tracker's own worker: no credential acts as it over the wire (R-WIRE-4). */
   readonly localWorkerId?: string
   /** A worker says where it can be reached; answers the live instances it should join. */
@@ -187,6 +189,15 @@ export const makeTrackerApp = (host: TrackerApi, options: AppOptions): Hono => {
     if (refused !== undefined) return refused
     const request = await readMessage(c, SubmitRequest)
     return request.ok ? answer(c, host.submit(request.value)) : request.response
+  })
+
+  // Prometheus text, for a scraper holding the operator's credential (`authorization: Bearer <secret>`).
+  app.get("/metrics", async (c) => {
+    const refused = operatorOnly(c)
+    if (refused !== undefined) return refused
+    if (host.metrics === undefined) return json(c, wireError("NotFound", "no-route", "this host has no metrics"), 404)
+    const text = await Effect.runPromise(host.metrics())
+    return c.body(text, 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" })
   })
 
   // The instance list: `?job=` and `?state=` (running, succeeded, failed) filter, `?limit=` bounds (default 100).

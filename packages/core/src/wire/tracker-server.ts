@@ -10,6 +10,7 @@ import type { WorkerHandle } from "../worker/runtime.ts"
 import { httpWorkerTransport } from "./client.ts"
 import type { WorkerRegistration } from "./protocol.ts"
 import type { TrackerApi } from "./tracker-app.ts"
+import { hostMetricsText } from "./metrics-text.ts"
 
 /** Job definitions by name, as a server, a worker process or `taskfold run` knows them. */
 export type JobTable = ReadonlyMap<string, Job>
@@ -167,7 +168,15 @@ export const makeTrackerServer = (
         submit: host.submit,
         list: host.list,
         registerWorker,
-        localWorkerId: LOCAL_WORKER_ID
+        localWorkerId: LOCAL_WORKER_ID,
+        metrics: () =>
+          Effect.suspend(() => {
+            sweep()
+            const registrations = [{ labels: {}, value: registry.size }]
+            return hostMetricsText(host, [
+              { name: "taskfold_registrations", help: "Worker processes registered now", samples: registrations }
+            ])
+          })
       },
       core: host,
       instances: () => host.instances().map((instance) => instance.instanceId),
