@@ -105,9 +105,11 @@ export const startHttpWorker = <E>(
     const app = makeWorkerApp(
       {
         ...handle,
+        // A refusal (no params for a fresh runtime, say) goes back to the tracker, which sends again at once.
         deliver: (batch) => {
-          joined.add(batch.instanceId)
-          handle.deliver(batch)
+          const refused = handle.deliver(batch)
+          if (refused === undefined) joined.add(batch.instanceId)
+          return refused
         },
         stop: (message) => {
           if (message.taskIds === null) joined.delete(message.instanceId)
