@@ -24,7 +24,21 @@ export const MAX_CAUSE_DEPTH = 4
 /** Characters kept of one message. */
 export const MAX_MESSAGE_LENGTH = 4_096
 
-/** An error taskfold itself decided (the task's processor did not throw it). */
+/**
+ * An error taskfold itself decided (the task's processor did not throw it), tag `TaskfoldError`. Its reasons:
+ * - `worker-lost`: the task's worker was lost (silent, restarted, or idle while holding it): a sub-task with
+ *   `failover: false` or of a frequent job, a broadcast task, or the root or final task (R-WORK-2, R-FREQ-3)
+ * - `killed`: the instance or this task was killed (R-FIN-7)
+ * - `timed-out`: the instance ran past its instanceTimeout (R-FIN-5)
+ * - `undeliverable`: delivered maxRedeliveries + 1 times without a receipt, with the last error (R-DISP-8)
+ * - `too-large`: a batch of this one task is still too large for its worker's message limit (R-DISP-10)
+ * - `result-too-large`: the result is over maxResultBytes of UTF-8; never cut, never retried (R-RETRY-3)
+ * - `result-not-json`: the result cannot be stored as JSON (a BigInt, a cycle)
+ * - `store-mismatch`: on resume the stored rows did not match the stored counters (R-FIN-4)
+ * - `not-sent`: the task could not be posted to a worker thread
+ * - `thread-crashed`: the worker thread running the task stopped
+ * - `pool-closed`: the thread pool was closed before or while the task ran
+ */
 export const taskfoldError = (reason: string, message: string): TaskError => ({ tag: "TaskfoldError", reason, message })
 
 const clip = (text: string): string =>
