@@ -1,9 +1,7 @@
-import { RejectedError, TransportError, type Outcome } from "@taskfold/core"
-import { httpTrackerClient, type InstanceStatus } from "@taskfold/core/wire"
-import { Effect, Exit } from "effect"
-import { CommandError, helpOption, integer, json, jsonObject, parse, token, UsageError, url } from "./args.ts"
+import { httpTrackerClient } from "@taskfold/core/wire"
+import { helpOption, integer, json, jsonObject, parse, token, UsageError, url } from "./args.ts"
 import { describeClientError, outcomeLine, outcomeSummary, runEffect } from "./common.ts"
-import { progressView } from "./progress.ts"
+import { watchUntilOutcome } from "./watch.ts"
 
 export const submitHelp = `Usage: taskfold submit <job-name> --tracker URL --token T [options]
 
@@ -22,8 +20,6 @@ Options:
   --patience SECS   with --wait, how long the tracker may stay unreachable (default 120)
   -h, --help        this text
 `
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 export const submit = async (args: ReadonlyArray<string>): Promise<number> => {
   const { values, positionals } = parse(
@@ -68,44 +64,7 @@ export const submit = async (args: ReadonlyArray<string>): Promise<number> => {
     return 0
   }
   process.stderr.write(`instance ${instanceId} submitted to ${tracker}\n`)
-
-  const view = progressView(process.stderr)
-  const pollMs = process.stderr.isTTY ? 250 : 500
-  let unreachableSince: number | undefined
-  let outcome: Outcome | null = null
-  while (outcome === null) {
-    const exit = await Effect.runPromiseExit(client.status(instanceId))
-    if (Exit.isSuccess(exit)) {
-      const status: InstanceStatus = exit.value
-      if (unreachableSince !== undefined) process.stderr.write("the tracker answers again\n")
-      unreachableSince = undefined
-      view.update(status.progress)
-      outcome = status.outcome
-      if (outcome !== null) break
-    } else {
-      const failure = exit.cause.reasons.find((reason) => reason._tag === "Fail")
-      const error = failure?._tag === "Fail" ? failure.error : undefined
-      const transient =
-        error instanceof TransportError && (error.reason === "unreachable" || error.reason === "timeout")
-      if (!transient) {
-        if (error instanceof RejectedError && error.reason === "unknown-instance") {
-          throw new CommandError(
-            `the tracker at ${tracker} no longer knows instance ${instanceId} (was it restarted without --db?)`
-          )
-        }
-        throw new CommandError(error === undefined ? `lost track of instance ${instanceId}` : describe(error))
-      }
-      const now = Date.now()
-      if (unreachableSince === undefined) {
-        unreachableSince = now
-        process.stderr.write(`cannot reach the tracker at ${tracker}; retrying for ${patienceMs / 1000} s\n`)
-      } else if (now - unreachableSince > patienceMs) {
-        throw new CommandError(`cannot reach the tracker at ${tracker} for ${patienceMs / 1000} s: ${error.message}`)
-      }
-    }
-    await sleep(pollMs)
-  }
-  view.done()
+  const outcome = await watchUntilOutcome(client, tracker, instanceId, patienceMs)
   process.stderr.write(outcomeSummary(outcome))
   process.stdout.write(`${outcomeLine(instanceId, outcome)}\n`)
   return outcome.ok ? 0 : 1

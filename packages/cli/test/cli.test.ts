@@ -211,6 +211,20 @@ describe("the taskfold command", () => {
     expect(plain.stdout.trim()).toMatch(/^squares-[0-9a-f-]{36}$/)
   })
 
+  it("status --watch follows an instance to its end, plain lines without escape codes off a terminal; the exit code follows the outcome", async () => {
+    const auth = ["--tracker", tracker.url, "--token", "t0ken"]
+    await taskfold("submit", "squares", ...auth, "--params", '{"n":2000}', "--id", "cli-watch")
+    const watched = await taskfold("status", "cli-watch", ...auth, "--watch")
+    expect(watched.code).toBe(0)
+    expect(watched.stdout).toMatch(/instance cli-watch: succeeded/)
+    expect(watched.stderr).toMatch(/square/)
+    expect(watched.stderr.includes("\u001b")).toBe(false)
+    await taskfold("submit", "broken", ...auth, "--id", "cli-watch-broken")
+    const failed = await taskfold("status", "cli-watch-broken", ...auth, "--watch", "--json")
+    expect(failed.code).toBe(1)
+    expect(JSON.parse(failed.stdout)).toMatchObject({ instanceId: "cli-watch-broken", outcome: { ok: false } })
+  })
+
   it("list shows running and finished instances, filtered by job and state; kill ends a running one with the reason", async () => {
     const auth = ["--tracker", tracker.url, "--token", "t0ken"]
     expect((await taskfold("submit", "waits", ...auth, "--id", "cli-wait")).code).toBe(0)
